@@ -1,0 +1,62 @@
+# Retune — every command a user or CI needs. `make help` lists them.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+ONLY ?=
+
+export RETUNE_HOME ?= $(CURDIR)/var
+export NUMBA_CACHE_DIR ?= $(RETUNE_HOME)/numba-cache
+export AIRFLOW_HOME ?= $(RETUNE_HOME)/airflow
+export AIRFLOW__CORE__DAGS_FOLDER := $(CURDIR)/dags
+export AIRFLOW__CORE__PLUGINS_FOLDER := $(CURDIR)/plugins
+export AIRFLOW__CORE__LOAD_EXAMPLES := False
+export AIRFLOW__CORE__EXECUTOR := LocalExecutor
+export AIRFLOW__DATABASE__SQL_ALCHEMY_CONN ?= sqlite:///$(AIRFLOW_HOME)/airflow.db
+export AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT := 120
+export PYTHONWARNINGS ?= ignore::DeprecationWarning,ignore::FutureWarning
+
+DEMO_CONF := {"data": "sample:sp500", "as_of": "2018-12-31", "n_trials": 24, "timeout_minutes": 8}
+
+.PHONY: help install demo airflow test lint bench clean
+help:
+	@echo "make demo     - install, initialize stores, run retune_daily once through Airflow on S&P 500 bars"
+	@echo "make test     - the test suite (what CI runs)"
+	@echo "make airflow  - local Airflow UI (api-server, scheduler, dag-processor, triggerer) on :8080"
+	@echo "make lint     - ruff, mypy and the import contracts"
+	@echo "make bench    - benchmarks into bench/results.json (ONLY=NAME for one)"
+
+$(BIN)/retune: pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
+	touch $@
+
+install: $(BIN)/retune
+
+init: install
+	mkdir -p $(RETUNE_HOME) $(AIRFLOW_HOME)
+	$(BIN)/retune db upgrade
+	$(BIN)/airflow db migrate > $(RETUNE_HOME)/airflow-migrate.log 2>&1 || (tail -50 $(RETUNE_HOME)/airflow-migrate.log; exit 1)
+
+demo: init
+	$(BIN)/airflow dags test retune_daily --conf '$(DEMO_CONF)' 2>&1 | tee $(RETUNE_HOME)/demo.log | grep --line-buffered -E "\[pipelines\.|ERROR|Traceback|DagRun Finished" || true
+	@grep -q "DagRun Finished.*state=success\|Marking run .* successful" $(RETUNE_HOME)/demo.log || (echo "demo DAG run failed: see $(RETUNE_HOME)/demo.log"; exit 1)
+	@$(BIN)/python -c "import json,subprocess; s=json.loads(subprocess.check_output(['$(BIN)/retune','status','--json'])); r=s['runs'][0]; print('\nreport:            ', r['report']); print('production config: ', s['production_config']); print('decision:          ', r['decision'])"
+
+airflow: init
+	$(BIN)/airflow standalone
+
+test: install
+	$(BIN)/python -m pytest -q
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+bench: install
+	$(BIN)/python bench/run.py $(if $(ONLY),--only $(ONLY))
+
+clean:
+	rm -rf $(RETUNE_HOME)

@@ -1,0 +1,1 @@
+"""Torch networks and their checkpoints. Knows nothing of pipelines or Airflow."""

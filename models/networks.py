@@ -1,0 +1,76 @@
+"""Sequence regressors behind one interface: (batch, seq_len, n_features) -> (batch,)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import nn
+
+
+@dataclass(frozen=True)
+class ArchitectureSpec:
+    """What determines a network's weight shapes; two specs equal means weights are reusable."""
+
+    family: str
+    n_features: int
+    hidden_size: int
+    num_layers: int
+    dropout: float
+    seq_len: int
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def same_shape(self, other: ArchitectureSpec) -> bool:
+        keys = ("family", "n_features", "hidden_size", "num_layers", "seq_len")
+        return all(getattr(self, k) == getattr(other, k) for k in keys)
+
+
+class LSTMRegressor(nn.Module):
+    def __init__(self, spec: ArchitectureSpec):
+        super().__init__()
+        self.lstm = nn.LSTM(
+            spec.n_features,
+            spec.hidden_size,
+            num_layers=spec.num_layers,
+            dropout=spec.dropout if spec.num_layers > 1 else 0.0,
+            batch_first=True,
+        )
+        self.head = nn.Linear(spec.hidden_size, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out, _ = self.lstm(x)
+        return self.head(out[:, -1, :]).squeeze(-1)
+
+
+class TransformerRegressor(nn.Module):
+    def __init__(self, spec: ArchitectureSpec):
+        super().__init__()
+        heads = 2 if spec.hidden_size % 2 == 0 else 1
+        self.embed = nn.Linear(spec.n_features, spec.hidden_size)
+        self.position = nn.Parameter(torch.zeros(1, spec.seq_len, spec.hidden_size))
+        layer = nn.TransformerEncoderLayer(
+            spec.hidden_size,
+            heads,
+            dim_feedforward=2 * spec.hidden_size,
+            dropout=spec.dropout,
+            batch_first=True,
+        )
+        self.encoder = nn.TransformerEncoder(layer, spec.num_layers, enable_nested_tensor=False)
+        self.head = nn.Linear(spec.hidden_size, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.embed(x) + self.position[:, : x.shape[1]]
+        return self.head(self.encoder(h)[:, -1, :]).squeeze(-1)
+
+
+FAMILIES: dict[str, type[nn.Module]] = {"lstm": LSTMRegressor, "transformer": TransformerRegressor}
+
+
+def build_network(spec: ArchitectureSpec) -> nn.Module:
+    """A fresh network of the family named in ``spec``."""
+    try:
+        return FAMILIES[spec.family](spec)
+    except KeyError:
+        raise ValueError(f"unknown model family {spec.family!r}; known: {sorted(FAMILIES)}") from None

@@ -1,0 +1,1 @@
+"""Retune core: Airflow-free steps that re-tune a deployed trading model."""

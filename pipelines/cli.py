@@ -1,0 +1,178 @@
+"""``retune``: run the chain without a scheduler, and inspect or steer the config store."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from datetime import UTC, datetime
+from typing import Any
+
+from pipelines.config import ConfigError
+from pipelines.settings import load_settings
+
+
+def _run(args: argparse.Namespace) -> int:
+    from pipelines.context import RunContext
+    from pipelines.steps import run_all
+
+    params = {
+        "n_trials": args.n_trials, "timeout_minutes": args.timeout_minutes,
+        "objective": args.objective, "mode": args.mode, "model_family": args.model_family,
+        "data": args.data, "as_of": args.as_of, "config": args.config,
+    }
+    run_id = args.run_id or f"cli__{datetime.now(UTC):%Y%m%dT%H%M%S}"
+    ctx = RunContext.create(args.dag, run_id, params)
+    results = run_all(ctx)
+    print(json.dumps({"run_id": ctx.run_id, **results["promote"], "report": results["report"]["report"]},
+                     indent=2, default=str))
+    return 0
+
+
+def status_payload(limit: int = 20) -> dict[str, Any]:
+    """The ``status --json`` object (see DESIGN.md): active config, versions, runs."""
+    from pipelines.promotion.production_file import sync_production_file
+    from pipelines.store.migrate import upgrade
+    from pipelines.store.repository import Repository
+
+    settings = load_settings()
+    upgrade(settings.db_url)
+    repo = Repository(settings.db_url)
+    try:
+        sync_production_file(repo, settings.production_config)  # repairs a missed file write
+        actives = repo.all_active_configs()
+        active = [
+            {"model_key": a.model_key, "version": a.version, "params": a.params,
+             "model_version": a.model_version, "promoted_at": _iso(a.promoted_at),
+             "approved_by": a.approved_by}
+            for a in actives
+        ]
+        return {
+            "active": active[0] if len(active) == 1 else (active or None),
+            "production_config": str(settings.production_config),
+            "versions": [
+                {"model_key": v.model_key, "version": v.version, "state": v.state, "params": v.params,
+                 "created_at": _iso(v.created_at), "source_run": v.source_run}
+                for v in repo.list_config_versions()
+            ],
+            "runs": [
+                {"run_id": r.run_id, "dag": r.dag_id, "state": r.state, "report": r.report_path,
+                 "best_value": r.best_value, "n_trials": r.n_trials, "decision": r.decision,
+                 "failed_step": r.failed_step, "error": r.error, "started_at": _iso(r.started_at)}
+                for r in repo.list_runs(limit=limit)
+            ],
+        }
+    finally:
+        repo.close()
+
+
+def _status(args: argparse.Namespace) -> int:
+    payload = status_payload(args.limit)
+    if args.json:
+        print(json.dumps(payload, indent=2, default=str))
+        return 0
+    active = payload["active"]
+    print(f"production config: {payload['production_config']}")
+    print(f"active: {json.dumps(active, default=str) if active else 'none yet'}")
+    for run in payload["runs"]:
+        print(f"{run['started_at'][:19]}  {run['state']:8} {run['run_id']}  best={run['best_value']} "
+              f"trials={run['n_trials']} decision={run['decision'] or run['failed_step'] or '-'}")
+    return 0
+
+
+def _history(args: argparse.Namespace) -> int:
+    payload = status_payload(args.limit)
+    for v in payload["versions"]:
+        print(f"v{v['version']:<4} {v['state']:11} {v['created_at'][:19]}  {v['model_key']}  from {v['source_run']}")
+    if not payload["versions"]:
+        print("no config versions yet")
+    return 0
+
+
+def _predict(args: argparse.Namespace) -> int:
+    from pipelines.predictor import LivePredictor
+
+    predictor = LivePredictor.from_production(load_settings(), args.model_key)
+    print(json.dumps(predictor.predict_source(args.data, args.as_of), indent=2, default=str))
+    return 0
+
+
+def _db_upgrade(args: argparse.Namespace) -> int:
+    from pipelines.store.migrate import upgrade
+
+    settings = load_settings()
+    upgrade(settings.db_url)
+    print(f"database at revision head: {_redact(settings.db_url)}")
+    return 0
+
+
+def _redact(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="retune", description="Re-tune a deployed trading model: validate, narrow, search, "
+        "fine-tune, report, promote. State lives in RETUNE_HOME (default ./var) and RETUNE_DB_URL.",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run the whole chain in this process (same steps as the DAG)")
+    run.add_argument("--dag", choices=["daily", "weekly"], default="daily")
+    run.add_argument("--data", default="sample:sp500",
+                     help="sample:sp500|nasdaq|goog, csv:PATH, parquet:PATH or table:NAME")
+    run.add_argument("--n-trials", type=int, default=20)
+    run.add_argument("--timeout-minutes", type=float, default=30)
+    run.add_argument("--objective", choices=["sharpe", "return"], default="sharpe")
+    run.add_argument("--mode", choices=["bayesian", "random", "grid"], default="bayesian")
+    run.add_argument("--model-family", choices=["lstm", "transformer"])
+    run.add_argument("--as-of", help="use data up to this date (YYYY-MM-DD); default today")
+    run.add_argument("--config", help="config file (JSON/YAML, seed search-space format)")
+    run.add_argument("--run-id", help="resume or name a run (default: cli__<timestamp>)")
+    run.set_defaults(func=_run)
+
+    status = sub.add_parser("status", help="active config, versions and recent runs")
+    status.add_argument("--json", action="store_true", help="machine-readable output")
+    status.add_argument("--limit", type=int, default=20)
+    status.set_defaults(func=_status)
+
+    history = sub.add_parser("history", help="config versions, newest first")
+    history.add_argument("--limit", type=int, default=50)
+    history.set_defaults(func=_history)
+
+    predict = sub.add_parser("predict", help="the active model's signal for the newest bar")
+    predict.add_argument("--model-key", default=None, help="default: the only active model")
+    predict.add_argument("--data", default="sample:sp500")
+    predict.add_argument("--as-of", default=None)
+    predict.set_defaults(func=_predict)
+
+    db = sub.add_parser("db", help="database maintenance")
+    db_sub = db.add_subparsers(dest="db_command", required=True)
+    db_sub.add_parser("upgrade", help="apply migrations in sql/").set_defaults(func=_db_upgrade)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    try:
+        return int(args.func(args))
+    except (ConfigError, ValueError, FileNotFoundError, KeyError) as exc:
+        print(f"retune: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,167 @@
+"""Typed configuration: the seed search-space format, fixed hyperparameters and pipeline settings.
+
+A config file is the format users already write::
+
+    {"search_space": {"lr": {"type": "loguniform", "low": 1e-5, "high": 1e-2}, ...},
+     "epochs": 5, "fees": 0.0005, ...}
+
+Every key other than ``search_space`` is a fixed value for a field of ``PipelineConfig``;
+a searched name overrides the fixed value trial by trial.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+ModelFamily = Literal["lstm", "transformer"]
+Objective = Literal["sharpe", "return"]
+SearchMode = Literal["bayesian", "random", "grid"]
+
+DEFAULTS_DIR = Path(__file__).parent / "defaults"
+
+
+class ConfigError(ValueError):
+    """A configuration problem, with a message that names the offending key."""
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class FloatRange(_Frozen):
+    type: Literal["uniform", "loguniform"]
+    low: float
+    high: float
+
+    @model_validator(mode="after")
+    def _check(self) -> FloatRange:
+        if self.low >= self.high:
+            raise ValueError(f"low ({self.low}) must be < high ({self.high})")
+        if self.type == "loguniform" and self.low <= 0:
+            raise ValueError("loguniform needs low > 0")
+        return self
+
+
+class IntRange(_Frozen):
+    type: Literal["int"]
+    low: int
+    high: int
+    step: int = 1
+
+    @model_validator(mode="after")
+    def _check(self) -> IntRange:
+        if self.low >= self.high:
+            raise ValueError(f"low ({self.low}) must be < high ({self.high})")
+        if self.step < 1:
+            raise ValueError("step must be >= 1")
+        return self
+
+
+class Categorical(_Frozen):
+    type: Literal["categorical"]
+    choices: tuple[Any, ...] = Field(min_length=1)
+
+
+ParamSpec = Annotated[FloatRange | IntRange | Categorical, Field(discriminator="type")]
+
+
+class HyperParams(_Frozen):
+    """Model and strategy hyperparameters: the values a trial (or production) uses."""
+
+    model_family: ModelFamily = "lstm"
+    lr: float = Field(1e-3, gt=0, lt=1)
+    hidden_size: int = Field(32, ge=2, le=1024)
+    num_layers: int = Field(1, ge=1, le=8)
+    dropout: float = Field(0.0, ge=0, lt=1)
+    seq_len: int = Field(20, ge=2, le=512)
+    epochs: int = Field(5, ge=1, le=1000)
+    batch_size: int = Field(64, ge=1, le=8192)
+    entry_threshold: float = Field(0.0, ge=0, le=5)
+    long_short: bool = False
+
+
+class PipelineConfig(_Frozen):
+    """Everything a run needs besides its data: fixed hyperparameters, search space and settings."""
+
+    model_key: str = Field("spx_daily", pattern=r"^[A-Za-z0-9_]{1,64}$")
+    hyperparams: HyperParams = HyperParams()
+    search_space: dict[str, ParamSpec] = Field(default_factory=dict)
+    # data / validation
+    window_bars: int = Field(1500, ge=100)
+    max_staleness_days: int = Field(7, ge=0)
+    # walk-forward search
+    n_folds: int = Field(3, ge=1, le=20)
+    val_bars: int = Field(120, ge=10)
+    fees: float = Field(0.0005, ge=0, lt=0.1)
+    slippage: float = Field(0.0, ge=0, lt=0.1)
+    year_days: int = Field(252, ge=1, le=366)
+    min_trades: int = Field(1, ge=0)
+    # fine-tuning of the deployed model
+    finetune_bars: int = Field(500, ge=50)
+    finetune_lr_ratio: float = Field(0.1, gt=0, le=1)
+    finetune_epochs: int = Field(10, ge=1)
+    finetune_patience: int = Field(3, ge=1)
+    seed: int = 42
+
+    @model_validator(mode="after")
+    def _check_space(self) -> PipelineConfig:
+        known = set(HyperParams.model_fields)
+        for name in self.search_space:
+            if name not in known:
+                raise ValueError(
+                    f"search_space.{name}: not a hyperparameter (known: {', '.join(sorted(known))})"
+                )
+        return self
+
+    @property
+    def min_history_bars(self) -> int:
+        """Bars needed for the walk-forward folds plus a minimal training set."""
+        return self.n_folds * self.val_bars + 200
+
+
+def parse_config(raw: dict[str, Any]) -> PipelineConfig:
+    """Build a PipelineConfig from the seed format (flat fixed params + ``search_space``)."""
+    if not isinstance(raw, dict):
+        raise ConfigError("config must be a mapping")
+    raw = dict(raw)
+    space = raw.pop("search_space", {}) or {}
+    hyper_names = set(HyperParams.model_fields)
+    hyper = {k: raw.pop(k) for k in list(raw) if k in hyper_names}
+    both = sorted(set(hyper) & set(space))
+    if both:
+        raise ConfigError(f"{', '.join(both)}: both fixed and searched; keep one")
+    try:
+        return PipelineConfig(hyperparams=HyperParams(**hyper), search_space=space, **raw)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc)) from None
+
+
+def load_config(path: str | Path) -> PipelineConfig:
+    """Load a JSON or YAML config file."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    text = path.read_text()
+    try:
+        raw = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+    except (json.JSONDecodeError, yaml.YAMLError) as exc:
+        raise ConfigError(f"{path}: not valid {path.suffix.lstrip('.') or 'YAML'}: {exc}") from None
+    return parse_config(raw or {})
+
+
+def default_config(dag: str) -> PipelineConfig:
+    """The bundled config for ``daily`` or ``weekly`` runs."""
+    return load_config(DEFAULTS_DIR / f"{dag}.yaml")
+
+
+def _describe(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"] if p not in ("hyperparams",))
+        parts.append(f"{loc or 'config'}: {err['msg']}")
+    return "; ".join(parts)

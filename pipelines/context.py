@@ -1,0 +1,119 @@
+"""RunContext: everything one run needs, built the same way from Airflow, the CLI or a test."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from pipelines.config import (
+    ConfigError,
+    ModelFamily,
+    Objective,
+    PipelineConfig,
+    SearchMode,
+    default_config,
+    load_config,
+)
+from pipelines.data.sources import DataSource, DataSourceError
+from pipelines.settings import Settings, load_settings
+
+DagName = Literal["daily", "weekly"]
+_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
+
+
+class RunParams(BaseModel):
+    """The knobs of a run: the DAG's trigger Params and the CLI's flags, validated alike."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    n_trials: int = Field(20, ge=1, le=10_000)
+    timeout_minutes: float = Field(30, gt=0, le=24 * 60)
+    objective: Objective = "sharpe"
+    mode: SearchMode = "bayesian"
+    model_family: ModelFamily | None = None
+    data: str = Field("sample:sp500", min_length=1, max_length=500)
+    as_of: date | None = None
+    config: str | None = Field(None, max_length=500)
+
+    @field_validator("data")
+    @classmethod
+    def _check_data(cls, value: str) -> str:
+        try:
+            DataSource.parse(value)
+        except DataSourceError as exc:
+            raise ValueError(str(exc)) from None
+        return value
+
+
+def parse_params(raw: dict[str, Any]) -> RunParams:
+    """Validate user-supplied params; the error names each bad field."""
+    clean = {k: v for k, v in raw.items() if v is not None and v != ""}
+    try:
+        return RunParams(**clean)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'params'}: {e['msg']}" for e in exc.errors()
+        )
+        raise ConfigError(f"invalid run parameters: {problems}") from None
+
+
+def safe_run_id(dag: str, raw_run_id: str) -> str:
+    """A run id usable as a folder and study name, unique per DAG."""
+    return f"{dag}__{_UNSAFE.sub('_', raw_run_id).strip('_')}"[:190]
+
+
+@dataclass(frozen=True)
+class RunContext:
+    run_id: str
+    dag: DagName
+    as_of: datetime
+    params: RunParams
+    config: PipelineConfig
+    settings: Settings = field(default_factory=load_settings)
+
+    @classmethod
+    def create(
+        cls,
+        dag: str,
+        raw_run_id: str,
+        params: dict[str, Any] | RunParams,
+        logical_date: datetime | None = None,
+        settings: Settings | None = None,
+    ) -> RunContext:
+        """Build a context; ``as_of`` is the explicit param, else the logical date, else now."""
+        if dag not in ("daily", "weekly"):
+            raise ConfigError(f"unknown dag {dag!r} (daily, weekly)")
+        run_params = params if isinstance(params, RunParams) else parse_params(params)
+        config = load_config(run_params.config) if run_params.config else default_config(dag)
+        if run_params.model_family:
+            hyper = config.hyperparams.model_copy(update={"model_family": run_params.model_family})
+            config = config.model_copy(update={"hyperparams": hyper})
+        if run_params.as_of is not None:
+            as_of = datetime.combine(run_params.as_of, datetime.min.time(), tzinfo=UTC)
+        else:
+            as_of = logical_date or datetime.now(UTC)
+        return cls(
+            run_id=safe_run_id(dag, raw_run_id),
+            dag=dag,  # type: ignore[arg-type]
+            as_of=as_of,
+            params=run_params,
+            config=config,
+            settings=settings or load_settings(),
+        )
+
+    @property
+    def run_dir(self) -> Path:
+        return self.settings.runs_dir / self.run_id
+
+    @property
+    def report_dir(self) -> Path:
+        return self.settings.reports_dir / self.run_id
+
+    @property
+    def model_key(self) -> str:
+        return self.config.model_key

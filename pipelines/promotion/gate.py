@@ -1,0 +1,66 @@
+"""The promotion gate: named checks with their numbers, and the policy that acts on them."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
+
+from pipelines.search.backtest import PENALTY
+
+Policy = Literal["auto", "review", "off"]
+
+
+@dataclass(frozen=True)
+class GateCheck:
+    name: str
+    value: Any
+    threshold: Any
+    passed: bool
+
+
+@dataclass(frozen=True)
+class GateResult:
+    checks: list[GateCheck]
+    policy: Policy
+
+    @property
+    def passed(self) -> bool:
+        return all(c.passed for c in self.checks)
+
+    @property
+    def decision(self) -> str:
+        if self.policy == "off":
+            return "kept: promotion is off"
+        if not self.passed:
+            failed = ", ".join(c.name for c in self.checks if not c.passed)
+            return f"kept: gate failed ({failed})"
+        return "promote" if self.policy == "auto" else "awaiting approval"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "policy": self.policy,
+            "passed": self.passed,
+            "decision": self.decision,
+            "checks": [asdict(c) for c in self.checks],
+        }
+
+
+def evaluate_gate(
+    best_value: float | None,
+    objective: str,
+    n_complete: int,
+    best_trades: float,
+    min_trades: int,
+    policy: Policy = "auto",
+) -> GateResult:
+    """Checks the search result must pass before its parameters can trade."""
+    penalty = PENALTY[objective]
+    value_ok = best_value is not None and math.isfinite(best_value) and best_value > penalty
+    checks = [
+        GateCheck("completed_trials", n_complete, ">= 1", n_complete >= 1),
+        GateCheck("best_value_is_real", best_value, f"finite and > penalty {penalty}", value_ok),
+        GateCheck("best_value_positive", best_value, "> 0", bool(value_ok and best_value > 0)),
+        GateCheck("min_trades", best_trades, f">= {min_trades}", best_trades >= min_trades),
+    ]
+    return GateResult(checks=checks, policy=policy)

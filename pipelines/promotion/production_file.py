@@ -1,0 +1,58 @@
+"""``production.yaml``: the file the live trading system reads, always rebuilt from the store.
+
+Written atomically (temp file, fsync, rename; the previous file kept as ``.prev``) so a
+reader never sees half a config, and rebuilt whenever it disagrees with the store, which
+repairs a crash between the database commit and the file write.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from pipelines.artifacts import write_atomic
+from pipelines.store.repository import Repository
+from pipelines.store.tables import ConfigVersion
+
+
+def render(active: list[ConfigVersion], models: dict[tuple[str, int], dict[str, Any]]) -> str:
+    doc: dict[str, Any] = {"models": {}}
+    for cv in active:
+        model = models.get((cv.model_key, cv.model_version or -1), {})
+        doc["models"][cv.model_key] = {
+            "config_version": cv.version,
+            "params": cv.params,
+            "content_hash": cv.content_hash,
+            "model_version": cv.model_version,
+            "checkpoint": model.get("checkpoint_path"),
+            "checkpoint_sha256": model.get("sha256"),
+            "source_run": cv.source_run,
+            "promoted_at": cv.promoted_at.isoformat() if cv.promoted_at else None,
+            "approved_by": cv.approved_by,
+        }
+    header = "# Written by retune from the config store; edits are overwritten. See `retune status`.\n"
+    return header + yaml.safe_dump(doc, sort_keys=True)
+
+
+def sync_production_file(repo: Repository, path: Path) -> bool:
+    """Make ``path`` match the store's active versions; return True if it was rewritten."""
+    active = repo.all_active_configs()
+    models = {}
+    for cv in active:
+        if cv.model_version is not None:
+            mv = repo.get_model_version(cv.model_key, cv.model_version)
+            if mv is not None:
+                models[(cv.model_key, cv.model_version)] = {
+                    "checkpoint_path": mv.checkpoint_path, "sha256": mv.sha256,
+                }
+    if not active and not path.exists():
+        return False
+    return write_atomic(path, render(active, models))
+
+
+def read_production_file(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        return {"models": {}}
+    return yaml.safe_load(path.read_text()) or {"models": {}}

@@ -1,0 +1,78 @@
+"""The run report: one self-contained HTML file (plotly.js inlined, works offline)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import optuna
+import pandas as pd
+from plotly.offline import get_plotlyjs
+
+from pipelines.artifacts import load_json, write_atomic
+from pipelines.context import RunContext
+from pipelines.promotion.service import gate_for_run
+from pipelines.reporting import figures
+from pipelines.store.repository import Repository
+
+TEMPLATES = Path(__file__).parent / "templates"
+
+
+def config_diff(active: dict[str, Any] | None, proposed: dict[str, Any]) -> list[dict[str, Any]]:
+    """Rows of (param, active, proposed, changed) over the union of keys."""
+    active = active or {}
+    keys = sorted(set(active) | set(proposed))
+    return [
+        {"param": k, "active": active.get(k), "proposed": proposed.get(k),
+         "changed": active.get(k) != proposed.get(k)}
+        for k in keys
+    ]
+
+
+def validation_rows(result: dict[str, Any]) -> list[dict[str, Any]]:
+    rows = []
+    for r in result.get("results", []):
+        cfg = r["expectation_config"]
+        kwargs = {k: v for k, v in cfg["kwargs"].items() if k != "batch_id"}
+        rows.append({"expectation": cfg["type"], "kwargs": json.dumps(kwargs, default=str),
+                     "success": r["success"]})
+    return rows
+
+
+def write_report(ctx: RunContext, repo: Repository) -> Path:
+    search = load_json(ctx.run_dir / "search.json")
+    model = load_json(ctx.run_dir / "finetune.json")
+    narrowing = load_json(ctx.run_dir / "narrowing.json")
+    validation = load_json(ctx.run_dir / "validation.json")
+    study = optuna.load_study(study_name=search["study"], storage=ctx.settings.optuna_url)
+    equity = pd.read_csv(ctx.report_dir / "best_equity.csv", index_col=0, parse_dates=True)
+    active = repo.active_config(ctx.model_key)
+    gate = gate_for_run(ctx)
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True, undefined=jinja2.StrictUndefined
+    )
+    html = env.get_template("report.html.j2").render(
+        ctx=ctx,
+        params=ctx.params.model_dump(mode="json"),
+        validation=validation.get("statistics", {}),
+        validation_rows=validation_rows(validation),
+        narrowing=narrowing,
+        search=search,
+        model=model,
+        gate=gate.to_dict(),
+        active_version=active.version if active else None,
+        diff=config_diff(active.params if active else None, search["best_params"]),
+        plotly_js=get_plotlyjs(),
+        fig_history=figures.optimization_history(study),
+        fig_importance=figures.param_importances(study),
+        fig_equity=figures.equity_and_drawdown(equity),
+        fig_loss=figures.loss_curve(model.get("history") or load_json(ctx.report_dir / "finetune_history.json")),
+        final_return=float(equity["strategy"].iloc[-1] - 1),
+        hold_return=float(equity["buy_and_hold"].iloc[-1] - 1),
+        max_drawdown=float(equity["drawdown"].min()),
+    )
+    path = ctx.report_dir / "report.html"
+    write_atomic(path, html)
+    return path

@@ -1,0 +1,33 @@
+"""Evidence from past studies of the same model key, read from the Optuna RDB store."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import optuna
+
+from pipelines.store.repository import Repository
+
+
+def prior_trials(
+    repo: Repository, optuna_url: str, model_key: str, run_id: str, quantile: float = 0.25
+) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+    """Params of the top-quantile complete trials of earlier runs, and the latest run's best."""
+    top: list[dict[str, Any]] = []
+    latest_best: dict[str, Any] | None = None
+    storage = optuna.storages.RDBStorage(optuna_url)
+    for name in repo.previous_studies(model_key, before_run=run_id):
+        try:
+            study = optuna.load_study(study_name=name, storage=storage)
+        except KeyError:  # the study was deleted; nothing to learn from it
+            continue
+        done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+        if not done:
+            continue
+        done.sort(key=lambda t: t.value or float("-inf"), reverse=True)
+        keep = max(int(len(done) * quantile), 1)
+        top.extend(t.params for t in done[:keep])
+        if latest_best is None:
+            latest_best = dict(done[0].params)
+    storage.engine.dispose()
+    return top, latest_best

@@ -1,0 +1,64 @@
+"""Turn the seed search-space format into Optuna suggestions, samplers and grids."""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+import optuna
+
+from pipelines.config import Categorical, ConfigError, FloatRange, HyperParams, IntRange, ParamSpec
+
+
+def suggest(trial: optuna.Trial, space: dict[str, ParamSpec]) -> dict[str, Any]:
+    """One value per searched parameter, drawn through the trial."""
+    values: dict[str, Any] = {}
+    for name, spec in space.items():
+        if isinstance(spec, FloatRange):
+            values[name] = trial.suggest_float(
+                name, spec.low, spec.high, log=spec.type == "loguniform"
+            )
+        elif isinstance(spec, IntRange):
+            values[name] = trial.suggest_int(name, spec.low, spec.high, step=spec.step)
+        else:
+            values[name] = trial.suggest_categorical(name, list(spec.choices))
+    return values
+
+
+def resolve(base: HyperParams, values: dict[str, Any]) -> HyperParams:
+    """The hyperparameters a trial uses: fixed values overridden by the searched ones."""
+    return base.model_copy(update=values)
+
+
+def grid(space: dict[str, ParamSpec]) -> dict[str, list[Any]]:
+    """The grid for ``mode=grid``: only int and categorical parameters can be enumerated."""
+    floats = [name for name, spec in space.items() if isinstance(spec, FloatRange)]
+    if floats:
+        raise ConfigError(
+            f"grid mode needs int or categorical parameters; {', '.join(floats)} are float ranges"
+        )
+    out: dict[str, list[Any]] = {}
+    for name, spec in space.items():
+        if isinstance(spec, IntRange):
+            out[name] = list(range(spec.low, spec.high + 1, spec.step))
+        elif isinstance(spec, Categorical):
+            out[name] = list(spec.choices)
+    return out
+
+
+def grid_size(space: dict[str, list[Any]]) -> int:
+    return len(list(itertools.product(*space.values()))) if space else 0
+
+
+def contains(space: dict[str, ParamSpec], values: dict[str, Any]) -> bool:
+    """Whether ``values`` (e.g. the production params) is a point of ``space``."""
+    for name, spec in space.items():
+        if name not in values:
+            return False
+        value = values[name]
+        if isinstance(spec, Categorical):
+            if value not in spec.choices:
+                return False
+        elif not spec.low <= value <= spec.high or isinstance(spec, IntRange) and (value - spec.low) % spec.step:
+            return False
+    return True

@@ -1,0 +1,241 @@
+"""The public steps of a run and their registry.
+
+Each step takes a RunContext, reads what earlier steps left in the run folder, writes its
+own small JSON result there and returns it. The DAG, the CLI and the tests call the same
+functions through ``run_step``, which also records a failure against the run.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from pipelines.artifacts import dump_json, load_json
+from pipelines.context import RunContext
+from pipelines.store.repository import Repository
+
+log = logging.getLogger(__name__)
+
+StepResult = dict[str, Any]
+Step = Callable[[RunContext], StepResult]
+
+
+def _repo(ctx: RunContext) -> Repository:
+    from pipelines.store.migrate import upgrade
+
+    upgrade(ctx.settings.db_url)
+    return Repository(ctx.settings.db_url)
+
+
+def validate(ctx: RunContext) -> StepResult:
+    """Load the bars up to ``as_of`` and check them with the Great Expectations suite."""
+    import pandas as pd
+
+    from pipelines.data.sources import load_bars
+    from pipelines.validation.suite import BarExpectations, BarValidationError, validate_bars
+
+    repo = _repo(ctx)
+    repo.start_run(
+        ctx.run_id, dag_id=ctx.dag, model_key=ctx.model_key, as_of=ctx.as_of,
+        data_source=ctx.params.data, params=ctx.params.model_dump(mode="json"),
+    )
+    bars = load_bars(ctx.params.data, pd.Timestamp(ctx.as_of), db_url=ctx.settings.db_url)
+    spec = BarExpectations(
+        min_rows=ctx.config.min_history_bars,
+        as_of=pd.Timestamp(ctx.as_of).tz_localize(None),
+        max_staleness_days=ctx.config.max_staleness_days,
+    )
+    ctx.run_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        gx_result = validate_bars(bars, spec)
+    except BarValidationError as exc:
+        dump_json(ctx.run_dir / "validation.json", exc.result)
+        raise
+    dump_json(ctx.run_dir / "validation.json", gx_result)
+    bars.to_parquet(ctx.run_dir / "bars.parquet")
+    stats = gx_result.get("statistics", {})
+    return {
+        "n_bars": len(bars),
+        "first_bar": str(bars["timestamp"].iloc[0].date()),
+        "last_bar": str(bars["timestamp"].iloc[-1].date()),
+        "expectations": stats.get("evaluated_expectations"),
+        "successful": stats.get("successful_expectations"),
+    }
+
+
+def build_features(ctx: RunContext) -> StepResult:
+    """Compute features and labels on the validated bars with the live-inference code."""
+    import pandas as pd
+
+    from pipelines.features.core import compute_features, feature_fingerprint, next_return
+
+    bars = pd.read_parquet(ctx.run_dir / "bars.parquet")
+    features = compute_features(bars)
+    features["next_return"] = next_return(bars)
+    features.to_parquet(ctx.run_dir / "features.parquet")
+    return {
+        "n_rows": len(features),
+        "n_features": features.shape[1] - 1,
+        "fingerprint": feature_fingerprint(),
+    }
+
+
+def narrow(ctx: RunContext) -> StepResult:
+    """Narrow the search space from the data regime, past studies and the incumbent."""
+    import pandas as pd
+
+    from pipelines.narrowing.base import Evidence
+    from pipelines.narrowing.optimizer import DataDrivenOptimizer, data_evidence
+    from pipelines.search.history import prior_trials
+    from pipelines.training.lifecycle import parent_model
+
+    repo = _repo(ctx)
+    bars = pd.read_parquet(ctx.run_dir / "bars.parquet").tail(ctx.config.window_bars)
+    top, best = prior_trials(repo, ctx.settings.optuna_url, ctx.model_key, ctx.run_id)
+    active = repo.active_config(ctx.model_key)
+    deployed = parent_model(ctx, repo)
+    evidence = Evidence(
+        **data_evidence(bars), prior_top_trials=top, prior_best_params=best,
+        incumbent=active.params if active else None,
+        deployed_params=deployed.params if deployed else None,
+        pin_architecture=ctx.dag == "daily",
+    )
+    result = DataDrivenOptimizer().narrow(ctx.config.search_space, evidence)
+    payload = {**result.to_dict(), "evidence": {**evidence.__dict__}}
+    dump_json(ctx.run_dir / "narrowing.json", payload)
+    repo.replace_firings(
+        ctx.run_id,
+        [{k: v for k, v in f.__dict__.items()} for f in result.firings],
+    )
+    for firing in result.firings:
+        log.info("narrow: %s %s -> %s (%s)", firing.param, firing.before, firing.after, firing.rationale)
+    return {"n_firings": len(result.firings), "rules": sorted({f.rule for f in result.firings})}
+
+
+def search(ctx: RunContext) -> StepResult:
+    """Run the Optuna study over the narrowed space; write trials.csv and best_params.json."""
+    from pipelines.search.outputs import write_search_outputs
+    from pipelines.search.study import SearchSettings, run_study, study_name
+
+    repo = _repo(ctx)
+    data = _prepared_data(ctx)
+    space = _narrowed_space(ctx)
+    active = repo.active_config(ctx.model_key)
+    study = run_study(
+        ctx.run_id, data, ctx.config, space,
+        SearchSettings(ctx.params.n_trials, ctx.params.timeout_minutes, ctx.params.objective,
+                       ctx.params.mode),
+        ctx.settings.optuna_url,
+        incumbent=active.params if active else None,
+    )
+    summary = write_search_outputs(study, data, ctx.config, ctx.report_dir, ctx.params.objective)
+    repo.update_run(
+        ctx.run_id, study_name=study_name(ctx.run_id), best_value=summary["best_value"],
+        n_trials=summary["n_trials"],
+    )
+    dump_json(ctx.run_dir / "search.json", summary)
+    return {k: summary[k] for k in ("best_value", "n_trials", "n_complete", "n_pruned")}
+
+
+def finetune(ctx: RunContext) -> StepResult:
+    """Fine-tune the deployed model with the best params, or train one; register the version."""
+    from pipelines.training.lifecycle import train_or_finetune
+
+    repo = _repo(ctx)
+    best = load_json(ctx.run_dir / "search.json")["best_params"]
+    result = train_or_finetune(ctx, repo, _prepared_data(ctx, full=True), best)
+    dump_json(ctx.run_dir / "finetune.json", result)
+    dump_json(ctx.report_dir / "finetune_history.json", result["history"])
+    return {k: v for k, v in result.items() if k != "history"}
+
+
+def report(ctx: RunContext) -> StepResult:
+    """Write the self-contained HTML report for the run."""
+    from pipelines.reporting.report import write_report
+
+    repo = _repo(ctx)
+    path = write_report(ctx, repo)
+    repo.update_run(ctx.run_id, report_path=str(path))
+    return {"report": str(path)}
+
+
+def promote(ctx: RunContext) -> StepResult:
+    """Apply the gate; on pass (policy auto) activate the new config and rewrite production.yaml."""
+    from pipelines.promotion.service import promote_run
+
+    repo = _repo(ctx)
+    outcome = promote_run(ctx, repo)
+    repo.update_run(ctx.run_id, state="success", decision=outcome["decision"], finished_at=_now())
+    return outcome
+
+
+STEPS: dict[str, Step] = {
+    "validate": validate,
+    "features": build_features,
+    "narrow": narrow,
+    "search": search,
+    "finetune": finetune,
+    "report": report,
+    "promote": promote,
+}
+
+
+def run_step(name: str, ctx: RunContext) -> StepResult:
+    """Run one step; on failure record it against the run (state, step, message) and re-raise."""
+    try:
+        step = STEPS[name]
+    except KeyError:
+        raise KeyError(f"unknown step {name!r}; steps: {', '.join(STEPS)}") from None
+    log.info("[%s] %s: start", ctx.run_id, name)
+    try:
+        result = step(ctx)
+    except Exception as exc:
+        _record_failure(ctx, name, exc)
+        raise
+    log.info("[%s] %s: %s", ctx.run_id, name, result)
+    return result
+
+
+def run_all(ctx: RunContext) -> dict[str, StepResult]:
+    """The whole chain in one process, in DAG order; stops at the first failing step."""
+    return {name: run_step(name, ctx) for name in STEPS}
+
+
+def _record_failure(ctx: RunContext, step: str, exc: Exception) -> None:
+    try:
+        repo = Repository(ctx.settings.db_url)
+        if repo.get_run(ctx.run_id) is not None:
+            repo.update_run(
+                ctx.run_id, state="failed", failed_step=step, error=str(exc)[:4000], finished_at=_now()
+            )
+        repo.close()
+    except Exception:  # noqa: BLE001 - never hide the step's own error
+        log.exception("could not record the failure of %s", ctx.run_id)
+
+
+def _now():
+    from pipelines.store.tables import utcnow
+
+    return utcnow()
+
+
+def _prepared_data(ctx: RunContext, full: bool = False):
+    import pandas as pd
+
+    from pipelines.search.objective import PreparedData
+
+    bars = pd.read_parquet(ctx.run_dir / "bars.parquet")
+    frame = pd.read_parquet(ctx.run_dir / "features.parquet")
+    window = len(bars) if full else ctx.config.window_bars
+    return PreparedData.from_frames(bars, frame.drop(columns="next_return"), frame["next_return"], window)
+
+
+def _narrowed_space(ctx: RunContext):
+    from pydantic import TypeAdapter
+
+    from pipelines.config import ParamSpec
+
+    after = load_json(ctx.run_dir / "narrowing.json")["after"]
+    adapter = TypeAdapter(ParamSpec)
+    return {name: adapter.validate_python(spec) for name, spec in after.items()}

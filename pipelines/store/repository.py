@@ -1,0 +1,230 @@
+"""The repository: every query Retune issues, behind small intention-revealing methods."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session, sessionmaker
+
+from pipelines.store.tables import (
+    AuditEntry,
+    ConfigVersion,
+    ModelVersion,
+    NarrowingFiring,
+    Run,
+    utcnow,
+)
+
+
+def make_engine(url: str) -> sa.Engine:
+    if url.startswith("sqlite"):
+        # Several processes (Airflow tasks, the CLI) share one file: wait for locks.
+        return sa.create_engine(url, connect_args={"timeout": 60})
+    return sa.create_engine(url, pool_pre_ping=True)
+
+
+def content_hash(params: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(params, sort_keys=True, default=str).encode()).hexdigest()
+
+
+class Repository:
+    def __init__(self, url: str):
+        self.engine = make_engine(url)
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        with self._sessions.begin() as session:
+            yield session
+
+    # runs -----------------------------------------------------------------------------
+    def start_run(self, run_id: str, **fields: Any) -> Run:
+        """Create the run, or mark a retried one running again (same run id, same row)."""
+        with self.session() as s:
+            run = s.get(Run, run_id)
+            if run is None:
+                run = Run(run_id=run_id, state="running", **fields)
+                s.add(run)
+            else:
+                run.state, run.error, run.failed_step, run.finished_at = "running", None, None, None
+            return run
+
+    def update_run(self, run_id: str, **fields: Any) -> None:
+        with self.session() as s:
+            run = s.get(Run, run_id)
+            if run is None:
+                raise KeyError(f"unknown run {run_id!r}")
+            for key, value in fields.items():
+                setattr(run, key, value)
+
+    def get_run(self, run_id: str) -> Run | None:
+        with self.session() as s:
+            return s.get(Run, run_id)
+
+    def list_runs(self, model_key: str | None = None, limit: int = 50) -> list[Run]:
+        query = sa.select(Run).order_by(Run.started_at.desc()).limit(limit)
+        if model_key:
+            query = query.where(Run.model_key == model_key)
+        with self.session() as s:
+            return list(s.scalars(query))
+
+    def previous_studies(self, model_key: str, before_run: str, limit: int = 3) -> list[str]:
+        """Study names of this model key's earlier successful runs, newest first."""
+        query = (
+            sa.select(Run.study_name)
+            .where(Run.model_key == model_key, Run.run_id != before_run, Run.state == "success")
+            .where(Run.study_name.is_not(None))
+            .order_by(Run.started_at.desc())
+            .limit(limit)
+        )
+        with self.session() as s:
+            return [name for name in s.scalars(query) if name]
+
+    # narrowing ------------------------------------------------------------------------
+    def replace_firings(self, run_id: str, firings: list[dict[str, Any]]) -> None:
+        with self.session() as s:
+            s.execute(sa.delete(NarrowingFiring).where(NarrowingFiring.run_id == run_id))
+            s.add_all(NarrowingFiring(run_id=run_id, **f) for f in firings)
+
+    # models ---------------------------------------------------------------------------
+    def add_model_version(self, model_key: str, source_run: str, **fields: Any) -> ModelVersion:
+        """Register a checkpoint; a retried run gets its existing version back."""
+        with self.session() as s:
+            existing = s.scalar(
+                sa.select(ModelVersion).where(
+                    ModelVersion.model_key == model_key, ModelVersion.source_run == source_run
+                )
+            )
+            if existing is not None:
+                return existing
+            latest = s.scalar(
+                sa.select(sa.func.max(ModelVersion.version)).where(ModelVersion.model_key == model_key)
+            )
+            version = ModelVersion(
+                model_key=model_key, version=(latest or 0) + 1, source_run=source_run, **fields
+            )
+            s.add(version)
+            return version
+
+    def get_model_version(self, model_key: str, version: int) -> ModelVersion | None:
+        with self.session() as s:
+            return s.scalar(
+                sa.select(ModelVersion).where(
+                    ModelVersion.model_key == model_key, ModelVersion.version == version
+                )
+            )
+
+    def latest_model_version(self, model_key: str) -> ModelVersion | None:
+        with self.session() as s:
+            return s.scalar(
+                sa.select(ModelVersion)
+                .where(ModelVersion.model_key == model_key)
+                .order_by(ModelVersion.version.desc())
+                .limit(1)
+            )
+
+    def model_for_run(self, model_key: str, run_id: str) -> ModelVersion | None:
+        with self.session() as s:
+            return s.scalar(
+                sa.select(ModelVersion).where(
+                    ModelVersion.model_key == model_key, ModelVersion.source_run == run_id
+                )
+            )
+
+    # config versions ------------------------------------------------------------------
+    def active_config(self, model_key: str) -> ConfigVersion | None:
+        with self.session() as s:
+            return s.scalar(
+                sa.select(ConfigVersion).where(
+                    ConfigVersion.model_key == model_key, ConfigVersion.state == "active"
+                )
+            )
+
+    def all_active_configs(self) -> list[ConfigVersion]:
+        with self.session() as s:
+            query = sa.select(ConfigVersion).where(ConfigVersion.state == "active")
+            return list(s.scalars(query.order_by(ConfigVersion.model_key)))
+
+    def list_config_versions(self, model_key: str | None = None) -> list[ConfigVersion]:
+        query = sa.select(ConfigVersion).order_by(ConfigVersion.created_at.desc(), ConfigVersion.id.desc())
+        if model_key:
+            query = query.where(ConfigVersion.model_key == model_key)
+        with self.session() as s:
+            return list(s.scalars(query))
+
+    def promote(
+        self,
+        model_key: str,
+        source_run: str,
+        params: dict[str, Any],
+        *,
+        actor: str,
+        reason: str,
+        model_version: int | None,
+        metrics: dict[str, Any],
+        report_path: str | None,
+    ) -> ConfigVersion:
+        """Add a version and make it active, with its audit row, in one transaction.
+
+        Retrying the same run returns the version it already created.
+        """
+        with self.session() as s:
+            done = s.scalar(
+                sa.select(ConfigVersion).where(
+                    ConfigVersion.model_key == model_key, ConfigVersion.source_run == source_run
+                )
+            )
+            if done is not None:
+                return done
+            current = s.scalar(
+                sa.select(ConfigVersion)
+                .where(ConfigVersion.model_key == model_key, ConfigVersion.state == "active")
+                .with_for_update()
+            )
+            latest = s.scalar(
+                sa.select(sa.func.max(ConfigVersion.version)).where(
+                    ConfigVersion.model_key == model_key
+                )
+            )
+            now = utcnow()
+            if current is not None:
+                current.state = "superseded"
+                s.flush()
+            version = ConfigVersion(
+                model_key=model_key, version=(latest or 0) + 1, state="active", params=params,
+                content_hash=content_hash(params), model_version=model_version,
+                source_run=source_run, metrics=metrics, report_path=report_path,
+                created_at=now, promoted_at=now, approved_by=actor,
+            )
+            s.add(version)
+            s.add(AuditEntry(
+                model_key=model_key, action="promote", actor=actor, reason=reason,
+                from_version=current.version if current else None, to_version=version.version,
+                source_run=source_run, at=now,
+            ))
+            return version
+
+    def audit_log(self, model_key: str | None = None, limit: int = 100) -> list[AuditEntry]:
+        query = sa.select(AuditEntry).order_by(AuditEntry.at.desc(), AuditEntry.id.desc()).limit(limit)
+        if model_key:
+            query = query.where(AuditEntry.model_key == model_key)
+        with self.session() as s:
+            return list(s.scalars(query))
+
+
+def as_dict(row: Any) -> dict[str, Any]:
+    """A row as plain JSON-friendly values."""
+    out = {}
+    for column in sa.inspect(row).mapper.column_attrs:
+        value = getattr(row, column.key)
+        out[column.key] = value.isoformat() if isinstance(value, datetime) else value
+    return out

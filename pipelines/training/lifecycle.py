@@ -1,0 +1,141 @@
+"""Train the chosen configuration, or fine-tune the deployed model, and register the result.
+
+Fine-tuning needs the same architecture and features as the parent; otherwise (or on weekly
+runs) the model is trained from scratch, and the result says why.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from models.checkpoint import load_checkpoint, save_checkpoint
+from pipelines.config import HyperParams
+from pipelines.context import RunContext
+from pipelines.features.core import FeatureScaler, feature_fingerprint, sequences
+from pipelines.search.objective import LABEL_HORIZON, PreparedData
+from pipelines.store.repository import Repository
+from pipelines.store.tables import ModelVersion
+from pipelines.training.trainer import architecture, fit, train_new
+
+log = logging.getLogger(__name__)
+
+
+def supervised(data: PreparedData, scaler: FeatureScaler, seq_len: int, start: int, end: int):
+    """Windows whose last bar lies in [start, end) and whose label is known."""
+    scaled = scaler.transform(data.features)
+    y_all = data.target.to_numpy() / scaler.target_std
+    lo = max(start - seq_len + 1, 0)
+    x, ends = sequences(scaled[lo:end], seq_len)
+    ends = ends + lo
+    keep = (ends >= start) & ~np.isnan(y_all[ends])
+    return x[keep], y_all[ends][keep]
+
+
+def parent_model(ctx: RunContext, repo: Repository) -> ModelVersion | None:
+    """The deployed model (the active config's), else the newest registered one."""
+    active = repo.active_config(ctx.model_key)
+    if active and active.model_version is not None:
+        return repo.get_model_version(ctx.model_key, active.model_version)
+    return repo.latest_model_version(ctx.model_key)
+
+
+def train_or_finetune(
+    ctx: RunContext, repo: Repository, data: PreparedData, best: dict[str, Any]
+) -> dict[str, Any]:
+    done = repo.model_for_run(ctx.model_key, ctx.run_id)
+    if done is not None:  # an Airflow retry: the version is registered already
+        return {**_describe(done), "history": done.metrics.get("history", [])}
+    params = HyperParams(**best)
+    n = len(data.bars)
+    parent = parent_model(ctx, repo)
+    spec = architecture(params, data.features.shape[1])
+    reason = _why_not_finetune(ctx, parent, spec)
+    cfg = ctx.config
+    if reason is None:
+        assert parent is not None
+        checkpoint = load_checkpoint(
+            Path(parent.checkpoint_path), parent.sha256, feature_fingerprint()
+        )
+        scaler = FeatureScaler.from_dict(checkpoint.meta["scaler"])
+        start = max(n - cfg.finetune_bars, 0)
+        split = n - max(cfg.finetune_bars // 5, 20)
+        x, y = supervised(data, scaler, params.seq_len, start, split - LABEL_HORIZON)
+        x_val, y_val = supervised(data, scaler, params.seq_len, split, n)
+        lr = params.lr * cfg.finetune_lr_ratio
+        log.info("finetune: model v%s on %d bars at lr %.2g", parent.version, n - start, lr)
+        result = fit(
+            checkpoint.network, x, y, lr=lr, epochs=cfg.finetune_epochs,
+            batch_size=params.batch_size, seed=cfg.seed, x_val=x_val, y_val=y_val,
+            patience=cfg.finetune_patience,
+        )
+        how, window = "finetune", (start, n)
+    else:
+        start = max(n - cfg.window_bars, 0)
+        split = n - cfg.val_bars
+        train_part = slice(start, split - LABEL_HORIZON)
+        scaler = FeatureScaler.fit(data.features.iloc[train_part], data.target.iloc[train_part])
+        x, y = supervised(data, scaler, params.seq_len, start, split - LABEL_HORIZON)
+        x_val, y_val = supervised(data, scaler, params.seq_len, split, n)
+        log.info("train from scratch on %d bars: %s", n - start, reason)
+        result = train_new(
+            params, x, y, seed=cfg.seed, x_val=x_val, y_val=y_val, patience=cfg.finetune_patience
+        )
+        how, window = "scratch", (start, n)
+    directory = ctx.settings.models_dir / ctx.model_key / ctx.run_id
+    timestamps = data.features.index
+    meta = {
+        "model_key": ctx.model_key, "params": params.model_dump(), "scaler": scaler.to_dict(),
+        "feature_fingerprint": feature_fingerprint(), "trained_how": how, "source_run": ctx.run_id,
+        "data_start": str(timestamps[window[0]]), "data_end": str(timestamps[window[1] - 1]),
+        "parent_version": parent.version if parent and how == "finetune" else None,
+    }
+    sha = save_checkpoint(directory, result.network, spec, meta)
+    version = repo.add_model_version(
+        ctx.model_key, ctx.run_id,
+        parent_version=meta["parent_version"], family=params.model_family,
+        params=params.model_dump(), feature_fingerprint=feature_fingerprint(),
+        checkpoint_path=str(directory), sha256=sha, trained_how=how,
+        data_start=timestamps[window[0]].to_pydatetime(),
+        data_end=timestamps[window[1] - 1].to_pydatetime(),
+        metrics={
+            "best_val_loss": result.best_val_loss, "best_epoch": result.best_epoch,
+            "stopped_early": result.stopped_early, "history": result.history,
+            "scratch_reason": reason,
+        },
+    )
+    return {**_describe(version), "history": result.history}
+
+
+def _why_not_finetune(ctx: RunContext, parent: ModelVersion | None, spec) -> str | None:
+    if parent is None:
+        return "no model registered yet for this model key"
+    if ctx.dag == "weekly":
+        return "weekly runs retrain fully"
+    if parent.feature_fingerprint != feature_fingerprint():
+        return "the feature definition changed since the deployed model was trained"
+    old = HyperParams(**parent.params)
+    if not architecture(old, spec.n_features).same_shape(spec):
+        changed = [k for k in ("model_family", "hidden_size", "num_layers", "seq_len")
+                   if getattr(old, k) != spec_value(spec, k)]
+        return f"the chosen architecture differs from the deployed model ({', '.join(changed)})"
+    return None
+
+
+def spec_value(spec, key: str):
+    return spec.family if key == "model_family" else getattr(spec, key)
+
+
+def _describe(version: ModelVersion) -> dict[str, Any]:
+    return {
+        "model_version": version.version,
+        "parent_version": version.parent_version,
+        "trained_how": version.trained_how,
+        "reason": version.metrics.get("scratch_reason"),
+        "checkpoint": version.checkpoint_path,
+        "best_val_loss": version.metrics.get("best_val_loss"),
+    }
+

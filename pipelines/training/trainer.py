@@ -1,0 +1,138 @@
+"""Training and incremental fine-tuning of the sequence models, with early stopping.
+
+Seeded and single-threaded on CPU so a trial is reproducible; CUDA is used when present.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import nn
+
+from models.networks import ArchitectureSpec, build_network
+from pipelines.config import HyperParams
+
+log = logging.getLogger(__name__)
+
+
+def device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def seed_everything(seed: int) -> None:
+    torch.manual_seed(seed)
+    np.random.seed(seed % (2**32))
+
+
+def architecture(params: HyperParams, n_features: int) -> ArchitectureSpec:
+    return ArchitectureSpec(
+        family=params.model_family,
+        n_features=n_features,
+        hidden_size=params.hidden_size,
+        num_layers=params.num_layers,
+        dropout=params.dropout,
+        seq_len=params.seq_len,
+    )
+
+
+@dataclass
+class TrainResult:
+    network: nn.Module
+    history: list[dict] = field(default_factory=list)
+    best_epoch: int = 0
+    stopped_early: bool = False
+
+    @property
+    def best_val_loss(self) -> float | None:
+        losses = [h["val_loss"] for h in self.history if h.get("val_loss") is not None]
+        return min(losses) if losses else None
+
+
+def fit(
+    network: nn.Module,
+    x: np.ndarray,
+    y: np.ndarray,
+    *,
+    lr: float,
+    epochs: int,
+    batch_size: int,
+    seed: int,
+    x_val: np.ndarray | None = None,
+    y_val: np.ndarray | None = None,
+    patience: int | None = None,
+    on_epoch: Callable[[dict], None] | None = None,
+) -> TrainResult:
+    """Minimize MSE with Adam; with a validation set, keep the best epoch and stop early."""
+    seed_everything(seed)
+    dev = device()
+    network.to(dev)
+    optimizer = torch.optim.Adam(network.parameters(), lr=lr)
+    loss_fn = nn.MSELoss()
+    xt = torch.as_tensor(x, dtype=torch.float32, device=dev)
+    yt = torch.as_tensor(y, dtype=torch.float32, device=dev)
+    has_val = x_val is not None and y_val is not None and len(x_val) > 0
+    result = TrainResult(network=network)
+    best_state, best_loss, bad_epochs = None, float("inf"), 0
+    generator = torch.Generator().manual_seed(seed)
+    for epoch in range(1, epochs + 1):
+        network.train()
+        order = torch.randperm(len(xt), generator=generator).to(dev)
+        total = 0.0
+        for start in range(0, len(xt), batch_size):
+            idx = order[start : start + batch_size]
+            optimizer.zero_grad()
+            loss = loss_fn(network(xt[idx]), yt[idx])
+            loss.backward()
+            nn.utils.clip_grad_norm_(network.parameters(), 1.0)
+            optimizer.step()
+            total += loss.item() * len(idx)
+        row = {"epoch": epoch, "train_loss": total / max(len(xt), 1), "val_loss": None, "lr": lr}
+        if has_val:
+            row["val_loss"] = evaluate_loss(network, x_val, y_val)  # type: ignore[arg-type]
+            if row["val_loss"] < best_loss - 1e-9:
+                best_loss, bad_epochs, result.best_epoch = row["val_loss"], 0, epoch
+                best_state = copy.deepcopy(network.state_dict())
+            else:
+                bad_epochs += 1
+        result.history.append(row)
+        if on_epoch:
+            on_epoch(row)
+        if has_val and patience is not None and bad_epochs >= patience:
+            result.stopped_early = True
+            break
+    if best_state is not None:
+        network.load_state_dict(best_state)
+    network.to("cpu")
+    return result
+
+
+def train_new(
+    params: HyperParams, x: np.ndarray, y: np.ndarray, seed: int, **kwargs
+) -> TrainResult:
+    """A fresh network of ``params``' architecture, trained on (x, y)."""
+    seed_everything(seed)
+    network = build_network(architecture(params, x.shape[-1]))
+    return fit(
+        network, x, y, lr=params.lr, epochs=params.epochs, batch_size=params.batch_size, seed=seed,
+        **kwargs,
+    )
+
+
+@torch.no_grad()
+def predict(network: nn.Module, x: np.ndarray, batch_size: int = 4096) -> np.ndarray:
+    network.eval()
+    dev = next(network.parameters()).device
+    out = [
+        network(torch.as_tensor(x[i : i + batch_size], dtype=torch.float32, device=dev)).cpu()
+        for i in range(0, len(x), batch_size)
+    ]
+    return torch.cat(out).numpy().astype(np.float64) if out else np.empty(0)
+
+
+def evaluate_loss(network: nn.Module, x: np.ndarray, y: np.ndarray) -> float:
+    return float(np.mean((predict(network, x) - y) ** 2))

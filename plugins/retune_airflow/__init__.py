@@ -1,0 +1,1 @@
+"""The only Airflow-aware code: DAG factory, Params, and Airflow context -> RunContext."""

@@ -1,0 +1,66 @@
+"""One factory for the daily and weekly DAGs: the graph, schedule, Params and docs only."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from airflow.providers.standard.operators.python import PythonOperator
+from airflow.sdk import DAG
+
+from retune_airflow.params import run_params
+from retune_airflow.tasks import run_retune_step
+
+# Mirrors pipelines.steps.STEPS (a test keeps them equal) without importing it at parse time.
+STEP_NAMES = ("validate", "features", "narrow", "search", "finetune", "report", "promote")
+
+DOC = """
+### Retune — {name} re-optimization
+
+Validates the latest bars (Great Expectations), builds features with the live-inference code,
+narrows the search space (DataDrivenOptimizer), runs an Optuna search scored by a walk-forward
+vectorbt backtest, {model}, writes an HTML report and promotes the chosen hyperparameters
+when the gate passes.
+
+* Report: `$RETUNE_HOME/reports/<run>/report.html`; production config: `$RETUNE_HOME/config/production.yaml`
+* Trigger with parameters to change the budget, objective, search mode, model family or data.
+* Bad data fails `validate` with each failed expectation named; nothing downstream runs.
+"""
+
+FLAVOURS = {
+    "daily": {"schedule": "0 22 * * 1-5", "n_trials": 20, "timeout": 30,
+              "model": "fine-tunes the deployed torch model on the latest window"},
+    "weekly": {"schedule": "0 6 * * 6", "n_trials": 100, "timeout": 240,
+               "model": "retrains the torch model on the full window"},
+}
+
+
+def build_dag(name: str, schedule: str | None = None) -> DAG:
+    flavour = FLAVOURS[name]
+    with DAG(
+        dag_id=f"retune_{name}",
+        schedule=schedule if schedule is not None else flavour["schedule"],
+        start_date=datetime(2024, 1, 1),
+        catchup=False,
+        max_active_runs=1,
+        tags=["retune", name],
+        doc_md=DOC.format(name=name, model=flavour["model"]),
+        params=run_params(flavour["n_trials"], flavour["timeout"]),
+        default_args={
+            "owner": "retune",
+            "retries": 2,
+            "retry_delay": timedelta(minutes=1),
+            "retry_exponential_backoff": 2.0,
+            "max_retry_delay": timedelta(minutes=15),
+        },
+    ) as dag:
+        previous = None
+        for step in STEP_NAMES:
+            current = PythonOperator(
+                task_id=step,
+                python_callable=run_retune_step,
+                op_kwargs={"step": step, "dag_name": name},
+            )
+            if previous is not None:
+                previous >> current
+            previous = current
+    return dag

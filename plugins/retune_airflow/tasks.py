@@ -1,0 +1,37 @@
+"""Task callables: build the RunContext from Airflow's context and run one pipeline step.
+
+Heavy imports happen here, inside the task, never at DAG parse time.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from airflow.sdk.exceptions import AirflowFailException
+
+
+def data_date(context: dict[str, Any]) -> datetime | None:
+    """The run's date: logical date when there is one (scheduled runs, backfills), else run_after."""
+    logical = context.get("logical_date")
+    if logical is not None:
+        return logical
+    dag_run = context.get("dag_run")
+    return getattr(dag_run, "run_after", None)
+
+
+def run_retune_step(step: str, dag_name: str, **context: Any) -> dict[str, Any]:
+    from pipelines.config import ConfigError
+    from pipelines.context import RunContext
+    from pipelines.data.sources import DataSourceError
+    from pipelines.steps import run_step
+    from pipelines.validation.suite import BarValidationError
+
+    try:
+        ctx = RunContext.create(
+            dag_name, context["run_id"], dict(context["params"]), logical_date=data_date(context)
+        )
+        return run_step(step, ctx)
+    except (BarValidationError, ConfigError, DataSourceError) as exc:
+        # Bad input does not get better on retry: fail now, with the message.
+        raise AirflowFailException(str(exc)) from exc
