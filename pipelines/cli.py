@@ -169,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("alembic").setLevel(logging.WARNING)
     try:
         return int(args.func(args))
-    except (ConfigError, ValueError, FileNotFoundError, KeyError) as exc:
+    except (ConfigError, ValueError, FileNotFoundError, LookupError) as exc:
         print(f"retune: error: {exc}", file=sys.stderr)
         return 2
 

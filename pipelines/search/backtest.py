@@ -36,8 +36,27 @@ def positions_from_predictions(
 
 def signals_from_positions(positions: pd.DataFrame) -> dict[str, pd.DataFrame]:
     """Entry/exit signals for ``Portfolio.from_signals``, executed one bar after the decision."""
-    held = positions.shift(1).fillna(0).astype(int)
-    prev = held.shift(1).fillna(0).astype(int)
+    return {
+        name: pd.DataFrame(values, index=positions.index, columns=positions.columns, copy=False)
+        for name, values in _signal_arrays(positions).items()
+    }
+
+
+def _signal_arrays(positions: pd.DataFrame) -> dict[str, np.ndarray]:
+    """``signals_from_positions`` as NumPy arrays (column-major, like the frames' blocks).
+
+    Same result as ``held = positions.shift(1).fillna(0).astype(int)`` and
+    ``prev = held.shift(1).fillna(0).astype(int)``, without two rounds of pandas copies.
+    """
+    values = positions.to_numpy(dtype=np.float64, na_value=np.nan)
+    held = np.zeros(values.shape, dtype=np.int64, order="F")
+    if len(values) > 1:
+        decided = np.nan_to_num(values[:-1], nan=0.0, posinf=np.inf, neginf=-np.inf)
+        if not np.isfinite(decided).all():
+            raise ValueError("Cannot convert non-finite values (NA or inf) to integer")
+        held[1:] = decided  # truncates toward zero, like astype(int)
+    prev = np.zeros_like(held)
+    prev[1:] = held[:-1]
     return {
         "entries": (held == 1) & (prev != 1),
         "exits": (held == 0) & (prev == 1),
@@ -48,11 +67,15 @@ def signals_from_positions(positions: pd.DataFrame) -> dict[str, pd.DataFrame]:
 
 def run_portfolio(close: pd.Series, positions: pd.DataFrame, costs: Costs, freq: str = "1D"):
     """The vectorbt portfolio for every column of ``positions`` at once."""
+    return _simulate(close, positions, signals_from_positions(positions), costs, freq)
+
+
+def _simulate(close, positions: pd.DataFrame, signals: dict, costs: Costs, freq):
     import vectorbt as vbt
 
     return vbt.Portfolio.from_signals(
         close,
-        **signals_from_positions(positions),
+        **signals,
         fees=costs.fees,
         slippage=costs.slippage,
         upon_opposite_entry="reverse",
@@ -68,18 +91,71 @@ def backtest_positions(
     freq: str = "1D",
     year_days: int = 252,
 ) -> pd.DataFrame:
-    """Metrics per positions column: sharpe, total_return, max_drawdown, n_trades, final_value."""
+    """Metrics per positions column: sharpe, total_return, max_drawdown, n_trades, final_value.
+
+    Same numbers as reading ``pf.returns()``, ``pf.total_return()``, ``pf.max_drawdown()``,
+    ``pf.trades.count()``, ``pf.final_value()`` and
+    ``returns.vbt.returns(freq=freq, year_freq=f"{year_days} days").sharpe_ratio()`` off the
+    portfolio of ``run_portfolio``, but the per-bar series (cash, value, returns, ...) stay NumPy
+    arrays fed to vectorbt's own engine functions (``vectorbt.portfolio.dispatch``,
+    ``vectorbt.returns.dispatch``, the same ones those methods call) instead of being wrapped into
+    a DataFrame at every step; and the benchmark returns, which ``pf.max_drawdown()`` computes
+    although nothing here uses them, are not computed at all.
+    """
+    from vectorbt._settings import settings
+    from vectorbt.base.reshape_fns import to_1d_array, to_2d_array
+    from vectorbt.portfolio import dispatch as pf_nb
+    from vectorbt.portfolio.enums import Direction
+    from vectorbt.returns import dispatch as ret_nb
+    from vectorbt.utils.datetime_ import freq_to_timedelta
+
     pf = run_portfolio(close, positions, costs, freq)
-    returns = pf.returns()
-    acc = returns.vbt.returns(freq=freq, year_freq=f"{year_days} days")
+    engine = pf.engine
+    shape = pf.wrapper.shape_2d
+    orders = pf.order_records
+    col_map = pf.orders.col_mapper.col_map
+
+    # Portfolio.value(): cash + asset value, per column, at each bar.
+    prices = to_2d_array(pf.close)
+    if pf.fillna_close and np.isnan(prices).any():
+        prices = to_2d_array(pf.get_filled_close())
+    init_cash = to_1d_array(pf.get_init_cash())
+    asset_flow = pf_nb.asset_flow(shape, orders, col_map, Direction.Both, engine=engine)
+    assets = pf_nb.assets(asset_flow, engine=engine)
+    cash_flow = pf_nb.cash_flow(shape, orders, col_map, False, engine=engine)
+    cash = pf_nb.cash(cash_flow, init_cash, engine=engine)
+    asset_value = pf_nb.asset_value(np.where(assets == 0, 0.0, prices), assets, engine=engine)
+    value = pf_nb.value(cash, asset_value, engine=engine)
+    returns = ret_nb.returns(value, init_cash, engine=engine)
+
+    # Portfolio.total_profit() / final_value() / total_return(): from the order records.
+    total_profit = pf_nb.total_profit(shape, prices, orders, col_map, engine=engine)
+
+    # ReturnsAccessor.sharpe_ratio(): annualized by year_freq / freq, accessor defaults.
+    if pf.wrapper.freq is None:
+        raise ValueError(
+            "Index frequency is None. "
+            "Pass it as `freq` or define it globally under `settings.array_wrapper`."
+        )
+    ann_factor = freq_to_timedelta(f"{year_days} days") / pf.wrapper.freq
+    defaults = settings["returns"]["defaults"]
+    sharpe = ret_nb.sharpe_ratio(
+        returns, ann_factor, defaults["risk_free"], defaults["ddof"], engine=engine
+    )
+
+    columns = positions.columns
     return pd.DataFrame(
         {
-            "sharpe": _as_series(acc.sharpe_ratio(), positions.columns),
-            "total_return": _as_series(pf.total_return(), positions.columns),
-            "max_drawdown": _as_series(pf.max_drawdown(), positions.columns),
-            "n_trades": _as_series(pf.trades.count(), positions.columns),
-            "final_value": _as_series(pf.final_value(), positions.columns),
-            "return_std": _as_series(returns.std(), positions.columns),
+            "sharpe": _as_series(sharpe, columns),
+            "total_return": _as_series(
+                pf_nb.total_return(total_profit, init_cash, engine=engine), columns
+            ),
+            "max_drawdown": _as_series(ret_nb.max_drawdown(returns, engine=engine), columns),
+            "n_trades": _as_series(pf.trades.count(), columns),
+            "final_value": _as_series(
+                pf_nb.final_value(total_profit, init_cash, engine=engine), columns
+            ),
+            "return_std": _as_series(pd.DataFrame(returns).std(), columns),
         }
     )
 

@@ -1,0 +1,87 @@
+"""`retune` as a user runs it: errors without tracebacks, a full run, status, and predict."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from conftest import AS_OF, BIN, run
+
+RETUNE = str(BIN / "retune")
+
+
+@pytest.fixture(scope="module")
+def cli_env(e2e_env, tmp_path_factory):
+    env = dict(e2e_env, RETUNE_HOME=str(tmp_path_factory.mktemp("cli") / "var"))
+    return env
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--n-trials", "-5"], "n_trials"),
+        (["--n-trials", "100000000"], "n_trials"),
+        (["--data", "csv:missing.csv"], "file not found"),
+        (["--data", "sample:bitcoin"], "unknown sample"),
+        (["--data", "table:x; drop table y"], "table name"),
+        (["--as-of", "not-a-date"], "as_of"),
+    ],
+)
+def test_bad_run_flags_are_refused_cleanly(cli_env, args, message):
+    out = run([RETUNE, "run", *args], cli_env)
+    assert out.returncode == 2
+    assert message in out.stderr and "Traceback" not in out.stderr
+    assert not (Path(cli_env["RETUNE_HOME"]) / "config" / "production.yaml").exists()
+
+
+def test_help_lists_subcommands(cli_env):
+    out = run([RETUNE, "--help"], cli_env)
+    for command in ("run", "status", "history", "predict", "db"):
+        assert command in out.stdout
+
+
+def test_predict_without_active_model_says_so(cli_env):
+    out = run([RETUNE, "predict", "--data", "csv:good.csv"], cli_env)
+    assert out.returncode == 2 and "no active model" in out.stderr
+
+
+def test_run_status_and_predict(cli_env):
+    out = run(
+        [RETUNE, "run", "--n-trials", "2", "--data", "csv:good.csv", "--as-of", AS_OF,
+         "--run-id", "cli-test"],
+        cli_env,
+    )
+    assert out.returncode == 0, out.stderr[-4000:]
+    result = json.loads(out.stdout)
+    assert result["run_id"] == "daily__cli-test" and Path(result["report"]).is_file()
+
+    status = json.loads(run([RETUNE, "status", "--json"], cli_env).stdout)
+    assert set(status) >= {"active", "versions", "runs"}
+    latest = status["runs"][0]
+    assert latest["run_id"] == "daily__cli-test" and latest["n_trials"] == 2
+    assert latest["decision"] == result["decision"]
+
+    if result["decision"] != "promoted":
+        # The gate kept the current (empty) config: promote as an operator would.
+        from pipelines.promotion.production_file import sync_production_file
+        from pipelines.settings import Settings
+        from pipelines.store.repository import Repository
+
+        home = Path(cli_env["RETUNE_HOME"])
+        repo = Repository(f"sqlite:///{home / 'retune.db'}")
+        best = json.loads((home / "runs" / "daily__cli-test" / "search.json").read_text())
+        repo.promote("spx_daily", "daily__cli-test", best["best_params"], actor="test", reason="test",
+                     model_version=1, metrics={}, report_path=result["report"])
+        sync_production_file(repo, Settings(home, "", "").production_config)
+        repo.close()
+
+    status = json.loads(run([RETUNE, "status", "--json"], cli_env).stdout)
+    assert status["active"]["version"] == 1 and status["active"]["model_version"] == 1
+    assert status["versions"][0]["source_run"] == "daily__cli-test"
+
+    predicted = run([RETUNE, "predict", "--data", "csv:good.csv"], cli_env)
+    assert predicted.returncode == 0, predicted.stderr[-3000:]
+    signal = json.loads(predicted.stdout)
+    assert signal["bar"].startswith(AS_OF) and signal["position"] in (-1, 0, 1)
+    assert signal["model_version"] == 1

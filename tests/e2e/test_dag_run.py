@@ -1,0 +1,84 @@
+"""The daily DAG, run by Airflow itself (`airflow dags test`), on small synthetic bars."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from conftest import AS_OF, BIN, run
+
+pytestmark = pytest.mark.slow
+
+TINY = {"n_trials": 3, "timeout_minutes": 5, "as_of": AS_OF}
+
+
+@pytest.fixture(scope="module")
+def airflow_env(e2e_env):
+    Path(e2e_env["AIRFLOW_HOME"]).mkdir(parents=True, exist_ok=True)
+    out = run([str(BIN / "airflow"), "db", "migrate"], e2e_env)
+    assert out.returncode == 0, out.stderr[-3000:]
+    return e2e_env
+
+
+def dags_test(env, conf):
+    return run([str(BIN / "airflow"), "dags", "test", "retune_daily", "--conf", json.dumps(conf)], env)
+
+
+def status(env) -> dict:
+    out = run([str(BIN / "retune"), "status", "--json"], env)
+    assert out.returncode == 0, out.stderr[-3000:]
+    return json.loads(out.stdout)
+
+
+def store_snapshot(env) -> tuple[list, bytes | None]:
+    home = Path(env["RETUNE_HOME"])
+    with sqlite3.connect(home / "retune.db") as conn:
+        rows = conn.execute("SELECT * FROM retune_config_versions ORDER BY id").fetchall()
+    production = home / "config" / "production.yaml"
+    return rows, production.read_bytes() if production.exists() else None
+
+
+def test_daily_dag_runs_then_finetunes_and_rejects_corrupt_bars(airflow_env):
+    first = dags_test(airflow_env, {**TINY, "data": "csv:good.csv"})
+    assert first.returncode == 0, first.stdout[-4000:] + first.stderr[-4000:]
+    runs = status(airflow_env)["runs"]
+    assert len(runs) == 1 and runs[0]["state"] == "success"
+    report = Path(runs[0]["report"])
+    assert report.is_file() and "Retune report" in report.read_text()
+    trials = pd.read_csv(report.parent / "trials.csv")
+    assert len(trials) == TINY["n_trials"]
+    assert (report.parent / "best_params.json").is_file()
+    first_model = json.loads(
+        (Path(airflow_env["RETUNE_HOME"]) / "runs" / runs[0]["run_id"] / "finetune.json").read_text()
+    )
+    assert first_model["trained_how"] == "scratch" and first_model["model_version"] == 1
+
+    second = dags_test(airflow_env, {**TINY, "data": "csv:good.csv"})
+    assert second.returncode == 0, second.stdout[-4000:] + second.stderr[-4000:]
+    runs = status(airflow_env)["runs"]
+    assert [r["state"] for r in runs] == ["success", "success"]
+    assert all(r["n_trials"] == TINY["n_trials"] and Path(r["report"]).is_file() for r in runs)
+    second_model = json.loads(
+        (Path(airflow_env["RETUNE_HOME"]) / "runs" / runs[0]["run_id"] / "finetune.json").read_text()
+    )
+    assert second_model["trained_how"] == "finetune"
+    assert second_model["parent_version"] == 1 and second_model["model_version"] == 2
+    assert "fine-tuned from v1" in Path(runs[0]["report"]).read_text()
+
+    before = store_snapshot(airflow_env)
+    digest = hashlib.sha256(repr(before).encode()).hexdigest()
+    bad = dags_test(airflow_env, {**TINY, "data": "csv:bad.csv"})
+    assert bad.returncode != 0
+    log = bad.stdout + bad.stderr
+    assert "expect_column_values_to_be_between(column=close" in log
+    assert "expect_column_values_to_be_unique(column=timestamp" in log
+    after = store_snapshot(airflow_env)
+    assert hashlib.sha256(repr(after).encode()).hexdigest() == digest
+    assert after[1] == before[1]  # production.yaml byte for byte
+    failed = status(airflow_env)["runs"][0]
+    assert failed["state"] == "failed" and failed["failed_step"] == "validate"
+    assert failed["report"] is None

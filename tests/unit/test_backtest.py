@@ -1,0 +1,141 @@
+"""pipelines.search.backtest: penalties, one-bar execution delay, fees and annualization."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from pipelines.search.backtest import (
+    PENALTY,
+    Costs,
+    backtest_positions,
+    positions_from_predictions,
+    run_portfolio,
+    score,
+    signals_from_positions,
+)
+
+NO_COSTS = Costs(fees=0.0, slippage=0.0)
+
+
+def _index(n: int) -> pd.DatetimeIndex:
+    return pd.bdate_range("2021-01-01", periods=n)
+
+
+def _positions(values, index) -> pd.DataFrame:
+    return pd.DataFrame({0.0: np.asarray(values, dtype=int)}, index=index)
+
+
+def _rising(n: int = 60) -> pd.Series:
+    return pd.Series(np.linspace(100.0, 160.0, n) * (1 + 0.002 * np.sin(np.arange(n))), index=_index(n))
+
+
+@pytest.mark.parametrize("objective", ["sharpe", "return"])
+def test_no_trades_get_the_finite_penalty_with_a_reason(objective):
+    close = _rising()
+    metrics = backtest_positions(close, _positions(np.zeros(len(close)), close.index), Costs()).iloc[0]
+    assert metrics["n_trades"] == 0
+    value, reason = score(metrics, objective)
+    assert value == PENALTY[objective]
+    assert math.isfinite(value)
+    assert reason and "trades" in reason
+
+
+def test_always_long_on_a_rising_series():
+    close = _rising()
+    metrics = backtest_positions(close, _positions(np.ones(len(close)), close.index), Costs()).iloc[0]
+    assert metrics["total_return"] > 0
+    assert metrics["n_trades"] >= 1
+    assert metrics["final_value"] > 1.0
+    value, reason = score(metrics, "return")
+    assert reason is None and value == pytest.approx(metrics["total_return"])
+    sharpe, reason = score(metrics, "sharpe")
+    assert reason is None and math.isfinite(sharpe) and sharpe > 0
+
+
+def test_fees_reduce_final_value():
+    close = _rising()
+    pos = _positions(np.tile([1, 1, 0, 0], len(close) // 4), close.index)
+    free = backtest_positions(close, pos, NO_COSTS).iloc[0]
+    costly = backtest_positions(close, pos, Costs(fees=0.01)).iloc[0]
+    slipped = backtest_positions(close, pos, Costs(fees=0.0, slippage=0.01)).iloc[0]
+    assert costly["n_trades"] == free["n_trades"] > 1
+    assert costly["final_value"] < free["final_value"]
+    assert slipped["final_value"] < free["final_value"]
+
+
+def test_signals_are_shifted_one_bar():
+    index = _index(8)
+    pos = _positions([0, 1, 1, 0, -1, -1, 0, 0], index)
+    sig = signals_from_positions(pos)
+    col = 0.0
+    assert list(np.flatnonzero(sig["entries"][col])) == [2]
+    assert list(np.flatnonzero(sig["exits"][col])) == [4]
+    assert list(np.flatnonzero(sig["short_entries"][col])) == [5]
+    assert list(np.flatnonzero(sig["short_exits"][col])) == [7]
+
+
+def test_orders_fill_one_bar_after_the_decision():
+    close = pd.Series([10.0, 11, 12, 13, 14, 15, 16, 17], index=_index(8))
+    pos = _positions([0, 1, 1, 1, 0, 0, 0, 0], close.index)
+    orders = run_portfolio(close, pos, NO_COSTS).orders.records_readable
+    assert list(orders["Timestamp"]) == [close.index[2], close.index[5]]
+    assert list(orders["Price"]) == [12.0, 15.0]
+
+
+def test_a_position_decided_on_the_jump_bar_does_not_earn_the_jump():
+    # Close jumps 100 -> 200 at bar 5. Deciding "long" at bar 5 (after seeing the jump) must not
+    # earn it; deciding at bar 4 (before the jump) fills at bar 5's close and earns nothing either;
+    # only a decision at bar 3 holds through the jump.
+    close = pd.Series([100.0] * 5 + [200.0] * 5, index=_index(10))
+    for decided, expected in ((5, 0.0), (4, 0.0), (3, 1.0)):
+        values = np.zeros(10)
+        values[decided:decided + 3] = 1
+        metrics = backtest_positions(close, _positions(values, close.index), NO_COSTS).iloc[0]
+        assert metrics["total_return"] == pytest.approx(expected), f"decided at bar {decided}"
+
+
+def test_many_thresholds_in_one_call():
+    close = _rising(40)
+    preds = pd.Series(np.linspace(-1, 1, 40), index=close.index)
+    pos = positions_from_predictions(preds, [0.0, 0.5, 2.0], long_short=False)
+    assert list(pos.columns) == [0.0, 0.5, 2.0]
+    metrics = backtest_positions(close, pos, NO_COSTS)
+    assert list(metrics.index) == [0.0, 0.5, 2.0]
+    assert metrics.loc[2.0, "n_trades"] == 0
+    assert metrics.loc[0.0, "n_trades"] >= 1
+
+
+def test_positions_from_predictions_long_short():
+    preds = pd.Series([-0.3, -0.05, 0.0, 0.05, 0.3], index=_index(5))
+    long_only = positions_from_predictions(preds, [0.1], long_short=False).iloc[:, 0]
+    both = positions_from_predictions(preds, [0.1], long_short=True).iloc[:, 0]
+    assert list(long_only) == [0, 0, 0, 0, 1]
+    assert list(both) == [-1, 0, 0, 0, 1]
+
+
+def test_year_length_scales_sharpe():
+    close = _rising()
+    pos = _positions(np.ones(len(close)), close.index)
+    s252 = backtest_positions(close, pos, NO_COSTS, year_days=252).iloc[0]["sharpe"]
+    s365 = backtest_positions(close, pos, NO_COSTS, year_days=365).iloc[0]["sharpe"]
+    assert s365 / s252 == pytest.approx(math.sqrt(365 / 252), rel=1e-9)
+
+
+@pytest.mark.parametrize(
+    ("metrics", "objective", "fragment"),
+    [
+        ({"sharpe": math.inf, "total_return": 0.1, "n_trades": 3, "return_std": 0.0}, "sharpe", "inf"),
+        ({"sharpe": math.nan, "total_return": 0.1, "n_trades": 3, "return_std": 0.01}, "sharpe", "nan"),
+        ({"sharpe": 1.2, "total_return": 0.1, "n_trades": 3, "return_std": 0.0}, "sharpe", "zero variance"),
+        ({"sharpe": 1.2, "total_return": math.nan, "n_trades": 3, "return_std": 0.01}, "return", "nan"),
+        ({"sharpe": 1.2, "total_return": 0.1, "n_trades": 2, "return_std": 0.01}, "return", "3 trades"),
+    ],
+)
+def test_score_penalizes_meaningless_results(metrics, objective, fragment):
+    value, reason = score(pd.Series(metrics), objective, min_trades=3 if "3 trades" in fragment else 1)
+    assert value == PENALTY[objective]
+    assert fragment in reason

@@ -1,0 +1,163 @@
+"""pipelines.config: the seed search-space format and the errors users see."""
+
+from __future__ import annotations
+
+import json
+
+import pydantic
+import pytest
+import yaml
+
+from pipelines.config import (
+    Categorical,
+    ConfigError,
+    FloatRange,
+    IntRange,
+    default_config,
+    load_config,
+    parse_config,
+)
+
+SEED = {
+    "search_space": {
+        "lr": {"type": "loguniform", "low": 1e-5, "high": 1e-2},
+        "hidden_size": {"type": "categorical", "choices": [32, 64, 128]},
+        "dropout": {"type": "uniform", "low": 0.0, "high": 0.5},
+        "num_layers": {"type": "int", "low": 1, "high": 4, "step": 1},
+    },
+    "epochs": 7,
+    "batch_size": 32,
+    "fees": 0.001,
+    "n_folds": 2,
+}
+
+
+def test_parse_config_reads_the_seed_format():
+    cfg = parse_config(SEED)
+    space = cfg.search_space
+    assert isinstance(space["lr"], FloatRange) and space["lr"].type == "loguniform"
+    assert (space["lr"].low, space["lr"].high) == (1e-5, 1e-2)
+    assert isinstance(space["hidden_size"], Categorical)
+    assert space["hidden_size"].choices == (32, 64, 128)
+    assert isinstance(space["dropout"], FloatRange) and space["dropout"].type == "uniform"
+    assert isinstance(space["num_layers"], IntRange) and space["num_layers"].step == 1
+    # flat keys split into fixed hyperparameters and pipeline settings
+    assert cfg.hyperparams.epochs == 7 and cfg.hyperparams.batch_size == 32
+    assert cfg.fees == 0.001 and cfg.n_folds == 2
+
+
+def test_parse_config_does_not_mutate_its_input():
+    raw = json.loads(json.dumps(SEED))
+    parse_config(raw)
+    assert raw == SEED
+
+
+def test_config_is_frozen():
+    cfg = parse_config(SEED)
+    with pytest.raises(pydantic.ValidationError):
+        cfg.fees = 0.5  # type: ignore[misc]
+
+
+def test_unknown_search_type_is_rejected_naming_the_param():
+    raw = {"search_space": {"lr": {"type": "normal", "low": 0.0, "high": 1.0}}}
+    with pytest.raises(ConfigError) as err:
+        parse_config(raw)
+    assert "search_space.lr" in str(err.value)
+    assert "normal" in str(err.value)
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        {"type": "uniform", "low": 0.5, "high": 0.1},
+        {"type": "uniform", "low": 0.3, "high": 0.3},
+        {"type": "int", "low": 4, "high": 1},
+        {"type": "int", "low": 2, "high": 2},
+    ],
+)
+def test_low_not_below_high_is_rejected(spec):
+    param = "dropout" if spec["type"] == "uniform" else "num_layers"
+    with pytest.raises(ConfigError) as err:
+        parse_config({"search_space": {param: spec}})
+    msg = str(err.value)
+    assert f"search_space.{param}" in msg
+    assert "must be < high" in msg
+
+
+def test_loguniform_needs_positive_low():
+    with pytest.raises(ConfigError, match="loguniform needs low > 0"):
+        parse_config({"search_space": {"lr": {"type": "loguniform", "low": 0.0, "high": 0.1}}})
+
+
+def test_param_both_fixed_and_searched_is_rejected():
+    raw = {"lr": 0.001, "search_space": {"lr": {"type": "uniform", "low": 1e-4, "high": 1e-2}}}
+    with pytest.raises(ConfigError, match=r"lr: both fixed and searched"):
+        parse_config(raw)
+
+
+def test_unknown_top_level_key_is_rejected():
+    with pytest.raises(ConfigError) as err:
+        parse_config({"learning_rate": 0.01})
+    assert "learning_rate" in str(err.value)
+    assert "Extra inputs are not permitted" in str(err.value)
+
+
+def test_unknown_key_inside_a_range_is_rejected():
+    raw = {"search_space": {"lr": {"type": "uniform", "low": 1e-4, "high": 1e-2, "stepp": 1}}}
+    with pytest.raises(ConfigError) as err:
+        parse_config(raw)
+    assert "stepp" in str(err.value)
+
+
+def test_searching_an_unknown_hyperparameter_is_rejected():
+    raw = {"search_space": {"momentum": {"type": "uniform", "low": 0.1, "high": 0.9}}}
+    with pytest.raises(ConfigError, match=r"search_space\.momentum: not a hyperparameter"):
+        parse_config(raw)
+
+
+def test_fixed_value_out_of_bounds_is_rejected():
+    with pytest.raises(ConfigError, match="dropout"):
+        parse_config({"dropout": 1.5})
+
+
+def test_non_mapping_is_rejected():
+    with pytest.raises(ConfigError, match="mapping"):
+        parse_config([1, 2])  # type: ignore[arg-type]
+
+
+def test_load_config_json_and_yaml_agree(tmp_path):
+    as_json = tmp_path / "c.json"
+    as_yaml = tmp_path / "c.yaml"
+    as_yml = tmp_path / "c.yml"
+    as_json.write_text(json.dumps(SEED))
+    as_yaml.write_text(yaml.safe_dump(SEED))
+    as_yml.write_text(yaml.safe_dump(SEED))
+    expected = parse_config(SEED)
+    assert load_config(as_json) == expected
+    assert load_config(as_yaml) == expected
+    assert load_config(str(as_yml)) == expected
+
+
+def test_load_config_errors_name_the_file(tmp_path):
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(tmp_path / "missing.yaml")
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    with pytest.raises(ConfigError, match=r"bad\.json: not valid json"):
+        load_config(bad)
+    bad_yaml = tmp_path / "bad.yaml"
+    bad_yaml.write_text("search_space: [unclosed")
+    with pytest.raises(ConfigError, match=r"bad\.yaml"):
+        load_config(bad_yaml)
+
+
+def test_empty_yaml_gives_defaults(tmp_path):
+    empty = tmp_path / "empty.yaml"
+    empty.write_text("")
+    assert load_config(empty) == parse_config({})
+
+
+@pytest.mark.parametrize("dag", ["daily", "weekly"])
+def test_bundled_defaults_parse(dag):
+    cfg = default_config(dag)
+    assert cfg.search_space, "bundled config should search something"
