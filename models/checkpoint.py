@@ -41,9 +41,7 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def save_checkpoint(
-    directory: Path, network: nn.Module, spec: ArchitectureSpec, meta: dict[str, Any]
-) -> str:
+def save_checkpoint(directory: Path, network: nn.Module, spec: ArchitectureSpec, meta: dict[str, Any]) -> str:
     """Write weights and metadata into ``directory``; return the weights' sha256."""
     directory.mkdir(parents=True, exist_ok=True)
     weights = directory / WEIGHTS

@@ -18,15 +18,25 @@ def _run(args: argparse.Namespace) -> int:
     from pipelines.steps import run_all
 
     params = {
-        "n_trials": args.n_trials, "timeout_minutes": args.timeout_minutes,
-        "objective": args.objective, "mode": args.mode, "model_family": args.model_family,
-        "data": args.data, "as_of": args.as_of, "config": args.config,
+        "n_trials": args.n_trials,
+        "timeout_minutes": args.timeout_minutes,
+        "objective": args.objective,
+        "mode": args.mode,
+        "model_family": args.model_family,
+        "data": args.data,
+        "as_of": args.as_of,
+        "config": args.config,
     }
     run_id = args.run_id or f"cli__{datetime.now(UTC):%Y%m%dT%H%M%S}"
     ctx = RunContext.create(args.dag, run_id, params)
     results = run_all(ctx)
-    print(json.dumps({"run_id": ctx.run_id, **results["promote"], "report": results["report"]["report"]},
-                     indent=2, default=str))
+    print(
+        json.dumps(
+            {"run_id": ctx.run_id, **results["promote"], "report": results["report"]["report"]},
+            indent=2,
+            default=str,
+        )
+    )
     return 0
 
 
@@ -43,23 +53,43 @@ def status_payload(limit: int = 20) -> dict[str, Any]:
         sync_production_file(repo, settings.production_config)  # repairs a missed file write
         actives = repo.all_active_configs()
         active = [
-            {"model_key": a.model_key, "version": a.version, "params": a.params,
-             "model_version": a.model_version, "promoted_at": _iso(a.promoted_at),
-             "approved_by": a.approved_by}
+            {
+                "model_key": a.model_key,
+                "version": a.version,
+                "params": a.params,
+                "model_version": a.model_version,
+                "promoted_at": _iso(a.promoted_at),
+                "approved_by": a.approved_by,
+            }
             for a in actives
         ]
         return {
             "active": active[0] if len(active) == 1 else (active or None),
             "production_config": str(settings.production_config),
             "versions": [
-                {"model_key": v.model_key, "version": v.version, "state": v.state, "params": v.params,
-                 "created_at": _iso(v.created_at), "source_run": v.source_run}
+                {
+                    "model_key": v.model_key,
+                    "version": v.version,
+                    "state": v.state,
+                    "params": v.params,
+                    "created_at": _iso(v.created_at),
+                    "source_run": v.source_run,
+                }
                 for v in repo.list_config_versions()
             ],
             "runs": [
-                {"run_id": r.run_id, "dag": r.dag_id, "state": r.state, "report": r.report_path,
-                 "best_value": r.best_value, "n_trials": r.n_trials, "decision": r.decision,
-                 "failed_step": r.failed_step, "error": r.error, "started_at": _iso(r.started_at)}
+                {
+                    "run_id": r.run_id,
+                    "dag": r.dag_id,
+                    "state": r.state,
+                    "report": r.report_path,
+                    "best_value": r.best_value,
+                    "n_trials": r.n_trials,
+                    "decision": r.decision,
+                    "failed_step": r.failed_step,
+                    "error": r.error,
+                    "started_at": _iso(r.started_at),
+                }
                 for r in repo.list_runs(limit=limit)
             ],
         }
@@ -76,15 +106,18 @@ def _status(args: argparse.Namespace) -> int:
     print(f"production config: {payload['production_config']}")
     print(f"active: {json.dumps(active, default=str) if active else 'none yet'}")
     for run in payload["runs"]:
-        print(f"{run['started_at'][:19]}  {run['state']:8} {run['run_id']}  best={run['best_value']} "
-              f"trials={run['n_trials']} decision={run['decision'] or run['failed_step'] or '-'}")
+        print(
+            f"{run['started_at'][:19]}  {run['state']:8} {run['run_id']}  best={run['best_value']} "
+            f"trials={run['n_trials']} decision={run['decision'] or run['failed_step'] or '-'}"
+        )
     return 0
 
 
 def _history(args: argparse.Namespace) -> int:
     payload = status_payload(args.limit)
     for v in payload["versions"]:
-        print(f"v{v['version']:<4} {v['state']:11} {v['created_at'][:19]}  {v['model_key']}  from {v['source_run']}")
+        when = (v["created_at"] or "")[:19]
+        print(f"v{v['version']:<4} {v['state']:11} {when}  {v['model_key']}  from {v['source_run']}")
     if not payload["versions"]:
         print("no config versions yet")
     return 0
@@ -119,7 +152,8 @@ def _iso(value: datetime | None) -> str | None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="retune", description="Re-tune a deployed trading model: validate, narrow, search, "
+        prog="retune",
+        description="Re-tune a deployed trading model: validate, narrow, search, "
         "fine-tune, report, promote. State lives in RETUNE_HOME (default ./var) and RETUNE_DB_URL.",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -127,8 +161,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="run the whole chain in this process (same steps as the DAG)")
     run.add_argument("--dag", choices=["daily", "weekly"], default="daily")
-    run.add_argument("--data", default="sample:sp500",
-                     help="sample:sp500|nasdaq|goog, csv:PATH, parquet:PATH or table:NAME")
+    run.add_argument(
+        "--data",
+        default="sample:sp500",
+        help="sample:sp500|nasdaq|goog, csv:PATH, parquet:PATH or table:NAME",
+    )
     run.add_argument("--n-trials", type=int, default=20)
     run.add_argument("--timeout-minutes", type=float, default=30)
     run.add_argument("--objective", choices=["sharpe", "return"], default="sharpe")

@@ -76,7 +76,9 @@ class LivePredictor:
             x = torch.as_tensor(scaled[None], dtype=torch.float32)
             prediction = float(self.network(x)[0])
         threshold = self.params.entry_threshold
-        position = 1 if prediction > threshold else (-1 if self.params.long_short and prediction < -threshold else 0)
+        position = (
+            1 if prediction > threshold else (-1 if self.params.long_short and prediction < -threshold else 0)
+        )
         return {
             "model_key": self.model_key,
             "bar": str(tail["timestamp"].iloc[-1]),

@@ -37,8 +37,12 @@ def validate(ctx: RunContext) -> StepResult:
 
     repo = _repo(ctx)
     repo.start_run(
-        ctx.run_id, dag_id=ctx.dag, model_key=ctx.model_key, as_of=ctx.as_of,
-        data_source=ctx.params.data, params=ctx.params.model_dump(mode="json"),
+        ctx.run_id,
+        dag_id=ctx.dag,
+        model_key=ctx.model_key,
+        as_of=ctx.as_of,
+        data_source=ctx.params.data,
+        params=ctx.params.model_dump(mode="json"),
     )
     bars = load_bars(ctx.params.data, pd.Timestamp(ctx.as_of), db_url=ctx.settings.db_url)
     spec = BarExpectations(
@@ -96,7 +100,9 @@ def narrow(ctx: RunContext) -> StepResult:
     active = repo.active_config(ctx.model_key)
     deployed = parent_model(ctx, repo)
     evidence = Evidence(
-        **data_evidence(bars), prior_top_trials=top, prior_best_params=best,
+        **data_evidence(bars),
+        prior_top_trials=top,
+        prior_best_params=best,
         incumbent=active.params if active else None,
         deployed_params=deployed.params if deployed else None,
         pin_architecture=ctx.dag == "daily",
@@ -123,15 +129,21 @@ def search(ctx: RunContext) -> StepResult:
     space = _narrowed_space(ctx)
     active = repo.active_config(ctx.model_key)
     study = run_study(
-        ctx.run_id, data, ctx.config, space,
-        SearchSettings(ctx.params.n_trials, ctx.params.timeout_minutes, ctx.params.objective,
-                       ctx.params.mode),
+        ctx.run_id,
+        data,
+        ctx.config,
+        space,
+        SearchSettings(
+            ctx.params.n_trials, ctx.params.timeout_minutes, ctx.params.objective, ctx.params.mode
+        ),
         ctx.settings.optuna_url,
         incumbent=active.params if active else None,
     )
     summary = write_search_outputs(study, data, ctx.config, ctx.report_dir, ctx.params.objective)
     repo.update_run(
-        ctx.run_id, study_name=study_name(ctx.run_id), best_value=summary["best_value"],
+        ctx.run_id,
+        study_name=study_name(ctx.run_id),
+        best_value=summary["best_value"],
         n_trials=summary["n_trials"],
     )
     dump_json(ctx.run_dir / "search.json", summary)

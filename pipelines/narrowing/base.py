@@ -39,7 +39,8 @@ class Firing:
 
 
 class NarrowingRule(Protocol):
-    name: str
+    @property
+    def name(self) -> str: ...
 
     def propose(
         self, space: dict[str, ParamSpec], evidence: Evidence

@@ -40,11 +40,11 @@ def hard_bounds(param: str) -> tuple[float, float]:
     low, high = -math.inf, math.inf
     for meta in HyperParams.model_fields[param].metadata:
         if isinstance(meta, Ge | Gt):
-            low = float(meta.ge if isinstance(meta, Ge) else meta.gt)
+            low = float(meta.ge if isinstance(meta, Ge) else meta.gt)  # type: ignore[arg-type]
         if isinstance(meta, Le):
-            high = float(meta.le)
+            high = float(meta.le)  # type: ignore[arg-type]
         if isinstance(meta, Lt):  # open bound: stay strictly inside
-            high = float(np.nextafter(float(meta.lt), -math.inf))
+            high = float(np.nextafter(float(meta.lt), -math.inf))  # type: ignore[arg-type]
     return low, high
 
 
@@ -62,8 +62,7 @@ class DataDrivenOptimizer:
                 if bounded == current[param]:
                     continue
                 firings.append(
-                    Firing(rule.name, param, describe(current[param]), describe(bounded),
-                           rationale, numbers)
+                    Firing(rule.name, param, describe(current[param]), describe(bounded), rationale, numbers)
                 )
                 current[param] = bounded
         return NarrowingResult(before=dict(space), after=current, firings=firings)
@@ -84,10 +83,10 @@ class DataDrivenOptimizer:
         low, high = max(proposed.low, floor), min(proposed.high, ceiling)
         if value is not None:
             low, high = min(low, value), max(high, value)
-        if isinstance(proposed, FloatRange):
+        if isinstance(proposed, FloatRange) and isinstance(original, FloatRange):
             low, high = self._min_width(proposed, original, low, high)
             return with_bounds(proposed, low, high)
-        step = proposed.step
+        step = original.step if isinstance(original, IntRange) else 1
         low = original.low + math.ceil((low - original.low) / step) * step  # stay on the grid
         high = original.low + math.floor((high - original.low) / step) * step
         if low >= high:  # an int range narrowed to one value

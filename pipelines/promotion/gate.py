@@ -60,7 +60,7 @@ def evaluate_gate(
     checks = [
         GateCheck("completed_trials", n_complete, ">= 1", n_complete >= 1),
         GateCheck("best_value_is_real", best_value, f"finite and > penalty {penalty}", value_ok),
-        GateCheck("best_value_positive", best_value, "> 0", bool(value_ok and best_value > 0)),
+        GateCheck("best_value_positive", best_value, "> 0", value_ok and (best_value or 0.0) > 0),
         GateCheck("min_trades", best_trades, f">= {min_trades}", best_trades >= min_trades),
     ]
     return GateResult(checks=checks, policy=policy)

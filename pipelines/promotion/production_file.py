@@ -45,7 +45,8 @@ def sync_production_file(repo: Repository, path: Path) -> bool:
             mv = repo.get_model_version(cv.model_key, cv.model_version)
             if mv is not None:
                 models[(cv.model_key, cv.model_version)] = {
-                    "checkpoint_path": mv.checkpoint_path, "sha256": mv.sha256,
+                    "checkpoint_path": mv.checkpoint_path,
+                    "sha256": mv.sha256,
                 }
     if not active and not path.exists():
         return False

@@ -36,8 +36,11 @@ def promote_run(ctx: RunContext, repo: Repository) -> dict[str, Any]:
         search = load_json(ctx.run_dir / "search.json")
         model = load_json(ctx.run_dir / "finetune.json")
         version = repo.promote(
-            ctx.model_key, ctx.run_id, search["best_params"],
-            actor="gate:auto", reason="gate passed under policy auto",
+            ctx.model_key,
+            ctx.run_id,
+            search["best_params"],
+            actor="gate:auto",
+            reason="gate passed under policy auto",
             model_version=model["model_version"],
             metrics={"best_value": search["best_value"], "objective": search["objective"]},
             report_path=str(ctx.report_dir / "report.html"),

@@ -35,7 +35,8 @@ def equity_and_drawdown(equity: pd.DataFrame) -> str:
     fig.add_trace(go.Scatter(x=equity.index, y=equity["strategy"], name="best trial"), row=1, col=1)
     fig.add_trace(
         go.Scatter(x=equity.index, y=equity["buy_and_hold"], name="buy and hold", line={"dash": "dot"}),
-        row=1, col=1,
+        row=1,
+        col=1,
     )
     fig.add_trace(
         go.Scatter(x=equity.index, y=equity["drawdown"], name="drawdown", fill="tozeroy"), row=2, col=1

@@ -25,8 +25,12 @@ def config_diff(active: dict[str, Any] | None, proposed: dict[str, Any]) -> list
     active = active or {}
     keys = sorted(set(active) | set(proposed))
     return [
-        {"param": k, "active": active.get(k), "proposed": proposed.get(k),
-         "changed": active.get(k) != proposed.get(k)}
+        {
+            "param": k,
+            "active": active.get(k),
+            "proposed": proposed.get(k),
+            "changed": active.get(k) != proposed.get(k),
+        }
         for k in keys
     ]
 
@@ -36,8 +40,9 @@ def validation_rows(result: dict[str, Any]) -> list[dict[str, Any]]:
     for r in result.get("results", []):
         cfg = r["expectation_config"]
         kwargs = {k: v for k, v in cfg["kwargs"].items() if k != "batch_id"}
-        rows.append({"expectation": cfg["type"], "kwargs": json.dumps(kwargs, default=str),
-                     "success": r["success"]})
+        rows.append(
+            {"expectation": cfg["type"], "kwargs": json.dumps(kwargs, default=str), "success": r["success"]}
+        )
     return rows
 
 
@@ -68,7 +73,7 @@ def write_report(ctx: RunContext, repo: Repository) -> Path:
         fig_history=figures.optimization_history(study),
         fig_importance=figures.param_importances(study),
         fig_equity=figures.equity_and_drawdown(equity),
-        fig_loss=figures.loss_curve(model.get("history") or load_json(ctx.report_dir / "finetune_history.json")),
+        fig_loss=figures.loss_curve(load_json(ctx.report_dir / "finetune_history.json")),
         final_return=float(equity["strategy"].iloc[-1] - 1),
         hold_return=float(equity["buy_and_hold"].iloc[-1] - 1),
         max_drawdown=float(equity["drawdown"].min()),

@@ -40,8 +40,7 @@ def walk_forward_folds(n_rows: int, n_folds: int, val_bars: int, purge: int = LA
     if first_val <= purge:
         raise ValueError(f"{n_rows} rows cannot hold {n_folds} folds of {val_bars} bars")
     return [
-        Fold(0, first_val + k * val_bars - purge, first_val + k * val_bars,
-             first_val + (k + 1) * val_bars)
+        Fold(0, first_val + k * val_bars - purge, first_val + k * val_bars, first_val + (k + 1) * val_bars)
         for k in range(n_folds)
     ]
 
@@ -112,14 +111,16 @@ def evaluate_fold(
     ).iloc[0]
     value, reason = score(pf_metrics, objective, config.min_trades)
     return FoldOutcome(
-        value, reason, {k: float(v) for k, v in pf_metrics.items()}, val_loss,
-        close, positions.iloc[:, 0],
+        value,
+        reason,
+        {k: float(v) for k, v in pf_metrics.items()},
+        val_loss,
+        close,
+        positions.iloc[:, 0],
     )
 
 
-def make_objective(
-    data: PreparedData, config: PipelineConfig, space: dict[str, ParamSpec], objective: str
-):
+def make_objective(data: PreparedData, config: PipelineConfig, space: dict[str, ParamSpec], objective: str):
     """An Optuna objective: mean fold score, reported fold by fold so weak trials get pruned."""
     folds = walk_forward_folds(len(data.bars), config.n_folds, config.val_bars)
 

@@ -15,9 +15,7 @@ def suggest(trial: optuna.Trial, space: dict[str, ParamSpec]) -> dict[str, Any]:
     values: dict[str, Any] = {}
     for name, spec in space.items():
         if isinstance(spec, FloatRange):
-            values[name] = trial.suggest_float(
-                name, spec.low, spec.high, log=spec.type == "loguniform"
-            )
+            values[name] = trial.suggest_float(name, spec.low, spec.high, log=spec.type == "loguniform")
         elif isinstance(spec, IntRange):
             values[name] = trial.suggest_int(name, spec.low, spec.high, step=spec.step)
         else:
@@ -59,6 +57,8 @@ def contains(space: dict[str, ParamSpec], values: dict[str, Any]) -> bool:
         if isinstance(spec, Categorical):
             if value not in spec.choices:
                 return False
-        elif not spec.low <= value <= spec.high or isinstance(spec, IntRange) and (value - spec.low) % spec.step:
-            return False
+        else:
+            off_grid = isinstance(spec, IntRange) and (value - spec.low) % spec.step != 0
+            if not spec.low <= value <= spec.high or off_grid:
+                return False
     return True

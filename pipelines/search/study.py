@@ -89,16 +89,23 @@ def run_study(
         return study
     log.info(
         "search: %d trials (%s, objective=%s, timeout %.1f min) in study %s",
-        remaining, settings.mode, settings.objective, settings.timeout_minutes, study.study_name,
+        remaining,
+        settings.mode,
+        settings.objective,
+        settings.timeout_minutes,
+        study.study_name,
     )
     started = time.monotonic()
 
     def progress(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
         best = study.best_value if any(t.value is not None for t in study.trials) else None
         log.info(
-            "trial %d %s value=%s best=%s (%.0fs)", trial.number, trial.state.name,
+            "trial %d %s value=%s best=%s (%.0fs)",
+            trial.number,
+            trial.state.name,
             None if trial.value is None else round(trial.value, 4),
-            None if best is None else round(best, 4), time.monotonic() - started,
+            None if best is None else round(best, 4),
+            time.monotonic() - started,
         )
 
     study.optimize(

@@ -191,26 +191,39 @@ class Repository:
                 .with_for_update()
             )
             latest = s.scalar(
-                sa.select(sa.func.max(ConfigVersion.version)).where(
-                    ConfigVersion.model_key == model_key
-                )
+                sa.select(sa.func.max(ConfigVersion.version)).where(ConfigVersion.model_key == model_key)
             )
             now = utcnow()
             if current is not None:
                 current.state = "superseded"
                 s.flush()
             version = ConfigVersion(
-                model_key=model_key, version=(latest or 0) + 1, state="active", params=params,
-                content_hash=content_hash(params), model_version=model_version,
-                source_run=source_run, metrics=metrics, report_path=report_path,
-                created_at=now, promoted_at=now, approved_by=actor,
+                model_key=model_key,
+                version=(latest or 0) + 1,
+                state="active",
+                params=params,
+                content_hash=content_hash(params),
+                model_version=model_version,
+                source_run=source_run,
+                metrics=metrics,
+                report_path=report_path,
+                created_at=now,
+                promoted_at=now,
+                approved_by=actor,
             )
             s.add(version)
-            s.add(AuditEntry(
-                model_key=model_key, action="promote", actor=actor, reason=reason,
-                from_version=current.version if current else None, to_version=version.version,
-                source_run=source_run, at=now,
-            ))
+            s.add(
+                AuditEntry(
+                    model_key=model_key,
+                    action="promote",
+                    actor=actor,
+                    reason=reason,
+                    from_version=current.version if current else None,
+                    to_version=version.version,
+                    source_run=source_run,
+                    at=now,
+                )
+            )
             return version
 
     def audit_log(self, model_key: str | None = None, limit: int = 100) -> list[AuditEntry]:

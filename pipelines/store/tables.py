@@ -64,8 +64,11 @@ class ConfigVersion(Base):
         UniqueConstraint("model_key", "source_run"),  # a retried run never proposes twice
         # The database, not the code, guarantees one active version per model key.
         Index(
-            "uq_retune_config_one_active", "model_key", unique=True,
-            sqlite_where=text("state = 'active'"), postgresql_where=text("state = 'active'"),
+            "uq_retune_config_one_active",
+            "model_key",
+            unique=True,
+            sqlite_where=text("state = 'active'"),
+            postgresql_where=text("state = 'active'"),
         ),
     )
     id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)

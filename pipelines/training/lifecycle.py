@@ -57,9 +57,7 @@ def train_or_finetune(
     cfg = ctx.config
     if reason is None:
         assert parent is not None
-        checkpoint = load_checkpoint(
-            Path(parent.checkpoint_path), parent.sha256, feature_fingerprint()
-        )
+        checkpoint = load_checkpoint(Path(parent.checkpoint_path), parent.sha256, feature_fingerprint())
         scaler = FeatureScaler.from_dict(checkpoint.meta["scaler"])
         start = max(n - cfg.finetune_bars, 0)
         split = n - max(cfg.finetune_bars // 5, 20)
@@ -68,8 +66,15 @@ def train_or_finetune(
         lr = params.lr * cfg.finetune_lr_ratio
         log.info("finetune: model v%s on %d bars at lr %.2g", parent.version, n - start, lr)
         result = fit(
-            checkpoint.network, x, y, lr=lr, epochs=cfg.finetune_epochs,
-            batch_size=params.batch_size, seed=cfg.seed, x_val=x_val, y_val=y_val,
+            checkpoint.network,
+            x,
+            y,
+            lr=lr,
+            epochs=cfg.finetune_epochs,
+            batch_size=params.batch_size,
+            seed=cfg.seed,
+            x_val=x_val,
+            y_val=y_val,
             patience=cfg.finetune_patience,
         )
         how, window = "finetune", (start, n)
@@ -88,22 +93,34 @@ def train_or_finetune(
     directory = ctx.settings.models_dir / ctx.model_key / ctx.run_id
     timestamps = data.features.index
     meta = {
-        "model_key": ctx.model_key, "params": params.model_dump(), "scaler": scaler.to_dict(),
-        "feature_fingerprint": feature_fingerprint(), "trained_how": how, "source_run": ctx.run_id,
-        "data_start": str(timestamps[window[0]]), "data_end": str(timestamps[window[1] - 1]),
+        "model_key": ctx.model_key,
+        "params": params.model_dump(),
+        "scaler": scaler.to_dict(),
+        "feature_fingerprint": feature_fingerprint(),
+        "trained_how": how,
+        "source_run": ctx.run_id,
+        "data_start": str(timestamps[window[0]]),
+        "data_end": str(timestamps[window[1] - 1]),
         "parent_version": parent.version if parent and how == "finetune" else None,
     }
     sha = save_checkpoint(directory, result.network, spec, meta)
     version = repo.add_model_version(
-        ctx.model_key, ctx.run_id,
-        parent_version=meta["parent_version"], family=params.model_family,
-        params=params.model_dump(), feature_fingerprint=feature_fingerprint(),
-        checkpoint_path=str(directory), sha256=sha, trained_how=how,
+        ctx.model_key,
+        ctx.run_id,
+        parent_version=meta["parent_version"],
+        family=params.model_family,
+        params=params.model_dump(),
+        feature_fingerprint=feature_fingerprint(),
+        checkpoint_path=str(directory),
+        sha256=sha,
+        trained_how=how,
         data_start=timestamps[window[0]].to_pydatetime(),
         data_end=timestamps[window[1] - 1].to_pydatetime(),
         metrics={
-            "best_val_loss": result.best_val_loss, "best_epoch": result.best_epoch,
-            "stopped_early": result.stopped_early, "history": result.history,
+            "best_val_loss": result.best_val_loss,
+            "best_epoch": result.best_epoch,
+            "stopped_early": result.stopped_early,
+            "history": result.history,
             "scratch_reason": reason,
         },
     )
@@ -119,8 +136,11 @@ def _why_not_finetune(ctx: RunContext, parent: ModelVersion | None, spec) -> str
         return "the feature definition changed since the deployed model was trained"
     old = HyperParams(**parent.params)
     if not architecture(old, spec.n_features).same_shape(spec):
-        changed = [k for k in ("model_family", "hidden_size", "num_layers", "seq_len")
-                   if getattr(old, k) != spec_value(spec, k)]
+        changed = [
+            k
+            for k in ("model_family", "hidden_size", "num_layers", "seq_len")
+            if getattr(old, k) != spec_value(spec, k)
+        ]
         return f"the chosen architecture differs from the deployed model ({', '.join(changed)})"
     return None
 
@@ -138,4 +158,3 @@ def _describe(version: ModelVersion) -> dict[str, Any]:
         "checkpoint": version.checkpoint_path,
         "best_val_loss": version.metrics.get("best_val_loss"),
     }
-

@@ -91,11 +91,17 @@ def fit(
             nn.utils.clip_grad_norm_(network.parameters(), 1.0)
             optimizer.step()
             total += loss.item() * len(idx)
-        row = {"epoch": epoch, "train_loss": total / max(len(xt), 1), "val_loss": None, "lr": lr}
+        row: dict[str, float | None] = {
+            "epoch": epoch,
+            "train_loss": total / max(len(xt), 1),
+            "val_loss": None,
+            "lr": lr,
+        }
         if has_val:
-            row["val_loss"] = evaluate_loss(network, x_val, y_val)  # type: ignore[arg-type]
-            if row["val_loss"] < best_loss - 1e-9:
-                best_loss, bad_epochs, result.best_epoch = row["val_loss"], 0, epoch
+            val_loss = evaluate_loss(network, x_val, y_val)  # type: ignore[arg-type]
+            row["val_loss"] = val_loss
+            if val_loss < best_loss - 1e-9:
+                best_loss, bad_epochs, result.best_epoch = val_loss, 0, epoch
                 best_state = copy.deepcopy(network.state_dict())
             else:
                 bad_epochs += 1
@@ -111,14 +117,18 @@ def fit(
     return result
 
 
-def train_new(
-    params: HyperParams, x: np.ndarray, y: np.ndarray, seed: int, **kwargs
-) -> TrainResult:
+def train_new(params: HyperParams, x: np.ndarray, y: np.ndarray, seed: int, **kwargs) -> TrainResult:
     """A fresh network of ``params``' architecture, trained on (x, y)."""
     seed_everything(seed)
     network = build_network(architecture(params, x.shape[-1]))
     return fit(
-        network, x, y, lr=params.lr, epochs=params.epochs, batch_size=params.batch_size, seed=seed,
+        network,
+        x,
+        y,
+        lr=params.lr,
+        epochs=params.epochs,
+        batch_size=params.batch_size,
+        seed=seed,
         **kwargs,
     )
 

@@ -23,9 +23,7 @@ class BarValidationError(ValueError):
     def __init__(self, failures: list[str], result: dict[str, Any]):
         self.failures = failures
         self.result = result
-        super().__init__(
-            "market bars failed validation:\n" + "\n".join(f"  - {f}" for f in failures)
-        )
+        super().__init__("market bars failed validation:\n" + "\n".join(f"  - {f}" for f in failures))
 
 
 @dataclass(frozen=True)

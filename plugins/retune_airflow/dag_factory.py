@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
 from airflow.providers.standard.operators.python import PythonOperator
 from airflow.sdk import DAG
@@ -26,11 +27,19 @@ when the gate passes.
 * Bad data fails `validate` with each failed expectation named; nothing downstream runs.
 """
 
-FLAVOURS = {
-    "daily": {"schedule": "0 22 * * 1-5", "n_trials": 20, "timeout": 30,
-              "model": "fine-tunes the deployed torch model on the latest window"},
-    "weekly": {"schedule": "0 6 * * 6", "n_trials": 100, "timeout": 240,
-               "model": "retrains the torch model on the full window"},
+FLAVOURS: dict[str, dict[str, Any]] = {
+    "daily": {
+        "schedule": "0 22 * * 1-5",
+        "n_trials": 20,
+        "timeout": 30,
+        "model": "fine-tunes the deployed torch model on the latest window",
+    },
+    "weekly": {
+        "schedule": "0 6 * * 6",
+        "n_trials": 100,
+        "timeout": 240,
+        "model": "retrains the torch model on the full window",
+    },
 }
 
 

@@ -18,19 +18,46 @@ DATA_PATTERN = (
 
 def run_params(n_trials: int, timeout_minutes: int) -> dict[str, Param]:
     return {
-        "n_trials": Param(n_trials, type="integer", minimum=1, maximum=10_000,
-                          description="Optuna trials to run (complete or pruned)."),
-        "timeout_minutes": Param(timeout_minutes, type="number", exclusiveMinimum=0, maximum=1440,
-                                 description="Stop the search after this many minutes."),
-        "objective": Param("sharpe", type="string", enum=["sharpe", "return"],
-                           description="Walk-forward backtest metric to maximize."),
-        "mode": Param("bayesian", type="string", enum=["bayesian", "random", "grid"],
-                      description="bayesian = TPE; grid needs int/categorical parameters only."),
-        "model_family": Param("lstm", type="string", enum=["lstm", "transformer"],
-                              description="Network family of the model."),
-        "data": Param("sample:sp500", type="string", pattern=DATA_PATTERN,
-                      description="sample:sp500|nasdaq|goog, csv:REL/PATH.csv, parquet:REL/PATH, "
-                                  "or table:[schema.]name"),
-        "as_of": Param(None, type=["null", "string"], format="date",
-                       description="Use bars up to this date (YYYY-MM-DD); default: the run's date."),
+        "n_trials": Param(
+            n_trials,
+            type="integer",
+            minimum=1,
+            maximum=10_000,
+            description="Optuna trials to run (complete or pruned).",
+        ),
+        "timeout_minutes": Param(
+            timeout_minutes,
+            type="number",
+            exclusiveMinimum=0,
+            maximum=1440,
+            description="Stop the search after this many minutes.",
+        ),
+        "objective": Param(
+            "sharpe",
+            type="string",
+            enum=["sharpe", "return"],
+            description="Walk-forward backtest metric to maximize.",
+        ),
+        "mode": Param(
+            "bayesian",
+            type="string",
+            enum=["bayesian", "random", "grid"],
+            description="bayesian = TPE; grid needs int/categorical parameters only.",
+        ),
+        "model_family": Param(
+            "lstm", type="string", enum=["lstm", "transformer"], description="Network family of the model."
+        ),
+        "data": Param(
+            "sample:sp500",
+            type="string",
+            pattern=DATA_PATTERN,
+            description="sample:sp500|nasdaq|goog, csv:REL/PATH.csv, parquet:REL/PATH, "
+            "or table:[schema.]name",
+        ),
+        "as_of": Param(
+            None,
+            type=["null", "string"],
+            format="date",
+            description="Use bars up to this date (YYYY-MM-DD); default: the run's date.",
+        ),
     }

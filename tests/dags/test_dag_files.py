@@ -31,7 +31,7 @@ def _airflow_env(tmp_path: Path) -> dict[str, str]:
 def test_dag_file_parses_without_heavy_imports(dag_file, tmp_path):
     probe = f"""
 import importlib.util, json, sys
-spec = importlib.util.spec_from_file_location("dag_module", {str(ROOT / 'dags' / dag_file)!r})
+spec = importlib.util.spec_from_file_location("dag_module", {str(ROOT / "dags" / dag_file)!r})
 module = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(module)
 dag = module.dag
@@ -47,8 +47,12 @@ print(json.dumps({{
 }}))
 """
     out = subprocess.run(
-        [sys.executable, "-c", probe], capture_output=True, text=True, env=_airflow_env(tmp_path),
-        check=True, timeout=120,
+        [sys.executable, "-c", probe],
+        capture_output=True,
+        text=True,
+        env=_airflow_env(tmp_path),
+        check=True,
+        timeout=120,
     )
     info = json.loads(out.stdout.strip().splitlines()[-1])
     assert info["heavy"] == [], f"DAG parse imported heavy modules: {info['heavy']}"
@@ -65,12 +69,16 @@ def test_dagbag_has_no_import_errors(tmp_path):
     probe = f"""
 import json
 from airflow.dag_processing.dagbag import DagBag
-bag = DagBag(dag_folder={str(ROOT / 'dags')!r})
+bag = DagBag(dag_folder={str(ROOT / "dags")!r})
 print(json.dumps({{"errors": bag.import_errors, "dag_ids": sorted(bag.dag_ids)}}))
 """
     out = subprocess.run(
-        [sys.executable, "-c", probe], capture_output=True, text=True, env=_airflow_env(tmp_path),
-        check=True, timeout=120,
+        [sys.executable, "-c", probe],
+        capture_output=True,
+        text=True,
+        env=_airflow_env(tmp_path),
+        check=True,
+        timeout=120,
     )
     info = json.loads(out.stdout.strip().splitlines()[-1])
     assert info["errors"] == {}

@@ -48,8 +48,18 @@ def test_predict_without_active_model_says_so(cli_env):
 
 def test_run_status_and_predict(cli_env):
     out = run(
-        [RETUNE, "run", "--n-trials", "2", "--data", "csv:good.csv", "--as-of", AS_OF,
-         "--run-id", "cli-test"],
+        [
+            RETUNE,
+            "run",
+            "--n-trials",
+            "2",
+            "--data",
+            "csv:good.csv",
+            "--as-of",
+            AS_OF,
+            "--run-id",
+            "cli-test",
+        ],
         cli_env,
     )
     assert out.returncode == 0, out.stderr[-4000:]
@@ -71,8 +81,16 @@ def test_run_status_and_predict(cli_env):
         home = Path(cli_env["RETUNE_HOME"])
         repo = Repository(f"sqlite:///{home / 'retune.db'}")
         best = json.loads((home / "runs" / "daily__cli-test" / "search.json").read_text())
-        repo.promote("spx_daily", "daily__cli-test", best["best_params"], actor="test", reason="test",
-                     model_version=1, metrics={}, report_path=result["report"])
+        repo.promote(
+            "spx_daily",
+            "daily__cli-test",
+            best["best_params"],
+            actor="test",
+            reason="test",
+            model_version=1,
+            metrics={},
+            report_path=result["report"],
+        )
         sync_production_file(repo, Settings(home, "", "").production_config)
         repo.close()
 

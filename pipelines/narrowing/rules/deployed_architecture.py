@@ -26,9 +26,12 @@ class DeployedArchitectureStaysFixed:
         for param in SHAPE_PARAMS:
             if param in space and param in deployed:
                 pinned = Categorical(type="categorical", choices=(deployed[param],))
-                out.append((
-                    param, pinned,
-                    f"daily run fine-tunes the deployed model: keep {param}={deployed[param]}",
-                    {"deployed": deployed[param]},
-                ))
+                out.append(
+                    (
+                        param,
+                        pinned,
+                        f"daily run fine-tunes the deployed model: keep {param}={deployed[param]}",
+                        {"deployed": deployed[param]},
+                    )
+                )
         return out

@@ -36,9 +36,13 @@ class BestOnEdgeWidensRange:
             if isinstance(spec, IntRange):
                 step = max(spec.step, int(round(grow / spec.step)) * spec.step)
                 new = (spec.low, spec.high + step) if edge == "upper" else (spec.low - step, spec.high)
-            out.append((
-                param, with_bounds(spec, *new),
-                f"last best {param}={best[param]:.4g} sits on the {edge} edge of "
-                f"[{spec.low:.4g}, {spec.high:.4g}]: widen it", numbers,
-            ))
+            out.append(
+                (
+                    param,
+                    with_bounds(spec, *new),
+                    f"last best {param}={best[param]:.4g} sits on the {edge} edge of "
+                    f"[{spec.low:.4g}, {spec.high:.4g}]: widen it",
+                    numbers,
+                )
+            )
         return out

@@ -29,8 +29,12 @@ class PriorTopTrialsTightenLearningRate:
             return []
         numbers = {"n_top_trials": len(lrs), "top_lr_min": min(lrs), "top_lr_max": max(lrs)}
         decades = math.log10(high / low) if low > 0 else float("nan")
-        return [(
-            "lr", with_bounds(spec, low, high),
-            f"the top {len(lrs)} prior trials used lr in [{min(lrs):.2g}, {max(lrs):.2g}]; "
-            f"search {decades:.1f} decades around them", numbers,
-        )]
+        return [
+            (
+                "lr",
+                with_bounds(spec, low, high),
+                f"the top {len(lrs)} prior trials used lr in [{min(lrs):.2g}, {max(lrs):.2g}]; "
+                f"search {decades:.1f} decades around them",
+                numbers,
+            )
+        ]

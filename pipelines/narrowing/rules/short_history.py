@@ -21,19 +21,31 @@ class ShortHistoryCapsModelSize:
         if isinstance(hidden, Categorical):
             kept = [c for c in hidden.choices if c <= max_hidden] or [min(hidden.choices)]
             if len(kept) < len(hidden.choices):
-                out.append((
-                    "hidden_size", with_choices(hidden, kept),
-                    f"{evidence.n_bars} bars support at most ~{max_hidden} hidden units", numbers,
-                ))
+                out.append(
+                    (
+                        "hidden_size",
+                        with_choices(hidden, kept),
+                        f"{evidence.n_bars} bars support at most ~{max_hidden} hidden units",
+                        numbers,
+                    )
+                )
         elif isinstance(hidden, IntRange) and hidden.high > max_hidden:
-            out.append((
-                "hidden_size", with_bounds(hidden, hidden.low, max(max_hidden, hidden.low)),
-                f"{evidence.n_bars} bars support at most ~{max_hidden} hidden units", numbers,
-            ))
+            out.append(
+                (
+                    "hidden_size",
+                    with_bounds(hidden, hidden.low, max(max_hidden, hidden.low)),
+                    f"{evidence.n_bars} bars support at most ~{max_hidden} hidden units",
+                    numbers,
+                )
+            )
         layers = space.get("num_layers")
         if isinstance(layers, IntRange) and evidence.n_bars < 1000 and layers.high > 1:
-            out.append((
-                "num_layers", with_bounds(layers, layers.low, layers.low),
-                f"under 1000 bars ({evidence.n_bars}): a single layer", numbers,
-            ))
+            out.append(
+                (
+                    "num_layers",
+                    with_bounds(layers, layers.low, layers.low),
+                    f"under 1000 bars ({evidence.n_bars}): a single layer",
+                    numbers,
+                )
+            )
         return out

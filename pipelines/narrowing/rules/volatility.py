@@ -27,16 +27,24 @@ class VolatilityRegimeShiftsSequenceLength:
         span = spec.high - spec.low
         if ratio >= self.high_ratio:
             new_high = spec.high - span // 3
-            return [(
-                "seq_len", with_bounds(spec, spec.low, new_high),
-                f"recent volatility is {ratio:.2f}x the long-run level: older bars describe "
-                "another regime, so favour shorter sequences", numbers,
-            )]
+            return [
+                (
+                    "seq_len",
+                    with_bounds(spec, spec.low, new_high),
+                    f"recent volatility is {ratio:.2f}x the long-run level: older bars describe "
+                    "another regime, so favour shorter sequences",
+                    numbers,
+                )
+            ]
         if ratio <= self.low_ratio:
             new_low = spec.low + span // 3
-            return [(
-                "seq_len", with_bounds(spec, new_low, spec.high),
-                f"recent volatility is {ratio:.2f}x the long-run level: a calm regime, "
-                "so favour longer sequences", numbers,
-            )]
+            return [
+                (
+                    "seq_len",
+                    with_bounds(spec, new_low, spec.high),
+                    f"recent volatility is {ratio:.2f}x the long-run level: a calm regime, "
+                    "so favour longer sequences",
+                    numbers,
+                )
+            ]
         return []
