@@ -43,39 +43,44 @@ def signals_from_positions(positions: pd.DataFrame) -> dict[str, pd.DataFrame]:
 
 
 def _signal_arrays(positions: pd.DataFrame) -> dict[str, np.ndarray]:
-    """``signals_from_positions`` as NumPy arrays (column-major, like the frames' blocks).
+    """``signals_from_positions`` as NumPy arrays, column-major like a DataFrame's block.
 
-    Same result as ``held = positions.shift(1).fillna(0).astype(int)`` and
-    ``prev = held.shift(1).fillna(0).astype(int)``, without two rounds of pandas copies.
+    Same values as ``held = positions.shift(1).fillna(0).astype(int)``,
+    ``prev = held.shift(1).fillna(0).astype(int)`` and the comparisons of ``held`` and ``prev``
+    with -1, 0 and 1: ``held`` is the positions one bar later, ``prev`` two bars later, so each
+    signal is a comparison of ``positions`` shifted down by one or two rows.
     """
-    values = positions.to_numpy(dtype=np.float64, na_value=np.nan)
-    held = np.zeros(values.shape, dtype=np.int64, order="F")
-    if len(values) > 1:
-        decided = np.nan_to_num(values[:-1], nan=0.0, posinf=np.inf, neginf=-np.inf)
-        if not np.isfinite(decided).all():
+    values = positions.to_numpy()
+    if values.dtype.kind not in "iub":  # fillna(0).astype(int): NaN -> 0, truncate, inf raises
+        values = positions.to_numpy(dtype=np.float64, na_value=np.nan)
+        values = np.trunc(np.where(np.isnan(values), 0.0, values))
+        if not np.isfinite(values).all():
             raise ValueError("Cannot convert non-finite values (NA or inf) to integer")
-        held[1:] = decided  # truncates toward zero, like astype(int)
-    prev = np.zeros_like(held)
-    prev[1:] = held[:-1]
+
+    def shifted(mask: np.ndarray, periods: int, fill: bool) -> np.ndarray:
+        out = np.full(mask.shape, fill, dtype=np.bool_, order="F")
+        if len(mask) > periods:
+            out[periods:] = mask[: len(mask) - periods]
+        return out
+
+    long, short = values == 1, values == -1
+    held_flat = shifted(values == 0, 1, True)
+    prev_long, prev_short = shifted(long, 2, False), shifted(short, 2, False)
     return {
-        "entries": (held == 1) & (prev != 1),
-        "exits": (held == 0) & (prev == 1),
-        "short_entries": (held == -1) & (prev != -1),
-        "short_exits": (held == 0) & (prev == -1),
+        "entries": shifted(long, 1, False) & ~prev_long,
+        "exits": held_flat & prev_long,
+        "short_entries": shifted(short, 1, False) & ~prev_short,
+        "short_exits": held_flat & prev_short,
     }
 
 
 def run_portfolio(close: pd.Series, positions: pd.DataFrame, costs: Costs, freq: str = "1D"):
     """The vectorbt portfolio for every column of ``positions`` at once."""
-    return _simulate(close, positions, signals_from_positions(positions), costs, freq)
-
-
-def _simulate(close, positions: pd.DataFrame, signals: dict, costs: Costs, freq):
     import vectorbt as vbt
 
     return vbt.Portfolio.from_signals(
         close,
-        **signals,
+        **signals_from_positions(positions),
         fees=costs.fees,
         slippage=costs.slippage,
         upon_opposite_entry="reverse",
@@ -105,7 +110,8 @@ def backtest_positions(
     from vectorbt._settings import settings
     from vectorbt.base.reshape_fns import to_1d_array, to_2d_array
     from vectorbt.portfolio import dispatch as pf_nb
-    from vectorbt.portfolio.enums import Direction
+    from vectorbt.portfolio.enums import Direction, TradesType
+    from vectorbt.records import dispatch as rec_nb
     from vectorbt.returns import dispatch as ret_nb
     from vectorbt.utils.datetime_ import freq_to_timedelta
 
@@ -113,10 +119,10 @@ def backtest_positions(
     engine = pf.engine
     shape = pf.wrapper.shape_2d
     orders = pf.order_records
-    col_map = pf.orders.col_mapper.col_map
+    col_map = rec_nb.col_map(orders["col"], shape[1], engine=engine)  # = pf.orders.col_mapper
 
     # Portfolio.value(): cash + asset value, per column, at each bar.
-    prices = to_2d_array(pf.close)
+    prices = prices_raw = to_2d_array(pf.close)
     if pf.fillna_close and np.isnan(prices).any():
         prices = to_2d_array(pf.get_filled_close())
     init_cash = to_1d_array(pf.get_init_cash())
@@ -131,30 +137,32 @@ def backtest_positions(
     # Portfolio.total_profit() / final_value() / total_return(): from the order records.
     total_profit = pf_nb.total_profit(shape, prices, orders, col_map, engine=engine)
 
+    # Portfolio.trades.count(): exit trades (vectorbt's default trades_type) straight from the
+    # order records; any other trades_type goes through the portfolio.
+    if pf.trades_type == TradesType.ExitTrades:
+        trades = pf_nb.get_exit_trades(orders, prices_raw, col_map, engine=engine)
+        n_trades = rec_nb.col_map(trades["col"], shape[1], engine=engine)[1]
+    else:
+        n_trades = pf.trades.count()
+
     # ReturnsAccessor.sharpe_ratio(): annualized by year_freq / freq, accessor defaults.
     if pf.wrapper.freq is None:
         raise ValueError(
-            "Index frequency is None. "
-            "Pass it as `freq` or define it globally under `settings.array_wrapper`."
+            "Index frequency is None. Pass it as `freq` or define it globally under `settings.array_wrapper`."
         )
     ann_factor = freq_to_timedelta(f"{year_days} days") / pf.wrapper.freq
     defaults = settings["returns"]["defaults"]
-    sharpe = ret_nb.sharpe_ratio(
-        returns, ann_factor, defaults["risk_free"], defaults["ddof"], engine=engine
-    )
+    sharpe = ret_nb.sharpe_ratio(returns, ann_factor, defaults["risk_free"], defaults["ddof"], engine=engine)
 
+    # return_std: the same pandas reduction as ``pf.returns().std()`` (sample std, NaN skipped).
     columns = positions.columns
     return pd.DataFrame(
         {
             "sharpe": _as_series(sharpe, columns),
-            "total_return": _as_series(
-                pf_nb.total_return(total_profit, init_cash, engine=engine), columns
-            ),
+            "total_return": _as_series(pf_nb.total_return(total_profit, init_cash, engine=engine), columns),
             "max_drawdown": _as_series(ret_nb.max_drawdown(returns, engine=engine), columns),
-            "n_trades": _as_series(pf.trades.count(), columns),
-            "final_value": _as_series(
-                pf_nb.final_value(total_profit, init_cash, engine=engine), columns
-            ),
+            "n_trades": _as_series(n_trades, columns),
+            "final_value": _as_series(pf_nb.final_value(total_profit, init_cash, engine=engine), columns),
             "return_std": _as_series(pd.DataFrame(returns).std(), columns),
         }
     )
