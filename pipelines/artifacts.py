@@ -42,8 +42,12 @@ def write_atomic(path: Path, text: str) -> bool:
             fh.write(text)
             fh.flush()
             os.fsync(fh.fileno())
-        if path.exists():
-            os.replace(path, path.with_name(path.name + ".prev"))
+        if path.exists():  # keep the previous file without ever leaving `path` missing
+            prev = path.with_name(path.name + ".prev")
+            prev_tmp = prev.with_name(prev.name + ".tmp")
+            prev_tmp.unlink(missing_ok=True)
+            os.link(path, prev_tmp)
+            os.replace(prev_tmp, prev)
         os.replace(tmp, path)
         dir_fd = os.open(path.parent, os.O_RDONLY)
         try:

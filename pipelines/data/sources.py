@@ -62,10 +62,11 @@ def load_bars(spec: str, as_of: pd.Timestamp | None = None, db_url: str | None =
 def normalize(raw: pd.DataFrame, name: str = "bars") -> pd.DataFrame:
     """Lower-case columns, a ``timestamp`` column, OHLCV only; missing columns are left for GX."""
     frame = raw.copy()
-    if "timestamp" not in {str(c).lower() for c in frame.columns}:
+    named_index = isinstance(frame.index, pd.DatetimeIndex) or frame.index.name is not None
+    if "timestamp" not in {str(c).lower() for c in frame.columns} and named_index:
         frame = frame.reset_index()
     frame.columns = [str(c).strip().lower().replace(" ", "_") for c in frame.columns]
-    for alias in ("date", "datetime", "time", "index"):
+    for alias in ("date", "datetime", "time"):
         if "timestamp" not in frame.columns and alias in frame.columns:
             frame = frame.rename(columns={alias: "timestamp"})
     if "timestamp" not in frame.columns:

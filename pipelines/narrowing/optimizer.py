@@ -39,8 +39,10 @@ def hard_bounds(param: str) -> tuple[float, float]:
     """The widest range a parameter may take, read from HyperParams' own field limits."""
     low, high = -math.inf, math.inf
     for meta in HyperParams.model_fields[param].metadata:
-        if isinstance(meta, Ge | Gt):
-            low = float(meta.ge if isinstance(meta, Ge) else meta.gt)  # type: ignore[arg-type]
+        if isinstance(meta, Ge):
+            low = float(meta.ge)  # type: ignore[arg-type]
+        if isinstance(meta, Gt):  # open bound: stay strictly inside
+            low = float(np.nextafter(float(meta.gt), math.inf))  # type: ignore[arg-type]
         if isinstance(meta, Le):
             high = float(meta.le)  # type: ignore[arg-type]
         if isinstance(meta, Lt):  # open bound: stay strictly inside
@@ -85,6 +87,11 @@ class DataDrivenOptimizer:
             low, high = min(low, value), max(high, value)
         if isinstance(proposed, FloatRange) and isinstance(original, FloatRange):
             low, high = self._min_width(proposed, original, low, high)
+            # widening may have pushed an edge past a hard bound: slide the window back inside
+            if low < floor:
+                low, high = floor, min(high + (floor - low), ceiling)
+            if high > ceiling:
+                low, high = max(low - (high - ceiling), floor), ceiling
             return with_bounds(proposed, low, high)
         step = original.step if isinstance(original, IntRange) else 1
         low = original.low + math.ceil((low - original.low) / step) * step  # stay on the grid

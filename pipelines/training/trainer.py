@@ -25,6 +25,9 @@ def device() -> torch.device:
 
 
 def seed_everything(seed: int) -> None:
+    # One thread: small sequence models train ~10x faster on 2 cores without oversubscription,
+    # and results are reproducible.
+    torch.set_num_threads(1)
     torch.manual_seed(seed)
     np.random.seed(seed % (2**32))
 

@@ -93,7 +93,7 @@ def test_a_position_decided_on_the_jump_bar_does_not_earn_the_jump():
     close = pd.Series([100.0] * 5 + [200.0] * 5, index=_index(10))
     for decided, expected in ((5, 0.0), (4, 0.0), (3, 1.0)):
         values = np.zeros(10)
-        values[decided:decided + 3] = 1
+        values[decided : decided + 3] = 1
         metrics = backtest_positions(close, _positions(values, close.index), NO_COSTS).iloc[0]
         assert metrics["total_return"] == pytest.approx(expected), f"decided at bar {decided}"
 
@@ -139,3 +139,35 @@ def test_score_penalizes_meaningless_results(metrics, objective, fragment):
     value, reason = score(pd.Series(metrics), objective, min_trades=3 if "3 trades" in fragment else 1)
     assert value == PENALTY[objective]
     assert fragment in reason
+
+
+def test_metrics_match_the_plain_vectorbt_portfolio(make_bars):
+    """The fast metric path must give the numbers vectorbt's Portfolio methods give."""
+    bars = make_bars(120, seed=9)
+    close = pd.Series(bars["close"].to_numpy(), index=pd.DatetimeIndex(bars["timestamp"]))
+    preds = pd.Series(np.random.default_rng(9).normal(0, 1, len(close)), index=close.index)
+    pos = positions_from_predictions(preds, [0.0, 0.5, 3.0], long_short=True)
+    costs = Costs(fees=0.001, slippage=0.0005)
+    fast = backtest_positions(close, pos, costs, year_days=252)
+    pf = run_portfolio(close, pos, costs)
+    returns = pf.returns()
+    slow = pd.DataFrame(
+        {
+            "sharpe": returns.vbt.returns(freq="1D", year_freq="252 days").sharpe_ratio(),
+            "total_return": pf.total_return(),
+            "max_drawdown": pf.max_drawdown(),
+            "n_trades": pf.trades.count(),
+            "final_value": pf.final_value(),
+            "return_std": returns.std(),
+        }
+    )
+    assert fast.loc[3.0, "n_trades"] == 0 and fast.loc[0.0, "n_trades"] > 5
+    for column in slow.columns:
+        np.testing.assert_allclose(
+            fast[column].to_numpy(dtype=float),
+            slow[column].to_numpy(dtype=float),
+            rtol=1e-10,
+            atol=1e-12,
+            equal_nan=True,
+            err_msg=column,
+        )

@@ -1,0 +1,97 @@
+"""pipelines.training.trainer: seeded determinism, early stopping, learning."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from models.networks import ArchitectureSpec, build_network
+from pipelines.config import HyperParams
+from pipelines.training.trainer import evaluate_loss, fit, predict, train_new
+
+SEQ, FEATS = 8, 3
+
+
+def _data(n: int, seed: int):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, SEQ, FEATS)).astype(np.float32)
+    # a learnable target: a fixed linear read-out of the last bar
+    y = (x[:, -1, 0] - 0.5 * x[:, -1, 1]).astype(np.float64)
+    return x, y
+
+
+def _network(seed: int = 0):
+    torch.manual_seed(seed)
+    spec = ArchitectureSpec(
+        family="lstm", n_features=FEATS, hidden_size=8, num_layers=1, dropout=0.0, seq_len=SEQ
+    )
+    return build_network(spec)
+
+
+@pytest.fixture(autouse=True)
+def _single_thread():
+    """The trainer documents single-threaded CPU training; on a small box threads only contend."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+PARAMS = HyperParams(lr=1e-2, hidden_size=8, num_layers=1, seq_len=SEQ, epochs=3, batch_size=32)
+
+
+def test_seeded_training_is_deterministic_on_cpu():
+    x, y = _data(192, seed=0)
+    x_val, y_val = _data(64, seed=1)
+    runs = [train_new(PARAMS, x, y, seed=7, x_val=x_val, y_val=y_val) for _ in range(2)]
+    assert runs[0].history == runs[1].history
+    for key, value in runs[0].network.state_dict().items():
+        assert torch.equal(value, runs[1].network.state_dict()[key])
+    np.testing.assert_array_equal(predict(runs[0].network, x_val), predict(runs[1].network, x_val))
+
+
+def test_a_different_seed_gives_a_different_model():
+    x, y = _data(192, seed=0)
+    a = train_new(PARAMS, x, y, seed=1)
+    b = train_new(PARAMS, x, y, seed=2)
+    assert not np.array_equal(predict(a.network, x[:16]), predict(b.network, x[:16]))
+
+
+def test_early_stopping_when_val_loss_cannot_improve():
+    x, y = _data(128, seed=0)
+    x_val, y_val = _data(32, seed=1)
+    # lr=0: weights never move, so the validation loss never improves after epoch 1
+    result = fit(
+        _network(), x, y, lr=0.0, epochs=50, batch_size=32, seed=0, x_val=x_val, y_val=y_val, patience=3
+    )
+    assert result.stopped_early
+    assert len(result.history) == 1 + 3
+    assert result.best_epoch == 1
+
+
+def test_no_early_stop_without_patience_or_val():
+    x, y = _data(64, seed=0)
+    result = fit(_network(), x, y, lr=0.0, epochs=4, batch_size=32, seed=0)
+    assert not result.stopped_early and len(result.history) == 4
+    assert result.best_val_loss is None
+
+
+def test_best_epoch_weights_are_restored():
+    x, y = _data(128, seed=0)
+    x_val = np.random.default_rng(5).normal(size=(64, SEQ, FEATS)).astype(np.float32)
+    y_val = np.random.default_rng(6).normal(size=64)  # unrelated noise: val loss wanders
+    result = fit(
+        _network(), x, y, lr=3e-2, epochs=12, batch_size=16, seed=0, x_val=x_val, y_val=y_val, patience=2
+    )
+    assert evaluate_loss(result.network, x_val, y_val) == pytest.approx(result.best_val_loss, rel=1e-6)
+    assert result.history[result.best_epoch - 1]["val_loss"] == result.best_val_loss
+
+
+def test_train_loss_decreases_on_a_learnable_target():
+    x, y = _data(512, seed=0)
+    before = evaluate_loss(_network(), x, y)
+    result = fit(_network(), x, y, lr=1e-2, epochs=15, batch_size=32, seed=0)
+    losses = [row["train_loss"] for row in result.history]
+    assert losses[-1] < 0.5 * losses[0]
+    assert evaluate_loss(result.network, x, y) < 0.25 * before
