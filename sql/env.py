@@ -15,9 +15,7 @@ url = config.get_main_option("sqlalchemy.url") or load_settings().db_url
 
 
 def run_offline() -> None:
-    context.configure(
-        url=url, target_metadata=Base.metadata, literal_binds=True, version_table=VERSION_TABLE
-    )
+    context.configure(url=url, target_metadata=Base.metadata, literal_binds=True, version_table=VERSION_TABLE)
     with context.begin_transaction():
         context.run_migrations()
 
