@@ -27,6 +27,19 @@ def _airflow_env(tmp_path: Path) -> dict[str, str]:
     return env
 
 
+def _run_probe(code: str, tmp_path: Path) -> dict:
+    """Run ``code`` in a fresh interpreter (clean sys.modules, own Airflow config); last line is JSON."""
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env=_airflow_env(tmp_path),
+        check=True,
+        timeout=120,
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
 @pytest.mark.parametrize("dag_file", ["retune_daily.py", "retune_weekly.py"])
 def test_dag_file_parses_without_heavy_imports(dag_file, tmp_path):
     probe = f"""
@@ -46,15 +59,7 @@ print(json.dumps({{
     "params": sorted(dag.params.keys()),
 }}))
 """
-    out = subprocess.run(
-        [sys.executable, "-c", probe],
-        capture_output=True,
-        text=True,
-        env=_airflow_env(tmp_path),
-        check=True,
-        timeout=120,
-    )
-    info = json.loads(out.stdout.strip().splitlines()[-1])
+    info = _run_probe(probe, tmp_path)
     assert info["heavy"] == [], f"DAG parse imported heavy modules: {info['heavy']}"
     assert info["dag_id"] == "retune_" + dag_file.removeprefix("retune_").removesuffix(".py")
     from pipelines.steps import STEPS
@@ -72,15 +77,7 @@ from airflow.dag_processing.dagbag import DagBag
 bag = DagBag(dag_folder={str(ROOT / "dags")!r})
 print(json.dumps({{"errors": bag.import_errors, "dag_ids": sorted(bag.dag_ids)}}))
 """
-    out = subprocess.run(
-        [sys.executable, "-c", probe],
-        capture_output=True,
-        text=True,
-        env=_airflow_env(tmp_path),
-        check=True,
-        timeout=120,
-    )
-    info = json.loads(out.stdout.strip().splitlines()[-1])
+    info = _run_probe(probe, tmp_path)
     assert info["errors"] == {}
     assert {"retune_daily", "retune_weekly"} <= set(info["dag_ids"])
 
