@@ -22,9 +22,10 @@ class ArchitectureSpec:
     def to_dict(self) -> dict:
         return asdict(self)
 
-    def same_shape(self, other: ArchitectureSpec) -> bool:
+    def shape_differences(self, other: ArchitectureSpec) -> list[str]:
+        """The fields that change weight shapes and differ; empty means weights are reusable."""
         keys = ("family", "n_features", "hidden_size", "num_layers", "seq_len")
-        return all(getattr(self, k) == getattr(other, k) for k in keys)
+        return [k for k in keys if getattr(self, k) != getattr(other, k)]
 
 
 class LSTMRegressor(nn.Module):

@@ -18,7 +18,9 @@ from models.checkpoint import load_checkpoint
 from pipelines.config import HyperParams
 from pipelines.features.core import WARMUP, FeatureScaler, compute_features, feature_fingerprint
 from pipelines.promotion.production_file import read_production_file
+from pipelines.search.backtest import positions_from_predictions
 from pipelines.settings import Settings
+from pipelines.training.trainer import predict
 
 
 class NoActiveModelError(LookupError):
@@ -72,13 +74,11 @@ class LivePredictor:
             raise ValueError(f"need at least {self.bars_needed} bars, got {len(bars)}")
         tail = bars.tail(self.bars_needed).reset_index(drop=True)
         scaled = self.scaler.transform(compute_features(tail))[-self.params.seq_len :]
-        with torch.no_grad():
-            x = torch.as_tensor(scaled[None], dtype=torch.float32)
-            prediction = float(self.network(x)[0])
-        threshold = self.params.entry_threshold
-        position = (
-            1 if prediction > threshold else (-1 if self.params.long_short and prediction < -threshold else 0)
-        )
+        # The same forward pass and threshold rule the backtests scored: train/serve parity.
+        prediction = float(predict(self.network, scaled[None])[0])
+        signal = pd.Series([prediction], index=tail["timestamp"].iloc[-1:])
+        positions = positions_from_predictions(signal, [self.params.entry_threshold], self.params.long_short)
+        position = int(positions.iloc[0, 0])
         return {
             "model_key": self.model_key,
             "bar": str(tail["timestamp"].iloc[-1]),

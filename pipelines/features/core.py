@@ -102,3 +102,14 @@ def sequences(scaled: np.ndarray, seq_len: int) -> tuple[np.ndarray, np.ndarray]
     ends = np.arange(seq_len - 1, len(scaled))
     ok = ~np.isnan(windows).any(axis=(1, 2))
     return np.ascontiguousarray(windows[ok]), ends[ok]
+
+
+def windows_ending_in(
+    scaled: np.ndarray, seq_len: int, start: int, end: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Windows whose last bar lies in [start, end); bars before ``start`` serve as context only."""
+    lo = max(start - seq_len + 1, 0)
+    windows, ends = sequences(scaled[lo:end], seq_len)
+    ends = ends + lo
+    keep = ends >= start
+    return windows[keep], ends[keep]

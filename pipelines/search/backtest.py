@@ -43,19 +43,11 @@ def signals_from_positions(positions: pd.DataFrame) -> dict[str, pd.DataFrame]:
 
 
 def _signal_arrays(positions: pd.DataFrame) -> dict[str, np.ndarray]:
-    """``signals_from_positions`` as NumPy arrays, column-major like a DataFrame's block.
-
-    Same values as ``held = positions.shift(1).fillna(0).astype(int)``,
-    ``prev = held.shift(1).fillna(0).astype(int)`` and the comparisons of ``held`` and ``prev``
-    with -1, 0 and 1: ``held`` is the positions one bar later, ``prev`` two bars later, so each
-    signal is a comparison of ``positions`` shifted down by one or two rows.
-    """
+    """``signals_from_positions`` as NumPy arrays: comparisons of the positions shifted down by
+    one bar (the position held) and two bars (the one held before it)."""
     values = positions.to_numpy()
-    if values.dtype.kind not in "iub":  # fillna(0).astype(int): NaN -> 0, truncate, inf raises
-        values = positions.to_numpy(dtype=np.float64, na_value=np.nan)
-        values = np.trunc(np.where(np.isnan(values), 0.0, values))
-        if not np.isfinite(values).all():
-            raise ValueError("Cannot convert non-finite values (NA or inf) to integer")
+    if not np.isin(values, (-1, 0, 1)).all():
+        raise ValueError("positions must be -1 (short), 0 (flat) or 1 (long)")
 
     def shifted(mask: np.ndarray, periods: int, fill: bool) -> np.ndarray:
         out = np.full(mask.shape, fill, dtype=np.bool_, order="F")

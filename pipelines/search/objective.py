@@ -16,7 +16,7 @@ import optuna
 import pandas as pd
 
 from pipelines.config import HyperParams, ParamSpec, PipelineConfig
-from pipelines.features.core import FeatureScaler, compute_features, next_return, sequences
+from pipelines.features.core import FeatureScaler, compute_features, next_return, windows_ending_in
 from pipelines.search.backtest import Costs, backtest_positions, positions_from_predictions, score
 from pipelines.search.space import resolve, suggest
 from pipelines.training.trainer import predict, train_new
@@ -80,6 +80,15 @@ class FoldOutcome:
     positions: pd.Series
 
 
+def labelled_windows(
+    scaled: np.ndarray, y: np.ndarray, seq_len: int, start: int, end: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Training pairs for windows ending in [start, end) whose label is known."""
+    x, ends = windows_ending_in(scaled, seq_len, start, end)
+    known = ~np.isnan(y[ends])
+    return x[known], y[ends][known]
+
+
 def evaluate_fold(
     data: PreparedData, fold: Fold, params: HyperParams, config: PipelineConfig, objective: str
 ) -> FoldOutcome:
@@ -89,14 +98,9 @@ def evaluate_fold(
     scaler = FeatureScaler.fit(train_feats, train_target)
     scaled = scaler.transform(data.features)
     y_all = data.target.to_numpy() / scaler.target_std
-    x, ends = sequences(scaled[: fold.train_end], params.seq_len)
-    keep = ~np.isnan(y_all[ends])
-    result = train_new(params, x[keep], y_all[ends][keep], seed=config.seed)
-    lo = max(fold.val_start - params.seq_len + 1, 0)
-    x_val, val_ends = sequences(scaled[lo : fold.val_end], params.seq_len)
-    val_ends = val_ends + lo
-    mask = val_ends >= fold.val_start
-    x_val, val_ends = x_val[mask], val_ends[mask]
+    x, y = labelled_windows(scaled, y_all, params.seq_len, fold.train_start, fold.train_end)
+    result = train_new(params, x, y, seed=config.seed)
+    x_val, val_ends = windows_ending_in(scaled, params.seq_len, fold.val_start, fold.val_end)
     preds = predict(result.network, x_val)
     index = data.features.index[val_ends]
     y_val = y_all[val_ends]

@@ -10,29 +10,16 @@ import logging
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from models.checkpoint import load_checkpoint, save_checkpoint
 from pipelines.config import HyperParams
 from pipelines.context import RunContext
-from pipelines.features.core import FeatureScaler, feature_fingerprint, sequences
-from pipelines.search.objective import LABEL_HORIZON, PreparedData
+from pipelines.features.core import FeatureScaler, feature_fingerprint
+from pipelines.search.objective import LABEL_HORIZON, PreparedData, labelled_windows
 from pipelines.store.repository import Repository
 from pipelines.store.tables import ModelVersion
 from pipelines.training.trainer import architecture, fit, train_new
 
 log = logging.getLogger(__name__)
-
-
-def supervised(data: PreparedData, scaler: FeatureScaler, seq_len: int, start: int, end: int):
-    """Windows whose last bar lies in [start, end) and whose label is known."""
-    scaled = scaler.transform(data.features)
-    y_all = data.target.to_numpy() / scaler.target_std
-    lo = max(start - seq_len + 1, 0)
-    x, ends = sequences(scaled[lo:end], seq_len)
-    ends = ends + lo
-    keep = (ends >= start) & ~np.isnan(y_all[ends])
-    return x[keep], y_all[ends][keep]
 
 
 def parent_model(ctx: RunContext, repo: Repository) -> ModelVersion | None:
@@ -61,8 +48,7 @@ def train_or_finetune(
         scaler = FeatureScaler.from_dict(checkpoint.meta["scaler"])
         start = max(n - cfg.finetune_bars, 0)
         split = n - max(cfg.finetune_bars // 5, 20)
-        x, y = supervised(data, scaler, params.seq_len, start, split - LABEL_HORIZON)
-        x_val, y_val = supervised(data, scaler, params.seq_len, split, n)
+        x, y, x_val, y_val = _train_val_windows(data, scaler, params.seq_len, start, split)
         lr = params.lr * cfg.finetune_lr_ratio
         log.info("finetune: model v%s on %d bars at lr %.2g", parent.version, n - start, lr)
         result = fit(
@@ -83,8 +69,7 @@ def train_or_finetune(
         split = n - cfg.val_bars
         train_part = slice(start, split - LABEL_HORIZON)
         scaler = FeatureScaler.fit(data.features.iloc[train_part], data.target.iloc[train_part])
-        x, y = supervised(data, scaler, params.seq_len, start, split - LABEL_HORIZON)
-        x_val, y_val = supervised(data, scaler, params.seq_len, split, n)
+        x, y, x_val, y_val = _train_val_windows(data, scaler, params.seq_len, start, split)
         log.info("train from scratch on %d bars: %s", n - start, reason)
         result = train_new(
             params, x, y, seed=cfg.seed, x_val=x_val, y_val=y_val, patience=cfg.finetune_patience
@@ -127,6 +112,15 @@ def train_or_finetune(
     return {**_describe(version), "history": result.history}
 
 
+def _train_val_windows(data: PreparedData, scaler: FeatureScaler, seq_len: int, start: int, split: int):
+    """Train on windows ending in [start, split - purge), validate on those ending at or after split."""
+    scaled = scaler.transform(data.features)
+    y = data.target.to_numpy() / scaler.target_std
+    x_train, y_train = labelled_windows(scaled, y, seq_len, start, split - LABEL_HORIZON)
+    x_val, y_val = labelled_windows(scaled, y, seq_len, split, len(scaled))
+    return x_train, y_train, x_val, y_val
+
+
 def _why_not_finetune(ctx: RunContext, parent: ModelVersion | None, spec) -> str | None:
     if parent is None:
         return "no model registered yet for this model key"
@@ -134,19 +128,10 @@ def _why_not_finetune(ctx: RunContext, parent: ModelVersion | None, spec) -> str
         return "weekly runs retrain fully"
     if parent.feature_fingerprint != feature_fingerprint():
         return "the feature definition changed since the deployed model was trained"
-    old = HyperParams(**parent.params)
-    if not architecture(old, spec.n_features).same_shape(spec):
-        changed = [
-            k
-            for k in ("model_family", "hidden_size", "num_layers", "seq_len")
-            if getattr(old, k) != spec_value(spec, k)
-        ]
+    changed = architecture(HyperParams(**parent.params), spec.n_features).shape_differences(spec)
+    if changed:
         return f"the chosen architecture differs from the deployed model ({', '.join(changed)})"
     return None
-
-
-def spec_value(spec, key: str):
-    return spec.family if key == "model_family" else getattr(spec, key)
 
 
 def _describe(version: ModelVersion) -> dict[str, Any]:
