@@ -7,9 +7,9 @@ import json
 import logging
 import sys
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, get_args
 
-from pipelines.config import ConfigError
+from pipelines.config import ConfigError, Objective
 from pipelines.settings import load_settings
 
 
@@ -168,7 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--n-trials", type=int, default=20)
     run.add_argument("--timeout-minutes", type=float, default=30)
-    run.add_argument("--objective", choices=["sharpe", "return"], default="sharpe")
+    run.add_argument("--objective", choices=list(get_args(Objective)), default="sharpe")
     run.add_argument("--mode", choices=["bayesian", "random", "grid"], default="bayesian")
     run.add_argument("--model-family", choices=["lstm", "transformer"])
     run.add_argument("--as-of", help="use data up to this date (YYYY-MM-DD); default today")

@@ -19,8 +19,13 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 ModelFamily = Literal["lstm", "transformer"]
-Objective = Literal["sharpe", "return"]
+Objective = Literal["sharpe", "return", "sortino", "calmar"]
 SearchMode = Literal["bayesian", "random", "grid"]
+BayesianSampler = Literal["tpe", "cmaes", "gp"]
+PrunerName = Literal["median", "hyperband", "wilcoxon", "none"]
+# Strategy parameters act on a model's predictions, not on its training: every value of them
+# is scored on one set of predictions in one vectorized backtest instead of being searched.
+STRATEGY_PARAMS = ("entry_threshold", "long_short")
 
 DEFAULTS_DIR = Path(__file__).parent / "defaults"
 
@@ -97,6 +102,15 @@ class PipelineConfig(_Frozen):
     # walk-forward search
     n_folds: int = Field(3, ge=1, le=20)
     val_bars: int = Field(120, ge=10)
+    embargo_bars: int = Field(0, ge=0, le=250)  # extra gap after the purge, for serial correlation
+    sampler: BayesianSampler = "tpe"  # the sampler of mode=bayesian
+    pruner: PrunerName = "median"
+    two_stage: bool = False  # coarse search, then a fine one around the coarse best
+    strategy_grid_points: int = Field(6, ge=1, le=50)  # entry thresholds tried per prediction set
+    narrowing_rules: tuple[str, ...] | None = None  # rule names in the order to apply; None: default
+    # selection statistics and the gate
+    dsr_threshold: float = Field(0.95, ge=0, le=1)
+    pbo_splits: int = Field(8, ge=2, le=16, multiple_of=2)
     fees: float = Field(0.0005, ge=0, lt=0.1)
     slippage: float = Field(0.0, ge=0, lt=0.1)
     year_days: int = Field(252, ge=1, le=366)
@@ -116,12 +130,23 @@ class PipelineConfig(_Frozen):
                 raise ValueError(
                     f"search_space.{name}: not a hyperparameter (known: {', '.join(sorted(known))})"
                 )
+            for value in _extremes(self.search_space[name]):
+                try:
+                    HyperParams(**{name: value})
+                except ValidationError as exc:
+                    reason = exc.errors()[0]["msg"]
+                    raise ValueError(f"search_space.{name}: {value!r} is out of range ({reason})") from None
         return self
 
     @property
     def min_history_bars(self) -> int:
         """Bars needed for the walk-forward folds plus a minimal training set."""
-        return self.n_folds * self.val_bars + 200
+        return self.n_folds * self.val_bars + self.embargo_bars + 200
+
+
+def _extremes(spec: FloatRange | IntRange | Categorical) -> tuple[Any, ...]:
+    """The values of a spec that must all be valid hyperparameter values."""
+    return spec.choices if isinstance(spec, Categorical) else (spec.low, spec.high)
 
 
 def parse_config(raw: dict[str, Any]) -> PipelineConfig:
@@ -163,5 +188,6 @@ def _describe(exc: ValidationError) -> str:
     parts = []
     for err in exc.errors():
         loc = ".".join(str(p) for p in err["loc"] if p not in ("hyperparams",))
-        parts.append(f"{loc or 'config'}: {err['msg']}")
+        msg = err["msg"].removeprefix("Value error, ")
+        parts.append(f"{loc}: {msg}" if loc else msg)
     return "; ".join(parts)

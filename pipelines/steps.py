@@ -120,7 +120,8 @@ def narrow(ctx: RunContext) -> StepResult:
 
 
 def search(ctx: RunContext) -> StepResult:
-    """Run the Optuna study over the narrowed space; write trials.csv and best_params.json."""
+    """Run the Optuna study over the narrowed space; write trials, best params/config and plots."""
+    from pipelines.search.history import prior_backtests
     from pipelines.search.outputs import write_search_outputs
     from pipelines.search.study import SearchSettings, run_study, study_name
 
@@ -128,6 +129,7 @@ def search(ctx: RunContext) -> StepResult:
     data = _prepared_data(ctx)
     space = _narrowed_space(ctx)
     active = repo.active_config(ctx.model_key)
+    previous = repo.previous_studies(ctx.model_key, before_run=ctx.run_id, limit=1)
     study = run_study(
         ctx.run_id,
         data,
@@ -138,8 +140,17 @@ def search(ctx: RunContext) -> StepResult:
         ),
         ctx.settings.optuna_url,
         incumbent=active.params if active else None,
+        previous_study=previous[0] if previous else None,
     )
-    summary = write_search_outputs(study, data, ctx.config, ctx.report_dir, ctx.params.objective)
+    family = study.user_attrs.get("model_family", ctx.config.hyperparams.model_family)
+    summary = write_search_outputs(
+        study,
+        data,
+        ctx.config,
+        ctx.report_dir,
+        ctx.params.objective,
+        prior_backtests=prior_backtests(repo, ctx.settings.optuna_url, ctx.model_key, ctx.run_id, family),
+    )
     repo.update_run(
         ctx.run_id,
         study_name=study_name(ctx.run_id),
@@ -147,7 +158,12 @@ def search(ctx: RunContext) -> StepResult:
         n_trials=summary["n_trials"],
     )
     dump_json(ctx.run_dir / "search.json", summary)
-    return {k: summary[k] for k in ("best_value", "n_trials", "n_complete", "n_pruned")}
+    stats = summary["statistics"]
+    return {
+        **{k: summary[k] for k in ("best_value", "n_trials", "n_complete", "n_pruned")},
+        "dsr": stats["dsr"]["dsr"] if stats["dsr"] else None,
+        "pbo": stats["pbo"]["pbo"] if stats["pbo"] else None,
+    }
 
 
 def finetune(ctx: RunContext) -> StepResult:

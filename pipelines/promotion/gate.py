@@ -52,9 +52,16 @@ def evaluate_gate(
     n_complete: int,
     best_trades: float,
     min_trades: int,
+    dsr: float | None,
+    dsr_threshold: float,
     policy: Policy = "auto",
 ) -> GateResult:
-    """Checks the search result must pass before its parameters can trade."""
+    """Checks the search result must pass before its parameters can trade.
+
+    The Deflated Sharpe Ratio check is what stops a lucky winner of many backtests: it is the
+    probability that the winner's Sharpe beats what the best of that many skill-less trials
+    would show.
+    """
     penalty = PENALTY[objective]
     value_ok = best_value is not None and math.isfinite(best_value) and best_value > penalty
     checks = [
@@ -62,5 +69,8 @@ def evaluate_gate(
         GateCheck("best_value_is_real", best_value, f"finite and > penalty {penalty}", value_ok),
         GateCheck("best_value_positive", best_value, "> 0", value_ok and (best_value or 0.0) > 0),
         GateCheck("min_trades", best_trades, f">= {min_trades}", best_trades >= min_trades),
+        GateCheck(
+            "deflated_sharpe", dsr, f">= {dsr_threshold}", dsr is not None and dsr >= dsr_threshold
+        ),
     ]
     return GateResult(checks=checks, policy=policy)

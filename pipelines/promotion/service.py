@@ -23,6 +23,8 @@ def gate_for_run(ctx: RunContext) -> GateResult:
         n_complete=search["n_complete"],
         best_trades=trades,
         min_trades=ctx.config.min_trades,
+        dsr=(search["statistics"].get("dsr") or {}).get("dsr"),
+        dsr_threshold=ctx.config.dsr_threshold,
         policy="auto",
     )
 
@@ -42,7 +44,12 @@ def promote_run(ctx: RunContext, repo: Repository) -> dict[str, Any]:
             actor="gate:auto",
             reason="gate passed under policy auto",
             model_version=model["model_version"],
-            metrics={"best_value": search["best_value"], "objective": search["objective"]},
+            metrics={
+                "best_value": search["best_value"],
+                "objective": search["objective"],
+                "dsr": (search["statistics"].get("dsr") or {}).get("dsr"),
+                "pbo": (search["statistics"].get("pbo") or {}).get("pbo"),
+            },
             report_path=str(ctx.report_dir / "report.html"),
         )
         outcome.update(decision="promoted", config_version=version.version)

@@ -67,6 +67,7 @@ def write_report(ctx: RunContext, repo: Repository) -> Path:
         search=search,
         model=model,
         gate=gate.to_dict(),
+        dsr_threshold=ctx.config.dsr_threshold,
         active_version=active.version if active else None,
         diff=config_diff(active.params if active else None, search["best_params"]),
         plotly_js=get_plotlyjs(),

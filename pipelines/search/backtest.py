@@ -13,7 +13,9 @@ import pandas as pd
 
 # A finite score for trials whose backtest says nothing (no trades, zero variance, NaN):
 # Optuna then ranks them last instead of failing or preferring +inf.
-PENALTY = {"sharpe": -10.0, "return": -1.0}
+PENALTY = {"sharpe": -10.0, "return": -1.0, "sortino": -10.0, "calmar": -10.0}
+# The metric column each objective reads.
+OBJECTIVE_METRIC = {"sharpe": "sharpe", "return": "total_return", "sortino": "sortino", "calmar": "calmar"}
 
 
 @dataclass(frozen=True)
@@ -88,7 +90,21 @@ def backtest_positions(
     freq: str = "1D",
     year_days: int = 252,
 ) -> pd.DataFrame:
-    """Metrics per positions column: sharpe, total_return, max_drawdown, n_trades, final_value.
+    """Metrics per positions column (see ``backtest_with_returns``)."""
+    return backtest_with_returns(close, positions, costs, freq, year_days)[0]
+
+
+def backtest_with_returns(
+    close: pd.Series,
+    positions: pd.DataFrame,
+    costs: Costs,
+    freq: str = "1D",
+    year_days: int = 252,
+) -> tuple[pd.DataFrame, np.ndarray]:
+    """Metrics per positions column and the per-bar strategy returns (bars x columns).
+
+    Metrics: sharpe, sortino, calmar, total_return, max_drawdown, n_trades, final_value,
+    return_std.
 
     Same numbers as reading ``pf.returns()``, ``pf.total_return()``, ``pf.max_drawdown()``,
     ``pf.trades.count()``, ``pf.final_value()`` and
@@ -146,11 +162,16 @@ def backtest_positions(
     defaults = settings["returns"]["defaults"]
     sharpe = ret_nb.sharpe_ratio(returns, ann_factor, defaults["risk_free"], defaults["ddof"], engine=engine)
 
+    sortino = ret_nb.sortino_ratio(returns, ann_factor, 0.0, engine=engine)
+    calmar = ret_nb.calmar_ratio(returns, ann_factor, engine=engine)
+
     # return_std: the same pandas reduction as ``pf.returns().std()`` (sample std, NaN skipped).
     columns = positions.columns
-    return pd.DataFrame(
+    metrics = pd.DataFrame(
         {
             "sharpe": _as_series(sharpe, columns),
+            "sortino": _as_series(sortino, columns),
+            "calmar": _as_series(calmar, columns),
             "total_return": _as_series(pf_nb.total_return(total_profit, init_cash, engine=engine), columns),
             "max_drawdown": _as_series(ret_nb.max_drawdown(returns, engine=engine), columns),
             "n_trades": _as_series(n_trades, columns),
@@ -158,17 +179,18 @@ def backtest_positions(
             "return_std": _as_series(pd.DataFrame(returns).std(), columns),
         }
     )
+    return metrics, returns
 
 
 def score(metrics: pd.Series, objective: str, min_trades: int = 1) -> tuple[float, str | None]:
     """The objective value of one backtest, or the finite penalty and the reason for it."""
-    key = "sharpe" if objective == "sharpe" else "total_return"
+    key = OBJECTIVE_METRIC[objective]
     value = float(metrics[key])
     if metrics["n_trades"] < max(min_trades, 1):
         return PENALTY[objective], f"fewer than {max(min_trades, 1)} trades"
     if not np.isfinite(value):
         return PENALTY[objective], f"{key} is {value}"
-    if objective == "sharpe" and not metrics["return_std"] > 0:
+    if objective in ("sharpe", "sortino") and not metrics["return_std"] > 0:
         return PENALTY[objective], "returns have zero variance"
     return value, None
 

@@ -1,15 +1,16 @@
 """The walk-forward objective: train on the past, trade the next block, score with vectorbt.
 
 Folds are consecutive validation blocks at the end of the window. Each fold trains on every
-bar before it, less a purge gap so that no training label (the next bar's return) reaches
-into the validation block. Per-fold scores are reported to Optuna for pruning.
+bar before it, less a purge gap (no training label, the next bar's return, reaches into the
+validation block) and an optional embargo (serially correlated bars right before the block
+are left out too). Per-fold scores are reported to Optuna for pruning; each fold's per-bar
+strategy returns are kept on the trial for the selection statistics (DSR, PBO).
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import optuna
@@ -17,13 +18,15 @@ import pandas as pd
 
 from pipelines.config import HyperParams, ParamSpec, PipelineConfig
 from pipelines.features.core import FeatureScaler, compute_features, next_return, windows_ending_in
-from pipelines.search.backtest import Costs, backtest_positions, positions_from_predictions, score
+from pipelines.search.backtest import Costs, backtest_with_returns, score
 from pipelines.search.space import resolve, suggest
+from pipelines.search.strategy import StrategyGrid
 from pipelines.training.trainer import predict, train_new
 
 log = logging.getLogger(__name__)
 
 LABEL_HORIZON = 1  # bars a label looks ahead: the purge gap
+RETURNS_DIGITS = 8  # per-bar returns kept on a trial are rounded: enough for Sharpe, small in the DB
 
 
 @dataclass(frozen=True)
@@ -34,15 +37,22 @@ class Fold:
     val_end: int  # exclusive
 
 
-def walk_forward_folds(n_rows: int, n_folds: int, val_bars: int, purge: int = LABEL_HORIZON):
+def walk_forward_folds(
+    n_rows: int, n_folds: int, val_bars: int, purge: int = LABEL_HORIZON, embargo: int = 0
+) -> list[Fold]:
     """Expanding-window folds whose validation blocks tile the last ``n_folds*val_bars`` rows."""
     first_val = n_rows - n_folds * val_bars
-    if first_val <= purge:
+    gap = purge + embargo
+    if first_val <= gap:
         raise ValueError(f"{n_rows} rows cannot hold {n_folds} folds of {val_bars} bars")
     return [
-        Fold(0, first_val + k * val_bars - purge, first_val + k * val_bars, first_val + (k + 1) * val_bars)
+        Fold(0, first_val + k * val_bars - gap, first_val + k * val_bars, first_val + (k + 1) * val_bars)
         for k in range(n_folds)
     ]
+
+
+def config_folds(n_rows: int, config: PipelineConfig) -> list[Fold]:
+    return walk_forward_folds(n_rows, config.n_folds, config.val_bars, embargo=config.embargo_bars)
 
 
 @dataclass
@@ -70,16 +80,6 @@ class PreparedData:
         )
 
 
-@dataclass
-class FoldOutcome:
-    value: float
-    penalty_reason: str | None
-    metrics: dict[str, float]
-    val_loss: float
-    close: pd.Series  # validation-block closes, for stitching an out-of-sample equity curve
-    positions: pd.Series
-
-
 def labelled_windows(
     scaled: np.ndarray, y: np.ndarray, seq_len: int, start: int, end: int
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -89,10 +89,28 @@ def labelled_windows(
     return x[known], y[ends][known]
 
 
+@dataclass
+class FoldOutcome:
+    """One fold, every strategy variant: metrics (one row per variant) and per-bar returns."""
+
+    metrics: pd.DataFrame
+    returns: np.ndarray  # bars x variants
+    values: np.ndarray  # objective value per variant (penalty where degenerate)
+    penalties: list[str | None]
+    val_loss: float
+    close: pd.Series  # validation-block closes, for stitching an out-of-sample equity curve
+    positions: pd.DataFrame
+
+
 def evaluate_fold(
-    data: PreparedData, fold: Fold, params: HyperParams, config: PipelineConfig, objective: str
+    data: PreparedData,
+    fold: Fold,
+    params: HyperParams,
+    config: PipelineConfig,
+    objective: str,
+    grid: StrategyGrid,
 ) -> FoldOutcome:
-    """Train on the fold's past, predict its validation block, and backtest the positions."""
+    """Train on the fold's past, predict its validation block, backtest every strategy variant."""
     train_feats = data.features.iloc[fold.train_start : fold.train_end]
     train_target = data.target.iloc[fold.train_start : fold.train_end]
     scaler = FeatureScaler.fit(train_feats, train_target)
@@ -107,43 +125,73 @@ def evaluate_fold(
     finite = ~np.isnan(y_val)
     val_loss = float(np.mean((preds[finite] - y_val[finite]) ** 2))
     close = pd.Series(data.bars["close"].to_numpy()[val_ends], index=index)
-    positions = positions_from_predictions(
-        pd.Series(preds, index=index), [params.entry_threshold], params.long_short
-    )
-    pf_metrics = backtest_positions(
+    positions = grid.positions(pd.Series(preds, index=index))
+    metrics, returns = backtest_with_returns(
         close, positions, Costs(config.fees, config.slippage), year_days=config.year_days
-    ).iloc[0]
-    value, reason = score(pf_metrics, objective, config.min_trades)
+    )
+    scored = [score(row, objective, config.min_trades) for _, row in metrics.iterrows()]
     return FoldOutcome(
-        value,
-        reason,
-        {k: float(v) for k, v in pf_metrics.items()},
-        val_loss,
-        close,
-        positions.iloc[:, 0],
+        metrics=metrics,
+        returns=returns,
+        values=np.array([v for v, _ in scored]),
+        penalties=[r for _, r in scored],
+        val_loss=val_loss,
+        close=close,
+        positions=positions,
     )
 
 
-def make_objective(data: PreparedData, config: PipelineConfig, space: dict[str, ParamSpec], objective: str):
-    """An Optuna objective: mean fold score, reported fold by fold so weak trials get pruned."""
-    folds = walk_forward_folds(len(data.bars), config.n_folds, config.val_bars)
+def make_objective(
+    data: PreparedData,
+    config: PipelineConfig,
+    space: dict[str, ParamSpec],
+    objective: str,
+    grid: StrategyGrid,
+):
+    """An Optuna objective: the best strategy variant's mean fold score.
+
+    Reported fold by fold so weak trials get pruned: the running mean for the median and
+    Hyperband pruners, the fold's own value for the Wilcoxon pruner (which compares trials fold
+    against fold).
+    """
+    folds = config_folds(len(data.bars), config)
+    per_fold = config.pruner == "wilcoxon"
 
     def run_trial(trial: optuna.Trial) -> float:
         params = resolve(config.hyperparams, suggest(trial, space))
-        values: list[float] = []
-        reasons: list[str] = []
-        fold_metrics: list[dict[str, Any]] = []
+        trial.set_user_attr("model_family", params.model_family)
+        trial.set_user_attr("n_variants", grid.size)
+        values = np.empty((0, grid.size))
+        outcomes: list[FoldOutcome] = []
         for step, fold in enumerate(folds):
-            outcome = evaluate_fold(data, fold, params, config, objective)
-            values.append(outcome.value)
-            fold_metrics.append({**outcome.metrics, "value": outcome.value})
-            if outcome.penalty_reason:
-                reasons.append(f"fold {step}: {outcome.penalty_reason}")
-            trial.set_user_attr("fold_metrics", fold_metrics)
-            trial.set_user_attr("penalties", reasons)
-            trial.report(float(np.mean(values)), step)
+            outcome = evaluate_fold(data, fold, params, config, objective, grid)
+            outcomes.append(outcome)
+            values = np.vstack([values, outcome.values])
+            chosen = int(np.argmax(values.mean(axis=0)))
+            _record(trial, outcomes, chosen, grid)
+            trial.report(float(values[-1, chosen] if per_fold else values[:, chosen].mean()), step)
             if trial.should_prune():
                 raise optuna.TrialPruned(f"pruned after fold {step}")
-        return float(np.mean(values))
+        return float(values[:, chosen].mean())
 
     return run_trial
+
+
+def _record(trial: optuna.Trial, outcomes: list[FoldOutcome], chosen: int, grid: StrategyGrid) -> None:
+    """What the report and the statistics read back: the chosen variant, fold by fold."""
+    trial.set_user_attr("strategy", grid.variant(chosen))
+    trial.set_user_attr(
+        "fold_metrics",
+        [
+            {**{k: float(v) for k, v in o.metrics.iloc[chosen].items()}, "value": float(o.values[chosen])}
+            for o in outcomes
+        ],
+    )
+    trial.set_user_attr(
+        "penalties",
+        [f"fold {i}: {o.penalties[chosen]}" for i, o in enumerate(outcomes) if o.penalties[chosen]],
+    )
+    trial.set_user_attr(
+        "fold_returns",
+        [np.round(np.nan_to_num(o.returns[:, chosen]), RETURNS_DIGITS).tolist() for o in outcomes],
+    )

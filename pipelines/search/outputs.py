@@ -1,7 +1,13 @@
-"""What a finished search leaves beside the report: trials.csv, best_params.json, equity."""
+"""What a finished search leaves beside the report.
+
+``trials.csv``, ``best_params.json``, ``best_config.json`` (the fixed config plus the chosen
+params, in the seed format: ``retune run --config best_config.json`` trains with it), the best
+trial's out-of-sample equity, and the study plots as standalone HTML files.
+"""
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -11,53 +17,103 @@ import pandas as pd
 from pipelines.artifacts import dump_json
 from pipelines.config import PipelineConfig
 from pipelines.search.backtest import Costs, run_portfolio
-from pipelines.search.objective import PreparedData, evaluate_fold, walk_forward_folds
+from pipelines.search.objective import PreparedData, config_folds, evaluate_fold
+from pipelines.search.selection import degenerate_audit, selection_statistics
 from pipelines.search.space import resolve
+from pipelines.search.strategy import StrategyGrid
+from pipelines.search.study import best_fresh_trial
+
+log = logging.getLogger(__name__)
+
+PLOTS = {
+    "optimization_history": optuna.visualization.plot_optimization_history,
+    "param_importances": optuna.visualization.plot_param_importances,
+    "parallel_coordinate": optuna.visualization.plot_parallel_coordinate,
+}
+
+
+def chosen_params(config: PipelineConfig, trial: optuna.trial.FrozenTrial) -> dict[str, Any]:
+    """Fixed values, overridden by the trial's searched model params and its chosen strategy."""
+    return resolve(config.hyperparams, {**trial.params, **trial.user_attrs.get("strategy", {})}).model_dump()
+
+
+def best_config(config: PipelineConfig, params: dict[str, Any]) -> dict[str, Any]:
+    """The run's config with the chosen params fixed and nothing left to search."""
+    fixed = config.model_dump(mode="json", exclude={"hyperparams", "search_space"})
+    return {**fixed, **params}
 
 
 def write_search_outputs(
-    study: optuna.Study, data: PreparedData, config: PipelineConfig, out_dir: Path, objective: str
+    study: optuna.Study,
+    data: PreparedData,
+    config: PipelineConfig,
+    out_dir: Path,
+    objective: str,
+    prior_backtests: int = 0,
 ) -> dict[str, Any]:
     out_dir.mkdir(parents=True, exist_ok=True)
-    trials = study.trials_dataframe(attrs=("number", "value", "state", "params", "duration"))
-    trials.to_csv(out_dir / "trials.csv", index=False)
-    states = [t.state for t in study.trials]
-    complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
-    if not complete:
+    trials = study.trials_dataframe(attrs=("number", "value", "state", "params", "duration", "user_attrs"))
+    trials.drop(columns=[c for c in trials if c.endswith(("fold_returns", "fold_metrics"))]).to_csv(
+        out_dir / "trials.csv", index=False
+    )
+    audit = degenerate_audit(study)
+    best = best_fresh_trial(study)
+    if best is None:
         raise RuntimeError(
-            f"study {study.study_name} has no completed trial ({len(study.trials)} trials: "
-            "all pruned or failed); nothing to promote"
+            f"study {study.study_name} has no completed trial of its own ({audit}); nothing to promote"
         )
-    best = study.best_trial
-    best_params = resolve(config.hyperparams, best.params).model_dump()
+    best_params = chosen_params(config, best)
     dump_json(out_dir / "best_params.json", best_params)
-    equity = best_equity(data, config, best.params, objective)
-    equity.to_csv(out_dir / "best_equity.csv")
-    penalized = sum(1 for t in study.trials if t.user_attrs.get("penalties"))
+    dump_json(out_dir / "best_config.json", best_config(config, best_params))
+    best_equity(data, config, best_params, objective).to_csv(out_dir / "best_equity.csv")
+    plots = write_plots(study, out_dir / "plots")
     return {
         "study": study.study_name,
         "best_value": float(best.value),  # type: ignore[arg-type]
         "best_trial": best.number,
         "best_params": best_params,
         "best_fold_metrics": best.user_attrs.get("fold_metrics", []),
-        "n_trials": len(study.trials),
-        "n_complete": len(complete),
-        "n_pruned": states.count(optuna.trial.TrialState.PRUNED),
-        "n_failed": states.count(optuna.trial.TrialState.FAIL),
-        "n_penalized": penalized,
+        "n_trials": audit["trials"],
+        "n_complete": sum(1 for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE)
+        - audit["carried_over"],
+        "n_pruned": audit["pruned"],
+        "n_failed": audit["failed"],
+        "n_penalized": sum(1 for t in study.trials if t.user_attrs.get("penalties")),
+        "audit": audit,
+        "statistics": selection_statistics(study, best, prior_backtests, config.pbo_splits),
+        "plots": plots,
         "objective": objective,
     }
 
 
+def write_plots(study: optuna.Study, out_dir: Path) -> dict[str, str]:
+    """Each study plot as an HTML file sharing one plotly.min.js (works offline)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written: dict[str, str] = {}
+    for name, plot in PLOTS.items():
+        try:
+            fig = plot(study)
+        except (RuntimeError, ValueError, ZeroDivisionError) as exc:  # e.g. too few trials
+            log.info("no %s plot: %s", name, exc)
+            continue
+        path = out_dir / f"{name}.html"
+        fig.write_html(path, include_plotlyjs="directory")
+        written[name] = path.name
+    return written
+
+
 def best_equity(
-    data: PreparedData, config: PipelineConfig, searched: dict[str, Any], objective: str
+    data: PreparedData, config: PipelineConfig, params: dict[str, Any], objective: str
 ) -> pd.DataFrame:
     """Re-run the best trial's folds (seeded, so identical) and stitch its out-of-sample equity."""
-    params = resolve(config.hyperparams, searched)
-    folds = walk_forward_folds(len(data.bars), config.n_folds, config.val_bars)
-    outcomes = [evaluate_fold(data, fold, params, config, objective) for fold in folds]
+    hyper = resolve(config.hyperparams, params)
+    grid = StrategyGrid((hyper.entry_threshold,), (hyper.long_short,))
+    outcomes = [
+        evaluate_fold(data, fold, hyper, config, objective, grid)
+        for fold in config_folds(len(data.bars), config)
+    ]
     close = pd.concat([o.close for o in outcomes])
-    positions = pd.concat([o.positions for o in outcomes]).to_frame("strategy")
+    positions = pd.concat([o.positions.iloc[:, 0] for o in outcomes]).to_frame("strategy")
     portfolio = run_portfolio(close, positions, Costs(config.fees, config.slippage))
     value = portfolio.value()
     strategy = value.iloc[:, 0] if isinstance(value, pd.DataFrame) else value

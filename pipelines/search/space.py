@@ -23,6 +23,21 @@ def suggest(trial: optuna.Trial, space: dict[str, ParamSpec]) -> dict[str, Any]:
     return values
 
 
+def distributions(space: dict[str, ParamSpec]) -> dict[str, optuna.distributions.BaseDistribution]:
+    """The Optuna distributions ``suggest`` draws from, e.g. to add carried-over trials."""
+    out: dict[str, optuna.distributions.BaseDistribution] = {}
+    for name, spec in space.items():
+        if isinstance(spec, FloatRange):
+            out[name] = optuna.distributions.FloatDistribution(
+                spec.low, spec.high, log=spec.type == "loguniform"
+            )
+        elif isinstance(spec, IntRange):
+            out[name] = optuna.distributions.IntDistribution(spec.low, spec.high, step=spec.step)
+        else:
+            out[name] = optuna.distributions.CategoricalDistribution(list(spec.choices))
+    return out
+
+
 def resolve(base: HyperParams, values: dict[str, Any]) -> HyperParams:
     """The hyperparameters a trial uses: fixed values overridden by the searched ones."""
     return base.model_copy(update=values)

@@ -89,6 +89,16 @@ class Repository:
         with self.session() as s:
             return [name for name in s.scalars(query) if name]
 
+    def all_studies(self, model_key: str, before_run: str) -> list[str]:
+        """Study names of every earlier run of this model key, whatever its outcome."""
+        query = (
+            sa.select(Run.study_name)
+            .where(Run.model_key == model_key, Run.run_id != before_run, Run.study_name.is_not(None))
+            .order_by(Run.started_at)
+        )
+        with self.session() as s:
+            return [name for name in s.scalars(query) if name]
+
     # narrowing ------------------------------------------------------------------------
     def replace_firings(self, run_id: str, firings: list[dict[str, Any]]) -> None:
         with self.session() as s:

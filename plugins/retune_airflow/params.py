@@ -35,14 +35,14 @@ def run_params(n_trials: int, timeout_minutes: int) -> dict[str, Param]:
         "objective": Param(
             "sharpe",
             type="string",
-            enum=["sharpe", "return"],
+            enum=["sharpe", "return", "sortino", "calmar"],
             description="Walk-forward backtest metric to maximize.",
         ),
         "mode": Param(
             "bayesian",
             type="string",
             enum=["bayesian", "random", "grid"],
-            description="bayesian = TPE; grid needs int/categorical parameters only.",
+            description="bayesian (config `sampler`: tpe, cmaes, gp); grid: int/categorical params only.",
         ),
         "model_family": Param(
             "lstm", type="string", enum=["lstm", "transformer"], description="Network family of the model."

@@ -12,6 +12,7 @@ from pipelines.search.backtest import (
     PENALTY,
     Costs,
     backtest_positions,
+    backtest_with_returns,
     positions_from_predictions,
     run_portfolio,
     score,
@@ -133,6 +134,9 @@ def test_year_length_scales_sharpe():
         ({"sharpe": 1.2, "total_return": 0.1, "n_trades": 3, "return_std": 0.0}, "sharpe", "zero variance"),
         ({"sharpe": 1.2, "total_return": math.nan, "n_trades": 3, "return_std": 0.01}, "return", "nan"),
         ({"sharpe": 1.2, "total_return": 0.1, "n_trades": 2, "return_std": 0.01}, "return", "3 trades"),
+        ({"sortino": math.inf, "n_trades": 3, "return_std": 0.01}, "sortino", "inf"),
+        ({"sortino": 2.0, "n_trades": 3, "return_std": 0.0}, "sortino", "zero variance"),
+        ({"calmar": math.inf, "n_trades": 3, "return_std": 0.01}, "calmar", "inf"),
     ],
 )
 def test_score_penalizes_meaningless_results(metrics, objective, fragment):
@@ -148,12 +152,15 @@ def test_metrics_match_the_plain_vectorbt_portfolio(make_bars):
     preds = pd.Series(np.random.default_rng(9).normal(0, 1, len(close)), index=close.index)
     pos = positions_from_predictions(preds, [0.0, 0.5, 3.0], long_short=True)
     costs = Costs(fees=0.001, slippage=0.0005)
-    fast = backtest_positions(close, pos, costs, year_days=252)
+    fast, fast_returns = backtest_with_returns(close, pos, costs, year_days=252)
     pf = run_portfolio(close, pos, costs)
+    np.testing.assert_allclose(fast_returns, pf.returns().to_numpy(), rtol=1e-12, atol=1e-15)
     returns = pf.returns()
     slow = pd.DataFrame(
         {
             "sharpe": returns.vbt.returns(freq="1D", year_freq="252 days").sharpe_ratio(),
+            "sortino": returns.vbt.returns(freq="1D", year_freq="252 days").sortino_ratio(),
+            "calmar": returns.vbt.returns(freq="1D", year_freq="252 days").calmar_ratio(),
             "total_return": pf.total_return(),
             "max_drawdown": pf.max_drawdown(),
             "n_trades": pf.trades.count(),

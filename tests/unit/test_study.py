@@ -1,0 +1,160 @@
+"""pipelines.search.study + objective: a real Optuna study on SQLite, tiny torch models, vectorbt."""
+
+from __future__ import annotations
+
+import numpy as np
+import optuna
+import pytest
+
+from pipelines.config import Categorical, ConfigError, FloatRange, IntRange, parse_config
+from pipelines.search.objective import PreparedData, config_folds, evaluate_fold
+from pipelines.search.space import resolve
+from pipelines.search.strategy import StrategyGrid
+from pipelines.search.study import (
+    SearchSettings,
+    best_fresh_trial,
+    fresh_trials,
+    make_pruner,
+    make_sampler,
+    refine,
+    run_study,
+    study_name,
+)
+
+SPACE = {
+    "lr": FloatRange(type="loguniform", low=1e-3, high=3e-2),
+    "hidden_size": Categorical(type="categorical", choices=(4, 8)),
+    "seq_len": IntRange(type="int", low=4, high=12, step=4),
+    "entry_threshold": FloatRange(type="uniform", low=0.0, high=0.4),
+    "long_short": Categorical(type="categorical", choices=(False, True)),
+}
+
+
+def tiny_config(**overrides):
+    raw = {"epochs": 1, "batch_size": 64, "window_bars": 360, "n_folds": 2, "val_bars": 60}
+    return parse_config(raw | {"strategy_grid_points": 3} | overrides)
+
+
+@pytest.fixture(scope="module")
+def data(make_bars):
+    return PreparedData.from_bars(make_bars(420, seed=5), window_bars=360)
+
+
+@pytest.fixture
+def storage(tmp_path):
+    return f"sqlite:///{tmp_path / 'optuna.db'}"
+
+
+def settings(n: int) -> SearchSettings:
+    return SearchSettings(n_trials=n, timeout_minutes=5)
+
+
+def test_trial_value_is_the_best_variants_mean_and_returns_are_kept(data, storage):
+    config = tiny_config(pruner="none")
+    study = run_study("t1", data, config, SPACE, settings(2), storage)
+    trial = best_fresh_trial(study)
+    assert trial is not None
+    params = resolve(config.hyperparams, trial.params)
+    grid = StrategyGrid.from_space(SPACE, config.hyperparams, 3)
+    outcomes = [evaluate_fold(data, f, params, config, "sharpe", grid) for f in config_folds(360, config)]
+    per_variant = np.mean([o.values for o in outcomes], axis=0)
+    assert grid.size == 6
+    assert trial.value == pytest.approx(per_variant.max(), rel=1e-9)
+    assert trial.user_attrs["strategy"] == grid.variant(int(np.argmax(per_variant)))
+    assert trial.user_attrs["n_variants"] == 6
+    returns = trial.user_attrs["fold_returns"]
+    assert [len(r) for r in returns] == [60, 60]
+    chosen = int(np.argmax(per_variant))
+    np.testing.assert_allclose(returns[1], np.round(outcomes[1].returns[:, chosen], 8))
+
+
+def test_incumbent_is_trial_zero_and_a_retry_resumes(data, storage):
+    config = tiny_config()
+    incumbent = {"lr": 0.01, "hidden_size": 8, "seq_len": 8, "entry_threshold": 0.1, "long_short": False}
+    study = run_study("t2", data, config, SPACE, settings(3), storage, incumbent=incumbent)
+    first = study.trials[0]
+    assert first.user_attrs.get("incumbent") is True
+    assert first.params == {"lr": 0.01, "hidden_size": 8, "seq_len": 8}  # strategy params are not searched
+    again = run_study("t2", data, config, SPACE, settings(3), storage, incumbent=incumbent)
+    assert again.study_name == study_name("t2")
+    assert len(again.trials) == 3  # the finished budget is not run twice
+    more = run_study("t2", data, config, SPACE, settings(4), storage, incumbent=incumbent)
+    assert len(more.trials) == 4
+    assert sum(1 for t in more.trials if t.user_attrs.get("incumbent")) == 1
+
+
+def test_a_new_run_carries_over_only_trials_inside_the_new_bounds(data, storage):
+    config = tiny_config()
+    old = run_study("old", data, config, SPACE, settings(5), storage)
+    narrowed = dict(SPACE, lr=FloatRange(type="loguniform", low=1e-3, high=8e-3))
+    fits = [
+        t
+        for t in old.trials
+        if t.state == optuna.trial.TrialState.COMPLETE
+        and 1e-3 <= t.params["lr"] <= 8e-3
+    ]
+    new = run_study("new", data, config, narrowed, settings(2), storage, previous_study=study_name("old"))
+    carried = [t for t in new.trials if "carried_over_from" in t.user_attrs]
+    assert len(carried) == len(fits)
+    assert sorted(t.value for t in carried) == sorted(t.value for t in fits)
+    assert all(t.params["lr"] <= 8e-3 for t in carried)
+    assert len(fresh_trials(new)) == 2  # carried-over trials do not eat the budget
+    assert new.user_attrs["n_carried_over"] == len(fits)
+    best = best_fresh_trial(new)
+    assert best is not None and "carried_over_from" not in best.user_attrs
+
+
+def test_two_stage_search_runs_a_fine_stage_inside_the_coarse_best(data, storage):
+    config = tiny_config(two_stage=True)
+    study = run_study("t3", data, config, SPACE, settings(6), storage)
+    stages = [t.user_attrs["stage"] for t in study.trials]
+    assert stages.count("coarse") == 3 and stages.count("fine") == 3
+    coarse_best = max(
+        (t for t in study.trials if t.user_attrs["stage"] == "coarse" and t.value is not None),
+        key=lambda t: t.value,
+    )
+    box = refine({k: SPACE[k] for k in ("lr", "hidden_size", "seq_len")}, coarse_best.params)
+    for trial in study.trials:
+        if trial.user_attrs["stage"] == "fine":
+            assert box["lr"].low <= trial.params["lr"] <= box["lr"].high
+
+
+def test_refine_shrinks_numeric_ranges_around_the_best_and_keeps_categoricals():
+    box = refine(SPACE, {"lr": 3e-2, "hidden_size": 4, "seq_len": 4, "entry_threshold": 0.2})
+    assert box["lr"].high == pytest.approx(3e-2) and box["lr"].low > 1e-3  # slid inside at the edge
+    assert np.log(box["lr"].high / box["lr"].low) == pytest.approx(0.25 * np.log(30), rel=1e-9)
+    assert box["hidden_size"] == SPACE["hidden_size"]
+    assert box["seq_len"].low == 4 and box["seq_len"].high in (4, 8)
+    assert box["entry_threshold"].high - box["entry_threshold"].low == pytest.approx(0.1)
+
+
+def test_samplers_and_pruners_by_name():
+    numeric = {k: v for k, v in SPACE.items() if k in ("lr", "seq_len")}
+    assert isinstance(make_sampler("bayesian", SPACE, 0), optuna.samplers.TPESampler)
+    assert isinstance(make_sampler("bayesian", SPACE, 0, "gp"), optuna.samplers.GPSampler)
+    assert isinstance(make_sampler("bayesian", numeric, 0, "cmaes"), optuna.samplers.CmaEsSampler)
+    assert isinstance(make_sampler("random", SPACE, 0), optuna.samplers.RandomSampler)
+    with pytest.raises(ConfigError, match="cmaes .* hidden_size"):
+        make_sampler("bayesian", SPACE, 0, "cmaes")
+    assert isinstance(make_pruner("median", 3), optuna.pruners.MedianPruner)
+    assert isinstance(make_pruner("hyperband", 3), optuna.pruners.HyperbandPruner)
+    assert isinstance(make_pruner("wilcoxon", 3), optuna.pruners.WilcoxonPruner)
+    assert isinstance(make_pruner("none", 3), optuna.pruners.NopPruner)
+
+
+def test_cmaes_search_runs_on_a_numeric_space(data, storage):
+    numeric = {k: v for k, v in SPACE.items() if k in ("lr", "seq_len", "entry_threshold")}
+    study = run_study("t4", data, tiny_config(sampler="cmaes"), numeric, settings(3), storage)
+    assert sum(1 for t in study.trials if t.state.is_finished()) == 3
+
+
+def test_wilcoxon_pruner_gets_per_fold_values(data, storage):
+    config = tiny_config(pruner="wilcoxon", n_folds=3, val_bars=40)
+    study = run_study("t5", data, config, SPACE, settings(3), storage)
+    for trial in study.trials:
+        folds = [m["value"] for m in trial.user_attrs["fold_metrics"]]
+        reported = [trial.intermediate_values[i] for i in sorted(trial.intermediate_values)]
+        # each step reports that fold's value of the variant leading so far, not a running mean
+        assert len(reported) == len(folds)
+        assert reported[-1] == pytest.approx(folds[-1])
+        assert reported[0] >= folds[0] - 1e-12  # fold 0's leader is the best variant on fold 0
