@@ -48,7 +48,9 @@ def test_each_positions_column_is_its_variant():
         "long_short": Categorical(type="categorical", choices=(False, True)),
     }
     grid = StrategyGrid.from_space(space, BASE, points=2)
-    preds = pd.Series(np.random.default_rng(3).normal(0, 1, 50), index=pd.bdate_range("2021-01-01", periods=50))
+    preds = pd.Series(
+        np.random.default_rng(3).normal(0, 1, 50), index=pd.bdate_range("2021-01-01", periods=50)
+    )
     positions = grid.positions(preds)
     assert positions.shape == (50, grid.size)
     for column in range(grid.size):

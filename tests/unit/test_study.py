@@ -90,8 +90,7 @@ def test_a_new_run_carries_over_only_trials_inside_the_new_bounds(data, storage)
     fits = [
         t
         for t in old.trials
-        if t.state == optuna.trial.TrialState.COMPLETE
-        and 1e-3 <= t.params["lr"] <= 8e-3
+        if t.state == optuna.trial.TrialState.COMPLETE and 1e-3 <= t.params["lr"] <= 8e-3
     ]
     new = run_study("new", data, config, narrowed, settings(2), storage, previous_study=study_name("old"))
     carried = [t for t in new.trials if "carried_over_from" in t.user_attrs]
