@@ -62,8 +62,9 @@ def main(argv: list[str] | None = None) -> int:
 
     # Before anything imports numba (vectorbt): keep the JIT cache inside bench/.
     os.environ.setdefault("NUMBA_CACHE_DIR", str(BENCH_DIR / ".cache" / "numba"))
-    if str(ROOT) not in sys.path:
-        sys.path.insert(0, str(ROOT))
+    for path in (ROOT, BENCH_DIR):  # the project, and the benchmarks' shared fixtures
+        if str(path) not in sys.path:
+            sys.path.insert(0, str(path))
 
     modules = discover()
     if args.only is not None:

@@ -1,0 +1,214 @@
+"""Does narrowing pay? Trials TPE needs on the narrowed space to match 100 trials on the full one.
+
+For each seed: a prior study (the previous period) runs on a slightly different objective; its
+top-quantile trials and best are the evidence the DataDrivenOptimizer narrows from. Then two
+TPE studies with the same seed run 100 trials each, one on the configured space and one on the
+narrowed space; the value is (first trial of the narrowed study reaching the unnarrowed
+study's final best) / 100, or 1.0 when it never does. Two objectives:
+
+* synthetic: a smooth function of the hyperparameters with a known optimum that moves a little
+  between the prior period and now (details: how often that optimum lies inside the narrowed box);
+* S&P 500: the real walk-forward objective (small LSTMs, vectorbt, fees) on arch's S&P 500
+  bars; the prior study sees data up to 2016, the compared studies data up to 2018.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+import numpy as np
+import optuna
+import pandas as pd
+from search_fixtures import median, small_config, sqlite_url
+
+from pipelines.config import Categorical, FloatRange, IntRange, ParamSpec, parse_config
+from pipelines.narrowing.base import Evidence
+from pipelines.narrowing.optimizer import DataDrivenOptimizer, data_evidence
+from pipelines.search.objective import PreparedData
+from pipelines.search.space import suggest
+from pipelines.search.study import SearchSettings, best_fresh_trial, run_study
+
+NAME = "narrowing_trials_ratio"
+SEEDS = (0, 1, 2, 3, 4)
+TRIALS = 100
+PRIOR_TRIALS = 60
+TOP_QUANTILE = 0.25
+
+SYNTHETIC_SPACE: dict[str, ParamSpec] = parse_config(
+    {
+        "search_space": {
+            "lr": {"type": "loguniform", "low": 1e-5, "high": 1e-1},
+            "dropout": {"type": "uniform", "low": 0.0, "high": 0.6},
+            "num_layers": {"type": "int", "low": 1, "high": 6},
+            "seq_len": {"type": "int", "low": 5, "high": 120, "step": 5},
+            "hidden_size": {"type": "categorical", "choices": [8, 16, 32, 64, 128]},
+        }
+    }
+).search_space
+
+
+def _unit(spec: ParamSpec, value: Any) -> float:
+    """A parameter's position in [0, 1] of the configured range (log scale for loguniform)."""
+    assert isinstance(spec, FloatRange | IntRange)
+    log = isinstance(spec, FloatRange) and spec.type == "loguniform"
+    to = math.log if log else float
+    return (to(value) - to(spec.low)) / (to(spec.high) - to(spec.low))
+
+
+def synthetic_optimum(rng: np.random.Generator) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name, spec in SYNTHETIC_SPACE.items():
+        if isinstance(spec, Categorical):
+            out[name] = spec.choices[int(rng.integers(len(spec.choices)))]
+        else:
+            assert isinstance(spec, FloatRange | IntRange)
+            log = isinstance(spec, FloatRange) and spec.type == "loguniform"
+            to, back = (math.log, math.exp) if log else (float, float)
+            u = rng.uniform(0.15, 0.85)
+            out[name] = back(to(spec.low) + u * (to(spec.high) - to(spec.low)))
+    return out
+
+
+def shifted(optimum: dict[str, Any], rng: np.random.Generator, by: float = 0.05) -> dict[str, Any]:
+    """The optimum of the previous period: each numeric coordinate moved by `by` of its span."""
+    out = dict(optimum)
+    for name, spec in SYNTHETIC_SPACE.items():
+        if isinstance(spec, FloatRange | IntRange):
+            log = isinstance(spec, FloatRange) and spec.type == "loguniform"
+            to, back = (math.log, math.exp) if log else (float, float)
+            span = to(spec.high) - to(spec.low)
+            out[name] = back(to(optimum[name]) + rng.choice([-1, 1]) * by * span)
+    return out
+
+
+def synthetic_value(params: dict[str, Any], optimum: dict[str, Any]) -> float:
+    value = 0.0
+    for name, spec in SYNTHETIC_SPACE.items():
+        if isinstance(spec, Categorical):
+            value -= 0.3 * (params[name] != optimum[name])
+        else:
+            value -= (_unit(spec, params[name]) - _unit(spec, optimum[name])) ** 2
+    return value
+
+
+def tpe_study(space: dict[str, ParamSpec], objective, seed: int, n: int) -> optuna.Study:
+    sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=8, multivariate=True)
+    study = optuna.create_study(direction="maximize", sampler=sampler)
+    study.optimize(lambda t: objective(suggest(t, space)), n_trials=n)
+    return study
+
+
+def top_trials(study: optuna.Study) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    done = sorted((t for t in study.trials if t.value is not None), key=lambda t: t.value, reverse=True)  # type: ignore[arg-type,return-value]
+    keep = max(int(len(done) * TOP_QUANTILE), 1)
+    return [t.params for t in done[:keep]], dict(done[0].params)
+
+
+def trials_to_reach(values: list[float], target: float) -> int | None:
+    running = np.maximum.accumulate(np.asarray(values, dtype=float))
+    hit = np.nonzero(running >= target - 1e-12)[0]
+    return int(hit[0]) + 1 if len(hit) else None
+
+
+def compare(full_values: list[float], narrow_values: list[float]) -> dict[str, Any]:
+    target = float(np.max(full_values))
+    needed = trials_to_reach(narrow_values, target)
+    return {
+        "unnarrowed_best": round(target, 5),
+        "narrowed_best": round(float(np.max(narrow_values)), 5),
+        "trials_needed": needed,
+        "ratio": 1.0 if needed is None else needed / TRIALS,
+    }
+
+
+def inside(space: dict[str, ParamSpec], point: dict[str, Any]) -> bool:
+    for name, spec in space.items():
+        if isinstance(spec, Categorical):
+            if point[name] not in spec.choices:
+                return False
+        elif not spec.low <= point[name] <= spec.high:
+            return False
+    return True
+
+
+def synthetic_seed(seed: int) -> dict[str, Any]:
+    rng = np.random.default_rng(seed)
+    optimum = synthetic_optimum(rng)
+    previous = shifted(optimum, rng)
+    prior = tpe_study(SYNTHETIC_SPACE, lambda p: synthetic_value(p, previous), seed + 100, PRIOR_TRIALS)
+    top, best = top_trials(prior)
+    evidence = Evidence(
+        n_bars=5000,
+        recent_volatility=0.01,
+        long_volatility=0.01,
+        prior_top_trials=top,
+        prior_best_params=best,
+    )
+    narrowed = DataDrivenOptimizer().narrow(SYNTHETIC_SPACE, evidence)
+    full = tpe_study(SYNTHETIC_SPACE, lambda p: synthetic_value(p, optimum), seed, TRIALS)
+    narrow = tpe_study(narrowed.after, lambda p: synthetic_value(p, optimum), seed, TRIALS)
+    result = compare([t.value for t in full.trials], [t.value for t in narrow.trials])  # type: ignore[misc]
+    result["optimum_inside_narrowed_box"] = inside(narrowed.after, optimum)
+    result["rules_fired"] = sorted({f.rule for f in narrowed.firings})
+    return result
+
+
+def sp500_seed(seed: int, bars: pd.DataFrame) -> dict[str, Any]:
+    config = small_config(seed=seed)
+    space = config.search_space
+    earlier = bars[bars["timestamp"] <= "2016-12-30"].reset_index(drop=True)
+    prior_data = PreparedData.from_bars(earlier, config.window_bars)
+    prior = run_study(
+        f"sp-prior-{seed}", prior_data, config, space, SearchSettings(PRIOR_TRIALS, 60), sqlite_url("prior")
+    )
+    top, best = top_trials(prior)
+    window = bars.tail(config.window_bars)
+    evidence = Evidence(**data_evidence(window), prior_top_trials=top, prior_best_params=best)
+    narrowed = DataDrivenOptimizer().narrow(space, evidence)
+    data = PreparedData.from_bars(bars, config.window_bars)
+    arms = {}
+    for arm, arm_space in (("full", space), ("narrowed", narrowed.after)):
+        study = run_study(
+            f"sp-{arm}-{seed}", data, config, arm_space, SearchSettings(TRIALS, 60), sqlite_url(arm)
+        )
+        assert best_fresh_trial(study) is not None
+        arms[arm] = [t.value if t.value is not None else -math.inf for t in study.trials]
+    result = compare(arms["full"], arms["narrowed"])
+    result["rules_fired"] = sorted({f.rule for f in narrowed.firings})
+    return result
+
+
+def run() -> dict:
+    from pipelines.data.sources import load_bars
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    started = time.perf_counter()
+    synthetic = {seed: synthetic_seed(seed) for seed in SEEDS}
+    print(f"   synthetic ratios {[r['ratio'] for r in synthetic.values()]}")
+    bars = load_bars("sample:sp500", pd.Timestamp("2018-12-31"))
+    sp500 = {}
+    for seed in SEEDS:
+        sp500[seed] = sp500_seed(seed, bars)
+        print(f"   sp500 seed {seed}: {sp500[seed]['ratio']}")
+    synthetic_ratio = median([r["ratio"] for r in synthetic.values()])
+    sp500_ratio = median([r["ratio"] for r in sp500.values()])
+    inside_share = float(np.mean([r["optimum_inside_narrowed_box"] for r in synthetic.values()]))
+    return {
+        "value": max(synthetic_ratio, sp500_ratio),
+        "unit": f"trials to reach the unnarrowed best / {TRIALS} (worse of the two objectives; medians of "
+        f"{len(SEEDS)} seeds)",
+        "goal": "<= 0.4",
+        "details": {
+            "synthetic_ratio": synthetic_ratio,
+            "sp500_ratio": sp500_ratio,
+            "synthetic_optimum_inside_narrowed_box_share": inside_share,
+            "synthetic_optimum_inside_goal": ">= 0.95",
+            "prior_trials": PRIOR_TRIALS,
+            "top_quantile": TOP_QUANTILE,
+            "synthetic": synthetic,
+            "sp500": sp500,
+            "wall_s": round(time.perf_counter() - started, 1),
+        },
+    }
