@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from pipelines.artifacts import dump_json, load_json
+from pipelines.config import ConfigError
 from pipelines.context import RunContext
 from pipelines.store.repository import Repository
 
@@ -90,10 +91,17 @@ def narrow(ctx: RunContext) -> StepResult:
     import pandas as pd
 
     from pipelines.narrowing.base import Evidence
+    from pipelines.narrowing.diagnostics import TrainingDiagnostics
     from pipelines.narrowing.optimizer import DataDrivenOptimizer, data_evidence
+    from pipelines.narrowing.rules import DEFAULT_RULES, rules_by_name
     from pipelines.search.history import prior_trials
     from pipelines.training.lifecycle import parent_model
 
+    names = ctx.config.narrowing_rules
+    try:
+        rules = DEFAULT_RULES if names is None else rules_by_name(names)
+    except ValueError as exc:
+        raise ConfigError(f"narrowing_rules: {exc}") from None
     repo = _repo(ctx)
     bars = pd.read_parquet(ctx.run_dir / "bars.parquet").tail(ctx.config.window_bars)
     top, best = prior_trials(repo, ctx.settings.optuna_url, ctx.model_key, ctx.run_id)
@@ -106,9 +114,14 @@ def narrow(ctx: RunContext) -> StepResult:
         incumbent=active.params if active else None,
         deployed_params=deployed.params if deployed else None,
         pin_architecture=ctx.dag == "daily",
+        training=(
+            TrainingDiagnostics.from_metrics(deployed.metrics, trained_how=deployed.trained_how)
+            if deployed
+            else None
+        ),
     )
-    result = DataDrivenOptimizer().narrow(ctx.config.search_space, evidence)
-    payload = {**result.to_dict(), "evidence": {**evidence.__dict__}}
+    result = DataDrivenOptimizer(rules).narrow(ctx.config.search_space, evidence)
+    payload = {**result.to_dict(), "evidence": evidence.to_dict()}
     dump_json(ctx.run_dir / "narrowing.json", payload)
     repo.replace_firings(
         ctx.run_id,

@@ -69,8 +69,6 @@ def evaluate_gate(
         GateCheck("best_value_is_real", best_value, f"finite and > penalty {penalty}", value_ok),
         GateCheck("best_value_positive", best_value, "> 0", value_ok and (best_value or 0.0) > 0),
         GateCheck("min_trades", best_trades, f">= {min_trades}", best_trades >= min_trades),
-        GateCheck(
-            "deflated_sharpe", dsr, f">= {dsr_threshold}", dsr is not None and dsr >= dsr_threshold
-        ),
+        GateCheck("deflated_sharpe", dsr, f">= {dsr_threshold}", dsr is not None and dsr >= dsr_threshold),
     ]
     return GateResult(checks=checks, policy=policy)

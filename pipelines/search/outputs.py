@@ -8,6 +8,7 @@ trial's out-of-sample equity, and the study plots as standalone HTML files.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,7 @@ from pipelines.search.study import best_fresh_trial
 
 log = logging.getLogger(__name__)
 
-PLOTS = {
+PLOTS: dict[str, Callable[[optuna.Study], Any]] = {
     "optimization_history": optuna.visualization.plot_optimization_history,
     "param_importances": optuna.visualization.plot_param_importances,
     "parallel_coordinate": optuna.visualization.plot_parallel_coordinate,

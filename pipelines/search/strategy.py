@@ -46,9 +46,9 @@ class StrategyGrid:
             assert isinstance(threshold, FloatRange | IntRange)
             thresholds = tuple(float(v) for v in np.linspace(threshold.low, threshold.high, points))
         current = (incumbent or {}).get("entry_threshold")
-        in_range = isinstance(threshold, FloatRange | IntRange) and current is not None
-        if in_range and threshold.low <= current <= threshold.high:  # type: ignore[union-attr,operator]
-            thresholds = tuple(sorted({*thresholds, float(current)}))
+        numeric = isinstance(threshold, FloatRange | IntRange) and isinstance(current, int | float)
+        if numeric and threshold.low <= current <= threshold.high:  # type: ignore[union-attr,operator]
+            thresholds = tuple(sorted({*thresholds, float(current)}))  # type: ignore[arg-type]
         sides = space.get("long_short")
         if sides is None:
             long_short: tuple[bool, ...] = (base.long_short,)

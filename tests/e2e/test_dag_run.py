@@ -52,6 +52,13 @@ def test_daily_dag_runs_then_finetunes_and_rejects_corrupt_bars(airflow_env):
     trials = pd.read_csv(report.parent / "trials.csv")
     assert len(trials) == TINY["n_trials"]
     assert (report.parent / "best_params.json").is_file()
+    assert "search_space" not in json.loads((report.parent / "best_config.json").read_text())
+    html = report.read_text()
+    assert "Deflated Sharpe Ratio" in html and "Degenerate-objective audit" in html
+    search = json.loads(
+        (Path(airflow_env["RETUNE_HOME"]) / "runs" / runs[0]["run_id"] / "search.json").read_text()
+    )
+    assert search["statistics"]["dsr"]["n_trials"] == search["statistics"]["n_backtests_ever"] > 0
     first_model = json.loads(
         (Path(airflow_env["RETUNE_HOME"]) / "runs" / runs[0]["run_id"] / "finetune.json").read_text()
     )
@@ -68,6 +75,12 @@ def test_daily_dag_runs_then_finetunes_and_rejects_corrupt_bars(airflow_env):
     assert second_model["trained_how"] == "finetune"
     assert second_model["parent_version"] == 1 and second_model["model_version"] == 2
     assert "fine-tuned from v1" in Path(runs[0]["report"]).read_text()
+    second_search = json.loads(
+        (Path(airflow_env["RETUNE_HOME"]) / "runs" / runs[0]["run_id"] / "search.json").read_text()
+    )
+    # the DSR's N counts the first run's backtests too
+    stats = second_search["statistics"]
+    assert stats["n_backtests_ever"] > stats["n_backtests_this_run"] > 0
 
     before = store_snapshot(airflow_env)
     digest = hashlib.sha256(repr(before).encode()).hexdigest()

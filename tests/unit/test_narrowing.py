@@ -132,21 +132,60 @@ def test_the_incumbent_stays_inside(param, proposed, incumbent):
     assert contains_value(result.after[param], incumbent), result.after[param]
 
 
-@pytest.mark.parametrize("kind", ["loguniform", "uniform"])
-def test_floats_keep_the_minimum_width(kind):
-    original = (
-        FloatRange(type="loguniform", low=1e-5, high=1e-2)
-        if kind == "loguniform"
-        else FloatRange(type="uniform", low=1e-5, high=1e-2)
-    )
-    space = dict(SPACE, lr=original)
-    proposed = FloatRange(type=kind, low=1e-3, high=1.0001e-3)
-    result = narrow(space, neutral(), Propose({"lr": proposed}), min_width=0.1)
-    after = result.after["lr"]
-    to = math.log if kind == "loguniform" else float
-    want = 0.1 * (to(original.high) - to(original.low))
-    assert to(after.high) - to(after.low) >= want * (1 - 1e-9)
-    assert after.low <= 1e-3 <= after.high  # widened around the proposal
+@pytest.mark.parametrize(
+    ("param", "original", "proposed", "measure", "minimum"),
+    [  # scales (loguniform, or a positive hard floor like lr's) keep high/low >= 3; others a fixed span
+        ("lr", FloatRange(type="loguniform", low=1e-5, high=1e-2), (1e-3, 1.0001e-3), math.log, math.log(3)),
+        ("lr", FloatRange(type="uniform", low=1e-5, high=1e-2), (1e-3, 1.0001e-3), math.log, math.log(3)),
+        ("dropout", FloatRange(type="uniform", low=0.0, high=0.5), (0.2, 0.21), float, 0.1),
+        ("entry_threshold", FloatRange(type="uniform", low=0.0, high=2.0), (1.0, 1.0), float, 0.1),
+    ],
+)
+def test_floats_keep_the_minimum_width(param, original, proposed, measure, minimum):
+    space = dict(SPACE, **{param: original})
+    proposal = FloatRange.model_construct(type=original.type, low=proposed[0], high=proposed[1])
+    after = narrow(space, neutral(), Propose({param: proposal})).after[param]
+    assert measure(after.high) - measure(after.low) == pytest.approx(minimum)
+    assert after.low <= proposed[0] <= proposed[1] <= after.high  # widened around the proposal
+    assert original.low <= after.low and after.high <= original.high  # and inside the range
+
+
+def test_a_range_already_narrower_than_the_minimum_is_left_alone():
+    space = dict(SPACE, dropout=FloatRange(type="uniform", low=0.2, high=0.25))
+    result = narrow(space, neutral(), Propose({"dropout": FloatRange(type="uniform", low=0.2, high=0.21)}))
+    assert result.after["dropout"] == space["dropout"] and result.firings == []
+
+
+def test_a_target_missing_the_range_keeps_the_nearest_end():
+    space = dict(SPACE, dropout=FloatRange(type="uniform", low=0.2, high=0.5))
+    result = narrow(space, neutral(), Propose({"dropout": FloatRange(type="uniform", low=0.0, high=0.1)}))
+    after = result.after["dropout"]
+    assert (after.low, after.high) == pytest.approx((0.2, 0.3))
+
+
+@pytest.mark.parametrize(
+    ("proposed", "expected"),
+    [
+        (IntRange.model_construct(type="int", low=1, high=1, step=1), (1, 2)),  # one value: keep two
+        (IntRange.model_construct(type="int", low=7, high=9, step=1), (3, 4)),  # beyond the top: nearest pair
+    ],
+)
+def test_ints_keep_two_grid_values(proposed, expected):
+    after = narrow(SPACE, neutral(), Propose({"num_layers": proposed})).after["num_layers"]
+    assert isinstance(after, IntRange) and (after.low, after.high) == expected
+
+
+def test_seq_len_narrowed_to_one_grid_point_keeps_its_neighbour():
+    proposed = IntRange.model_construct(type="int", low=33, high=36, step=1)  # only 35 is on the grid
+    after = narrow(SPACE, neutral(), Propose({"seq_len": proposed})).after["seq_len"]
+    assert (after.low, after.high, after.step) == (30, 35, 5)  # the grid pair around the centre, 34.5
+
+
+def test_a_categorical_keeps_the_choice_nearest_the_target():
+    after = narrow(SPACE, neutral(), ShortHistoryCapsModelSize()).after  # neutral: 5000 bars, no cap
+    assert after["hidden_size"] == SPACE["hidden_size"]
+    after = narrow(SPACE, neutral(n_bars=100), ShortHistoryCapsModelSize()).after  # ~2 units at most
+    assert after["hidden_size"].choices == (8,)
 
 
 def test_int_narrowing_stays_on_the_step_grid():
@@ -173,7 +212,7 @@ def test_firings_record_before_after_and_rationale():
 def test_short_history_caps_model_size():
     result = narrow(SPACE, neutral(n_bars=800), ShortHistoryCapsModelSize())
     assert result.after["hidden_size"].choices == (8, 16)  # 800 // 50 = 16 units at most
-    assert result.after["num_layers"] == Categorical(type="categorical", choices=(1,))
+    assert result.after["num_layers"] == IntRange(type="int", low=1, high=2)  # 1 layer + the minimum width
     assert {f.param for f in result.firings} == {"hidden_size", "num_layers"}
     assert all("800 bars" in f.rationale or "(800)" in f.rationale for f in result.firings)
 
@@ -182,8 +221,9 @@ def test_short_history_silent_on_long_history():
     assert narrow(SPACE, neutral(n_bars=5000), ShortHistoryCapsModelSize()).firings == []
 
 
-@pytest.mark.parametrize(("recent", "expected"), [(0.02, (10, 50)), (0.005, (30, 70))])
+@pytest.mark.parametrize(("recent", "expected"), [(0.02, (10, 30)), (0.005, (25, 70))])
 def test_volatility_regime_shifts_sequence_length(recent, expected):
+    """Absolute targets in bars of the 63-bar window: <= 63 // 2 when volatile, >= 63 // 3 when calm."""
     result = narrow(SPACE, neutral(recent_volatility=recent), VolatilityRegimeShiftsSequenceLength())
     after = result.after["seq_len"]
     assert (after.low, after.high) == expected

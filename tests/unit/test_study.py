@@ -157,3 +157,47 @@ def test_wilcoxon_pruner_gets_per_fold_values(data, storage):
         assert len(reported) == len(folds)
         assert reported[-1] == pytest.approx(folds[-1])
         assert reported[0] >= folds[0] - 1e-12  # fold 0's leader is the best variant on fold 0
+
+
+def test_search_outputs_are_usable_and_honest(data, storage, tmp_path):
+    from pipelines.config import load_config
+    from pipelines.search.outputs import write_search_outputs
+    from pipelines.search.selection import trial_returns
+
+    config = tiny_config(pbo_splits=4)
+    study = run_study("t6", data, config, SPACE, settings(4), storage)
+    summary = write_search_outputs(study, data, config, tmp_path, "sharpe", prior_backtests=100)
+    best = best_fresh_trial(study)
+    assert best is not None and summary["best_trial"] == best.number
+
+    # best_config.json trains exactly the chosen configuration: nothing left to search
+    chosen = load_config(tmp_path / "best_config.json")
+    assert chosen.search_space == {}
+    assert chosen.hyperparams.model_dump() == summary["best_params"]
+    assert summary["best_params"]["entry_threshold"] == best.user_attrs["strategy"]["entry_threshold"]
+    assert chosen.n_folds == config.n_folds and chosen.fees == config.fees
+
+    stats = summary["statistics"]
+    assert stats["n_backtests_ever"] == 100 + 4 * 6  # prior + 4 trials x 6 strategy variants
+    assert stats["dsr"]["n_trials"] == stats["n_backtests_ever"]
+    assert stats["dsr"]["n_obs"] == len(trial_returns(best)) == 120
+    assert 0.0 <= stats["dsr"]["dsr"] <= 1.0
+    assert stats["pbo"] is not None and stats["pbo"]["n_strategies"] >= 2
+    assert summary["audit"]["trials"] == 4 and summary["audit"]["carried_over"] == 0
+    assert set(summary["plots"]) >= {"optimization_history", "parallel_coordinate"}
+    assert all((tmp_path / "plots" / name).is_file() for name in summary["plots"].values())
+    assert (tmp_path / "plots" / "plotly.min.js").is_file()
+    trials_csv = (tmp_path / "trials.csv").read_text()
+    assert "fold_returns" not in trials_csv and "user_attrs_strategy" in trials_csv
+
+
+def test_degenerate_trials_are_counted(data, storage):
+    from pipelines.search.selection import degenerate_audit
+
+    # thresholds far above any prediction: no variant ever trades
+    config = tiny_config(pruner="none")
+    never = dict(SPACE, entry_threshold=FloatRange(type="uniform", low=4.0, high=5.0))
+    study = run_study("t7", data, config, never, settings(2), storage)
+    audit = degenerate_audit(study)
+    assert audit["trials"] == 2 and audit["no_trades"] == 2
+    assert all(t.value == -10.0 for t in study.trials)

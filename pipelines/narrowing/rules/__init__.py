@@ -1,17 +1,56 @@
-"""One narrowing rule per module; ``DEFAULT_RULES`` is the order they are applied in."""
+"""One narrowing rule per module; ``DEFAULT_RULES`` is the order they are applied in.
 
+Pins come first (nothing later can move a pinned value), then the data regime, then the deployed
+model's training diagnostics, then past studies; widening comes last and never undoes a narrowing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from pipelines.narrowing.base import NarrowingRule
+from pipelines.narrowing.rules.autocorrelation import AutocorrelationShortensSequenceLength
 from pipelines.narrowing.rules.deployed_architecture import DeployedArchitectureStaysFixed
 from pipelines.narrowing.rules.edge_widening import BestOnEdgeWidensRange
+from pipelines.narrowing.rules.high_loss import HighLossAddsCapacity
+from pipelines.narrowing.rules.loss_stagnation import LossStagnationShiftsLearningRate
+from pipelines.narrowing.rules.overfitting import OverfittingGapAddsRegularization
 from pipelines.narrowing.rules.prior_trials import PriorTopTrialsTightenLearningRate
 from pipelines.narrowing.rules.short_history import ShortHistoryCapsModelSize
+from pipelines.narrowing.rules.trend import StrongTrendPicksTradeSide
 from pipelines.narrowing.rules.volatility import VolatilityRegimeShiftsSequenceLength
+from pipelines.narrowing.rules.weak_signal import WeakSignalRaisesEntryThreshold
 
-DEFAULT_RULES = (
+DEFAULT_RULES: tuple[NarrowingRule, ...] = (
     DeployedArchitectureStaysFixed(),
     ShortHistoryCapsModelSize(),
     VolatilityRegimeShiftsSequenceLength(),
+    AutocorrelationShortensSequenceLength(),
+    StrongTrendPicksTradeSide(),
+    WeakSignalRaisesEntryThreshold(),
+    OverfittingGapAddsRegularization(),
+    HighLossAddsCapacity(),
+    LossStagnationShiftsLearningRate(),
     PriorTopTrialsTightenLearningRate(),
     BestOnEdgeWidensRange(),
 )
 
-__all__ = ["DEFAULT_RULES"]
+RULES: dict[str, NarrowingRule] = {rule.name: rule for rule in DEFAULT_RULES}
+
+
+def rules_by_name(names: Sequence[str]) -> list[NarrowingRule]:
+    """The named rules, in the given order (e.g. from the config's ``narrowing_rules``)."""
+    if isinstance(names, str):
+        raise ValueError(f"narrowing rules: expected a list of rule names, got the string {names!r}")
+    unknown = [name for name in names if name not in RULES]
+    if unknown:
+        raise ValueError(
+            f"unknown narrowing rule(s): {', '.join(map(str, unknown))}; known: {', '.join(RULES)}"
+        )
+    repeated = sorted({name for name in names if list(names).count(name) > 1})
+    if repeated:
+        raise ValueError(f"narrowing rule(s) listed more than once: {', '.join(repeated)}")
+    return [RULES[name] for name in names]
+
+
+__all__ = ["DEFAULT_RULES", "RULES", "rules_by_name"]

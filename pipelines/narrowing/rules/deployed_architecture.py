@@ -2,14 +2,14 @@
 
 Searching a different hidden size or sequence length would make the fine-tune impossible and
 silently turn every daily run into a full retrain; weekly runs are the place to change shape.
+A pin is the one target that may leave the configured range: the deployed shape is what it is.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pipelines.config import Categorical
-from pipelines.narrowing.base import Evidence
+from pipelines.narrowing.base import Evidence, Proposal, pin
 
 SHAPE_PARAMS = ("hidden_size", "num_layers", "seq_len")
 
@@ -18,20 +18,17 @@ SHAPE_PARAMS = ("hidden_size", "num_layers", "seq_len")
 class DeployedArchitectureStaysFixed:
     name: str = "deployed_architecture_stays_fixed"
 
-    def propose(self, space, evidence: Evidence):
+    def propose(self, space, evidence: Evidence) -> list[Proposal]:
         deployed = evidence.deployed_params
         if not evidence.pin_architecture or not deployed:
             return []
-        out = []
-        for param in SHAPE_PARAMS:
-            if param in space and param in deployed:
-                pinned = Categorical(type="categorical", choices=(deployed[param],))
-                out.append(
-                    (
-                        param,
-                        pinned,
-                        f"daily run fine-tunes the deployed model: keep {param}={deployed[param]}",
-                        {"deployed": deployed[param]},
-                    )
-                )
-        return out
+        return [
+            Proposal(
+                param,
+                pin(deployed[param]),
+                f"daily run fine-tunes the deployed model: keep {param}={deployed[param]}",
+                {"deployed": deployed[param]},
+            )
+            for param in SHAPE_PARAMS
+            if param in space and param in deployed
+        ]

@@ -1,4 +1,11 @@
-"""A previous best on the edge of its range suggests the optimum lies beyond: widen that edge."""
+"""A previous best on the edge of its range suggests the optimum lies beyond: widen that edge.
+
+Idempotent by construction: the edge moves past the best value by half the best's distance from
+the other edge, so afterwards the best sits a third of the span inside and no longer counts as
+"on the edge"; a later proposal from a wider range reaches no further, and widening never shrinks.
+Where the move is clipped (hard bounds, or a narrowing target from other evidence, which widening
+never undoes) the same clipped target comes back and changes nothing. Scales (lr) widen by ratios.
+"""
 
 from __future__ import annotations
 
@@ -6,43 +13,47 @@ import math
 from dataclasses import dataclass
 
 from pipelines.config import FloatRange, IntRange
-from pipelines.narrowing.base import Evidence, with_bounds
+from pipelines.narrowing.base import Evidence, Proposal, widen_to
+from pipelines.narrowing.limits import is_number, uses_ratio
 
 
 @dataclass(frozen=True)
 class BestOnEdgeWidensRange:
     name: str = "best_on_edge_widens_range"
-    edge_fraction: float = 0.05  # within 5% of the span counts as "on the edge"
+    edge_fraction: float = 0.05  # within 5% of the span (or beyond it) counts as "on the edge"
     widen_fraction: float = 0.5
 
-    def propose(self, space, evidence: Evidence):
+    def propose(self, space, evidence: Evidence) -> list[Proposal]:
         best = evidence.prior_best_params or {}
         out = []
         for param, spec in space.items():
-            if not isinstance(spec, FloatRange | IntRange) or param not in best:
+            value = best.get(param)
+            if not isinstance(spec, FloatRange | IntRange) or not is_number(value):
                 continue
-            log = isinstance(spec, FloatRange) and spec.type == "loguniform"
+            log = isinstance(spec, FloatRange) and uses_ratio(param, spec)  # scales widen by ratios
+            if log and (value <= 0 or spec.low <= 0):
+                continue
             to, back = (math.log, math.exp) if log else (float, float)
-            low, high, value = to(spec.low), to(spec.high), to(best[param])
+            low, high, at = to(spec.low), to(spec.high), to(value)
             span = high - low
-            grow = span * self.widen_fraction
-            numbers = {"best": best[param], "low": spec.low, "high": spec.high}
-            if value >= high - self.edge_fraction * span:
-                new, edge = (spec.low, back(high + grow)), "upper"
-            elif value <= low + self.edge_fraction * span:
-                new, edge = (back(low - grow), spec.high), "lower"
+            if at >= high - self.edge_fraction * span:
+                edge, reach = "upper", at + self.widen_fraction * (at - low)
+                new = (spec.low, back(reach))
+            elif at <= low + self.edge_fraction * span:
+                edge, reach = "lower", at - self.widen_fraction * (high - at)
+                new = (back(reach), spec.high)
             else:
                 continue
-            if isinstance(spec, IntRange):
-                step = max(spec.step, int(round(grow / spec.step)) * spec.step)
-                new = (spec.low, spec.high + step) if edge == "upper" else (spec.low - step, spec.high)
+            if isinstance(spec, IntRange):  # whole steps, at least one past the best value
+                steps = max(1, math.ceil(abs(reach - at) / spec.step)) * spec.step
+                new = (spec.low, value + steps) if edge == "upper" else (value - steps, spec.high)
             out.append(
-                (
+                Proposal(
                     param,
-                    with_bounds(spec, *new),
-                    f"last best {param}={best[param]:.4g} sits on the {edge} edge of "
+                    widen_to(*new),
+                    f"last best {param}={value:.4g} sits at or past the {edge} edge of "
                     f"[{spec.low:.4g}, {spec.high:.4g}]: widen it",
-                    numbers,
+                    {"best": value, "low": spec.low, "high": spec.high},
                 )
             )
         return out

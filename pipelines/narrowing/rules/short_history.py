@@ -4,47 +4,35 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pipelines.config import Categorical, IntRange
-from pipelines.narrowing.base import Evidence, with_bounds, with_choices
+from pipelines.narrowing.base import Evidence, Proposal, at_most
 
 
 @dataclass(frozen=True)
 class ShortHistoryCapsModelSize:
     name: str = "short_history_caps_model_size"
     min_bars_per_unit: int = 50  # training bars wanted per hidden unit
+    min_bars_per_extra_layer: int = 1000  # below this, one layer (the optimizer keeps two values)
 
-    def propose(self, space, evidence: Evidence):
+    def propose(self, space, evidence: Evidence) -> list[Proposal]:
         max_hidden = max(evidence.n_bars // self.min_bars_per_unit, 1)
         numbers = {"n_bars": evidence.n_bars, "max_hidden_size": max_hidden}
         out = []
-        hidden = space.get("hidden_size")
-        if isinstance(hidden, Categorical):
-            kept = [c for c in hidden.choices if c <= max_hidden] or [min(hidden.choices)]
-            if len(kept) < len(hidden.choices):
-                out.append(
-                    (
-                        "hidden_size",
-                        with_choices(hidden, kept),
-                        f"{evidence.n_bars} bars support at most ~{max_hidden} hidden units",
-                        numbers,
-                    )
-                )
-        elif isinstance(hidden, IntRange) and hidden.high > max_hidden:
+        if "hidden_size" in space:
             out.append(
-                (
+                Proposal(
                     "hidden_size",
-                    with_bounds(hidden, hidden.low, max(max_hidden, hidden.low)),
-                    f"{evidence.n_bars} bars support at most ~{max_hidden} hidden units",
+                    at_most(max_hidden),
+                    f"{evidence.n_bars} bars support at most ~{max_hidden} hidden units "
+                    f"({self.min_bars_per_unit} bars per unit)",
                     numbers,
                 )
             )
-        layers = space.get("num_layers")
-        if isinstance(layers, IntRange) and evidence.n_bars < 1000 and layers.high > 1:
+        if "num_layers" in space and evidence.n_bars < self.min_bars_per_extra_layer:
             out.append(
-                (
+                Proposal(
                     "num_layers",
-                    with_bounds(layers, layers.low, layers.low),
-                    f"under 1000 bars ({evidence.n_bars}): a single layer",
+                    at_most(1),
+                    f"under {self.min_bars_per_extra_layer} bars ({evidence.n_bars}): favour a single layer",
                     numbers,
                 )
             )

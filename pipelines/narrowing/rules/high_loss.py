@@ -1,0 +1,47 @@
+"""The deployed model did no better than predicting zero, on validation and training alike: add capacity.
+
+Losses are in target-std units, so a best val loss >= 1.0 means nothing was learned. If the train
+loss is as high, the network did not even fit what it saw (underfitting, not overfitting): search
+no smaller and no more regularized than the deployed model. A clear train/val gap is left to the
+overfitting rule, so the two never pull the same way.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pipelines.narrowing.base import Evidence, Proposal, at_least, at_most, deployed_value, rounded
+from pipelines.narrowing.limits import is_number
+
+
+@dataclass(frozen=True)
+class HighLossAddsCapacity:
+    name: str = "high_loss_adds_capacity"
+    min_val_loss: float = 1.0  # what predicting zero scores
+    max_gap: float = 1.05  # best val loss within 5% of the best train loss: nothing memorized either
+
+    def propose(self, space, evidence: Evidence) -> list[Proposal]:
+        diagnostics = evidence.training
+        if diagnostics is None:
+            return []
+        val, train = diagnostics.best_val, diagnostics.min_train
+        if val is None or train is None or train <= 0:
+            return []
+        if val < self.min_val_loss or val / train >= self.max_gap:
+            return []
+        numbers = {"best_val_loss": rounded(val), "min_train_loss": rounded(train)}
+        out = []
+        for param, target, wanted in (
+            ("hidden_size", at_least, "no fewer hidden units"),
+            ("num_layers", at_least, "no fewer layers"),
+            ("dropout", at_most, "no more dropout"),
+        ):
+            value = deployed_value(evidence, param)
+            if param in space and is_number(value):
+                why = (
+                    f"the deployed model's best val loss {val:.3g} is >= {self.min_val_loss:g} (no better "
+                    f"than predicting zero) and its train loss {train:.3g} is as high: it underfits, so "
+                    f"{wanted} than it ({param}={value:g})"
+                )
+                out.append(Proposal(param, target(value), why, {**numbers, "deployed": value}))
+        return out
