@@ -138,6 +138,17 @@ class PipelineConfig(_Frozen):
                     raise ValueError(f"search_space.{name}: {value!r} is out of range ({reason})") from None
         return self
 
+    @model_validator(mode="after")
+    def _check_rules(self) -> PipelineConfig:
+        if self.narrowing_rules is not None:
+            from pipelines.narrowing.rules import rules_by_name  # the rules import this module
+
+            try:
+                rules_by_name(self.narrowing_rules)
+            except ValueError as exc:
+                raise ValueError(f"narrowing_rules: {exc}") from None
+        return self
+
     @property
     def min_history_bars(self) -> int:
         """Bars needed for the walk-forward folds plus a minimal training set."""

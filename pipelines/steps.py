@@ -12,7 +12,6 @@ from collections.abc import Callable
 from typing import Any
 
 from pipelines.artifacts import dump_json, load_json
-from pipelines.config import ConfigError
 from pipelines.context import RunContext
 from pipelines.store.repository import Repository
 
@@ -97,11 +96,8 @@ def narrow(ctx: RunContext) -> StepResult:
     from pipelines.search.history import prior_trials
     from pipelines.training.lifecycle import parent_model
 
-    names = ctx.config.narrowing_rules
-    try:
-        rules = DEFAULT_RULES if names is None else rules_by_name(names)
-    except ValueError as exc:
-        raise ConfigError(f"narrowing_rules: {exc}") from None
+    names = ctx.config.narrowing_rules  # validated when the config was parsed
+    rules = DEFAULT_RULES if names is None else rules_by_name(names)
     repo = _repo(ctx)
     bars = pd.read_parquet(ctx.run_dir / "bars.parquet").tail(ctx.config.window_bars)
     top, best = prior_trials(repo, ctx.settings.optuna_url, ctx.model_key, ctx.run_id)

@@ -161,3 +161,51 @@ def test_empty_yaml_gives_defaults(tmp_path):
 def test_bundled_defaults_parse(dag):
     cfg = default_config(dag)
     assert cfg.search_space, "bundled config should search something"
+
+
+@pytest.mark.parametrize(
+    ("param", "spec", "fragment"),
+    [
+        (
+            "dropout",
+            {"type": "uniform", "low": 0.0, "high": 1.5},
+            "search_space.dropout: 1.5 is out of range",
+        ),
+        ("hidden_size", {"type": "categorical", "choices": [8, "wide"]}, "search_space.hidden_size: 'wide'"),
+        ("num_layers", {"type": "int", "low": 0, "high": 3}, "search_space.num_layers: 0 is out of range"),
+    ],
+)
+def test_searched_values_must_be_valid_hyperparameters(param, spec, fragment):
+    with pytest.raises(ConfigError) as err:
+        parse_config({"search_space": {param: spec}})
+    assert fragment in str(err.value)
+    assert not str(err.value).startswith("config:")  # the key is named, not a generic prefix
+
+
+@pytest.mark.parametrize(
+    ("raw", "fragment"),
+    [
+        ({"sampler": "annealing"}, "sampler"),
+        ({"pruner": "always"}, "pruner"),
+        ({"pbo_splits": 5}, "pbo_splits"),
+        ({"dsr_threshold": 1.5}, "dsr_threshold"),
+        ({"embargo_bars": -1}, "embargo_bars"),
+        ({"objective": "sharpe"}, "objective"),  # the objective is a run parameter, not a config key
+    ],
+)
+def test_search_settings_are_validated(raw, fragment):
+    with pytest.raises(ConfigError, match=fragment):
+        parse_config(raw)
+
+
+def test_embargo_counts_toward_the_history_a_run_needs():
+    assert parse_config({"embargo_bars": 10}).min_history_bars == parse_config({}).min_history_bars + 10
+
+
+def test_narrowing_rules_are_checked_by_name_when_the_config_is_read():
+    config = parse_config({"narrowing_rules": ["short_history_caps_model_size", "best_on_edge_widens_range"]})
+    assert config.narrowing_rules == ("short_history_caps_model_size", "best_on_edge_widens_range")
+    with pytest.raises(ConfigError) as err:
+        parse_config({"narrowing_rules": ["short_history_caps_model_size", "moon_phase"]})
+    assert "narrowing_rules: unknown narrowing rule(s): moon_phase; known: " in str(err.value)
+    assert "volatility_regime_shifts_sequence_length" in str(err.value)

@@ -20,6 +20,7 @@ from pipelines.narrowing.rules.edge_widening import BestOnEdgeWidensRange
 from pipelines.narrowing.rules.high_loss import HighLossAddsCapacity
 from pipelines.narrowing.rules.loss_stagnation import LossStagnationShiftsLearningRate
 from pipelines.narrowing.rules.overfitting import OverfittingGapAddsRegularization
+from pipelines.narrowing.rules.prior_envelope import PriorTopTrialsTightenRanges
 from pipelines.narrowing.rules.trend import StrongTrendPicksTradeSide
 from pipelines.narrowing.rules.weak_signal import WeakSignalRaisesEntryThreshold
 
@@ -369,3 +370,45 @@ def test_data_evidence_leaves_what_it_cannot_measure_unset():
     numbers = data_evidence(pd.DataFrame({"close": [100.0] * 10}))
     assert numbers["trend_tstat"] is None and numbers["autocorrelation"] is None
     assert data_evidence(pd.DataFrame({"close": [100.0]}))["recent_drift"] is None
+
+
+# --- prior studies: the envelope of the top trials --------------------------------------------
+
+
+def top_trials(n: int, dropout=(0.1, 0.2), seq_len=(20, 30), hidden_size=16) -> list[dict]:
+    return [
+        {
+            "lr": 1e-3,
+            "dropout": float(np.linspace(*dropout, n)[i]),
+            "seq_len": int(np.linspace(*seq_len, n)[i]),
+            "hidden_size": hidden_size,
+        }
+        for i in range(n)
+    ]
+
+
+def test_prior_top_trials_tighten_every_numeric_range_around_their_envelope():
+    rule = PriorTopTrialsTightenRanges()
+    result = narrow(neutral(prior_top_trials=top_trials(6)), rule)
+    dropout, seq_len = result.after["dropout"], result.after["seq_len"]
+    assert bounds(dropout) == pytest.approx((0.05, 0.25))  # [0.1, 0.2] + half its width each side
+    assert bounds(seq_len) == (15, 35)  # [20, 30] + 5 bars each side, on the step-5 grid
+    assert result.after["hidden_size"] == SPACE["hidden_size"]  # categoricals are left alone
+    assert result.after["lr"] == SPACE["lr"]  # the learning rate has its own rule
+    fired = {f.param: f for f in result.firings}
+    assert set(fired) == {"dropout", "seq_len"}
+    assert fired["seq_len"].evidence == {"n_top_trials": 6, "top_min": 20, "top_max": 30}
+    again = DataDrivenOptimizer(rules=[rule]).narrow(result.after, neutral(prior_top_trials=top_trials(6)))
+    assert again.after == result.after and again.firings == []
+
+
+def test_prior_envelope_needs_enough_top_trials():
+    result = narrow(neutral(prior_top_trials=top_trials(4)), PriorTopTrialsTightenRanges())
+    assert result.firings == []
+
+
+def test_prior_envelope_keeps_the_incumbent():
+    evidence = neutral(prior_top_trials=top_trials(6), incumbent={"dropout": 0.45, "seq_len": 60})
+    result = narrow(evidence, PriorTopTrialsTightenRanges())
+    assert result.after["dropout"].low == pytest.approx(0.05) and result.after["dropout"].high == 0.45
+    assert result.after["seq_len"].low == 15 and result.after["seq_len"].high == 60
