@@ -21,14 +21,19 @@ def prior_trials(
             study = optuna.load_study(study_name=name, storage=storage)
         except KeyError:  # the study was deleted; nothing to learn from it
             continue
-        done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+        done = [
+            t
+            for t in study.trials
+            if t.state == optuna.trial.TrialState.COMPLETE and "carried_over_from" not in t.user_attrs
+        ]
         if not done:
             continue
         done.sort(key=lambda t: t.value or float("-inf"), reverse=True)
         keep = max(int(len(done) * quantile), 1)
-        top.extend(t.params for t in done[:keep])
+        # a trial's chosen strategy variant belongs to its params: it was scored, not searched
+        top.extend({**t.params, **(t.user_attrs.get("strategy") or {})} for t in done[:keep])
         if latest_best is None:
-            latest_best = dict(done[0].params)
+            latest_best = dict(top[-keep])
     storage.engine.dispose()
     return top, latest_best
 

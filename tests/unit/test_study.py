@@ -201,3 +201,39 @@ def test_degenerate_trials_are_counted(data, storage):
     audit = degenerate_audit(study)
     assert audit["trials"] == 2 and audit["no_trades"] == 2
     assert all(t.value == -10.0 for t in study.trials)
+
+
+def test_history_reads_earlier_runs_of_the_model_key(data, storage):
+    """The narrowing evidence (top trials with their chosen strategy) and the DSR's N (every
+    backtest of every earlier study of the key and family, carried-over trials not counted twice)."""
+    import pandas as pd
+
+    from pipelines.search.history import prior_backtests, prior_trials
+    from pipelines.store.migrate import upgrade
+    from pipelines.store.repository import Repository
+
+    upgrade(storage)
+    repo = Repository(storage)
+    config = tiny_config()
+    run_fields = {"dag_id": "daily", "model_key": "k", "as_of": pd.Timestamp(2021, 1, 1), "data_source": "x"}
+    for i, run_id in enumerate(["r1", "r2"]):
+        repo.start_run(run_id, **run_fields, params={})
+        previous = study_name("r1") if run_id == "r2" else None
+        run_study(run_id, data, config, SPACE, settings(4), storage, previous_study=previous)
+        repo.update_run(
+            run_id, study_name=study_name(run_id), state="success", started_at=pd.Timestamp(2021, 1, 1 + i)
+        )
+    repo.start_run("r3", **run_fields, params={})
+
+    # 4 fresh trials per study, 6 strategy variants each; r2's carried-over trials are not new backtests
+    assert prior_backtests(repo, storage, "k", "r3", "lstm") == 2 * 4 * 6
+    assert prior_backtests(repo, storage, "k", "r3", "transformer") == 0
+    assert prior_backtests(repo, storage, "other", "r3", "lstm") == 0
+
+    top, best = prior_trials(repo, storage, "k", "r3", quantile=0.5)
+    assert len(top) == 2 * 2  # the top half of each study's own 4 trials
+    assert all({"lr", "hidden_size", "seq_len", "entry_threshold", "long_short"} <= set(t) for t in top)
+    r2 = optuna.load_study(study_name=study_name("r2"), storage=storage)
+    r2_best = best_fresh_trial(r2)
+    assert best == {**r2_best.params, **r2_best.user_attrs["strategy"]}  # the latest run's best
+    repo.close()
