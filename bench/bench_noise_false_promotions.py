@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import time
 
-import optuna
-from search_fixtures import median, random_walk, small_config, sqlite_url
+from search_fixtures import median, over_seeds, random_walk, small_config, sqlite_url
 
 from pipelines.search.objective import PreparedData
 from pipelines.search.selection import selection_statistics
@@ -44,19 +43,18 @@ def one_series(seed: int, series: int) -> dict:
     }
 
 
+def one_seed(seed: int) -> dict:
+    rows = [one_series(seed, s) for s in range(SERIES)]
+    return {
+        "dsr_promotions": sum(r["dsr_gate"] for r in rows),
+        "naive_promotions": sum(r["naive_gate"] for r in rows),
+        "series": rows,
+    }
+
+
 def run() -> dict:
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
     started = time.perf_counter()
-    per_seed = {}
-    for seed in SEEDS:
-        rows = [one_series(seed, s) for s in range(SERIES)]
-        per_seed[seed] = {
-            "dsr_promotions": sum(r["dsr_gate"] for r in rows),
-            "naive_promotions": sum(r["naive_gate"] for r in rows),
-            "series": rows,
-        }
-        counts = per_seed[seed]
-        print(f"   seed {seed}: dsr {counts['dsr_promotions']}, naive {counts['naive_promotions']}")
+    per_seed = over_seeds(one_seed, SEEDS, "dsr_promotions", "naive_promotions")
     return {
         "value": median([s["dsr_promotions"] for s in per_seed.values()]),
         "unit": f"false promotions out of {SERIES} random walks (median of {len(SEEDS)} seeds)",

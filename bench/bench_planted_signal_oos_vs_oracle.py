@@ -13,9 +13,8 @@ from __future__ import annotations
 import time
 
 import numpy as np
-import optuna
 import pandas as pd
-from search_fixtures import median, regime_drift, small_config, sqlite_url
+from search_fixtures import median, over_seeds, regime_drift, small_config, sqlite_url
 
 from pipelines.search.backtest import Costs, backtest_positions
 from pipelines.search.objective import LABEL_HORIZON, Fold, PreparedData, evaluate_fold
@@ -67,12 +66,8 @@ def one_seed(seed: int) -> dict:
 
 
 def run() -> dict:
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
     started = time.perf_counter()
-    rows = {}
-    for seed in SEEDS:
-        rows[seed] = one_seed(seed)
-        print(f"   seed {seed}: {rows[seed]['selected_sharpe']} vs oracle {rows[seed]['oracle_sharpe']}")
+    rows = over_seeds(one_seed, SEEDS, "selected_sharpe", "oracle_sharpe")
     return {
         "value": median([r["ratio"] for r in rows.values()]),
         "unit": f"held-out-year Sharpe, selected / oracle (median of {len(SEEDS)} seeds)",

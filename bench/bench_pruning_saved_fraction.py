@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 
 import optuna
-from search_fixtures import median, random_walk, regime_drift, small_config, sqlite_url
+from search_fixtures import median, over_seeds, random_walk, regime_drift, small_config, sqlite_url
 
 from pipelines.search.objective import PreparedData
 from pipelines.search.study import SearchSettings, best_fresh_trial, run_study
@@ -62,12 +62,8 @@ def one_seed(seed: int) -> dict:
 
 
 def run() -> dict:
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
     started = time.perf_counter()
-    rows = {}
-    for seed in SEEDS:
-        rows[seed] = one_seed(seed)
-        print(f"   seed {seed}: saved {rows[seed]['saved_fraction']}, gap {rows[seed]['best_sharpe_gap']}")
+    rows = over_seeds(one_seed, SEEDS, "saved_fraction", "best_sharpe_gap")
     return {
         "value": median([r["saved_fraction"] for r in rows.values()]),
         "unit": f"fraction of fold trainings saved by the median pruner (median of {len(SEEDS)} seeds)",

@@ -9,10 +9,12 @@ known, so "no edge" and "the oracle" are facts, not estimates.
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import optuna
 import pandas as pd
 
 from pipelines.config import PipelineConfig, parse_config
@@ -78,6 +80,16 @@ def regime_drift(n: int, seed: int, drift: float = 0.004, switch: float = 0.01, 
 def sqlite_url(tag: str) -> str:
     """A fresh Optuna/RDB store in a temporary directory."""
     return f"sqlite:///{Path(tempfile.mkdtemp(prefix=f'retune-bench-{tag}-')) / 'optuna.db'}"
+
+
+def over_seeds(one_seed: Callable[[int], dict], seeds: Iterable[int], *shown: str) -> dict[int, dict]:
+    """``one_seed`` per seed, printing the ``shown`` numbers as it goes (a benchmark takes minutes)."""
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    rows: dict[int, dict] = {}
+    for seed in seeds:
+        rows[seed] = one_seed(seed)
+        print(f"   seed {seed}: " + ", ".join(f"{k} {rows[seed][k]}" for k in shown), flush=True)
+    return rows
 
 
 def median(values: list[float]) -> float:
