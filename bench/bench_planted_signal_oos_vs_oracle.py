@@ -19,6 +19,7 @@ from search_fixtures import median, over_seeds, regime_drift, small_config, sqli
 from pipelines.search.backtest import Costs, backtest_positions
 from pipelines.search.objective import LABEL_HORIZON, Fold, PreparedData, evaluate_fold
 from pipelines.search.outputs import chosen_params
+from pipelines.search.selection import selection_statistics
 from pipelines.search.space import resolve
 from pipelines.search.strategy import StrategyGrid
 from pipelines.search.study import SearchSettings, best_fresh_trial, run_study
@@ -41,6 +42,7 @@ def one_seed(seed: int) -> dict:
     best = best_fresh_trial(study)
     assert best is not None
     params = chosen_params(config, best)
+    dsr = selection_statistics(study, best, prior_backtests=0, pbo_splits=config.pbo_splits)["dsr"]
 
     # Train the chosen configuration on the whole search history; trade the held-out year.
     full = PreparedData.from_bars(bars, len(bars))
@@ -58,6 +60,8 @@ def one_seed(seed: int) -> dict:
         "oracle_sharpe": round(float(oracle["sharpe"]), 3),
         "ratio": round(float(selected["sharpe"] / oracle["sharpe"]), 3),
         "search_best_value": round(float(best.value), 3),  # type: ignore[arg-type]
+        "dsr": round(dsr["dsr"], 4),
+        "passes_dsr_gate": dsr["dsr"] >= config.dsr_threshold,  # the gate's power on a real edge
         "selected_params": {
             k: params[k] for k in ("lr", "hidden_size", "seq_len", "entry_threshold", "long_short")
         },
@@ -73,6 +77,7 @@ def run() -> dict:
         "unit": f"held-out-year Sharpe, selected / oracle (median of {len(SEEDS)} seeds)",
         "goal": ">= 0.5",
         "details": {
+            "dsr_gate_passes": sum(r["passes_dsr_gate"] for r in rows.values()),
             "process": "log return = 0.004 * regime + N(0, 0.01); regime flips with p=0.01 per bar",
             "bars": BARS,
             "holdout_bars": HOLDOUT,
