@@ -18,6 +18,9 @@ from pipelines.store.tables import ConfigVersion
 
 
 def render(active: list[ConfigVersion], models: dict[tuple[str, int], dict[str, Any]]) -> str:
+    """What the trading system needs, and only that: the same active versions give the same bytes
+    (who approved and when live in the store and ``retune status``), so a rollback restores the
+    file exactly."""
     doc: dict[str, Any] = {"models": {}}
     for cv in active:
         model = models.get((cv.model_key, cv.model_version or -1), {})
@@ -29,8 +32,6 @@ def render(active: list[ConfigVersion], models: dict[tuple[str, int], dict[str, 
             "checkpoint": model.get("checkpoint_path"),
             "checkpoint_sha256": model.get("sha256"),
             "source_run": cv.source_run,
-            "promoted_at": cv.promoted_at.isoformat() if cv.promoted_at else None,
-            "approved_by": cv.approved_by,
         }
     header = "# Written by retune from the config store; edits are overwritten. See `retune status`.\n"
     return header + yaml.safe_dump(doc, sort_keys=True)

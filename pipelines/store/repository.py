@@ -21,6 +21,13 @@ from pipelines.store.tables import (
     utcnow,
 )
 
+# States a version ends in after each review action: repeating the action there is a no-op.
+ALREADY_DONE = {
+    "approve": ("active", "superseded", "rolled_back"),
+    "reject": ("rejected",),
+    "timeout": ("expired", "rejected"),
+}
+
 
 def make_engine(url: str) -> sa.Engine:
     if url.startswith("sqlite"):
@@ -171,6 +178,50 @@ class Repository:
         with self.session() as s:
             return list(s.scalars(query))
 
+    def version_for_run(self, model_key: str, source_run: str) -> ConfigVersion | None:
+        with self.session() as s:
+            return s.scalar(
+                sa.select(ConfigVersion).where(
+                    ConfigVersion.model_key == model_key, ConfigVersion.source_run == source_run
+                )
+            )
+
+    def get_config_version(self, model_key: str, version: int) -> ConfigVersion | None:
+        with self.session() as s:
+            return s.scalar(
+                sa.select(ConfigVersion).where(
+                    ConfigVersion.model_key == model_key, ConfigVersion.version == version
+                )
+            )
+
+    def pending_versions(self, model_key: str | None = None) -> list[ConfigVersion]:
+        query = sa.select(ConfigVersion).where(ConfigVersion.state == "pending")
+        if model_key:
+            query = query.where(ConfigVersion.model_key == model_key)
+        with self.session() as s:
+            return list(s.scalars(query.order_by(ConfigVersion.created_at.desc())))
+
+    def propose(
+        self,
+        model_key: str,
+        source_run: str,
+        params: dict[str, Any],
+        *,
+        model_version: int | None,
+        metrics: dict[str, Any],
+        report_path: str | None,
+        actor: str = "retune",
+    ) -> ConfigVersion:
+        """Append a pending version for review; retrying the same run returns the same version."""
+        with self.session() as s:
+            self._lock(s, model_key)
+            done = self._for_run(s, model_key, source_run)
+            if done is not None:
+                return done
+            version = self._append(s, model_key, source_run, params, model_version, metrics, report_path)
+            self._audit(s, model_key, "propose", actor, "awaiting review", None, version.version, source_run)
+            return version
+
     def promote(
         self,
         model_key: str,
@@ -183,58 +234,168 @@ class Repository:
         metrics: dict[str, Any],
         report_path: str | None,
     ) -> ConfigVersion:
-        """Add a version and make it active, with its audit row, in one transaction.
+        """Append a version and make it active, with its audit row, in one transaction.
 
         Retrying the same run returns the version it already created.
         """
         with self.session() as s:
-            done = s.scalar(
-                sa.select(ConfigVersion).where(
-                    ConfigVersion.model_key == model_key, ConfigVersion.source_run == source_run
-                )
-            )
-            if done is not None:
-                return done
-            current = s.scalar(
-                sa.select(ConfigVersion)
-                .where(ConfigVersion.model_key == model_key, ConfigVersion.state == "active")
-                .with_for_update()
-            )
-            latest = s.scalar(
-                sa.select(sa.func.max(ConfigVersion.version)).where(ConfigVersion.model_key == model_key)
-            )
-            now = utcnow()
-            if current is not None:
-                current.state = "superseded"
-                s.flush()
-            version = ConfigVersion(
-                model_key=model_key,
-                version=(latest or 0) + 1,
-                state="active",
-                params=params,
-                content_hash=content_hash(params),
-                model_version=model_version,
-                source_run=source_run,
-                metrics=metrics,
-                report_path=report_path,
-                created_at=now,
-                promoted_at=now,
-                approved_by=actor,
-            )
-            s.add(version)
-            s.add(
-                AuditEntry(
-                    model_key=model_key,
-                    action="promote",
-                    actor=actor,
-                    reason=reason,
-                    from_version=current.version if current else None,
-                    to_version=version.version,
-                    source_run=source_run,
-                    at=now,
-                )
-            )
+            self._lock(s, model_key)
+            version = self._for_run(s, model_key, source_run)
+            if version is None:
+                version = self._append(s, model_key, source_run, params, model_version, metrics, report_path)
+            if version.state == "pending":
+                self._activate(s, version, actor, reason, action="promote")
             return version
+
+    def approve(self, model_key: str, source_run: str, *, actor: str, reason: str) -> ConfigVersion:
+        """Activate the run's pending version. Approving twice is a no-op; approving a decided one fails."""
+        with self.session() as s:
+            self._lock(s, model_key)
+            version = self._decidable(s, model_key, source_run, "approve")
+            if version.state == "pending":
+                self._activate(s, version, actor, reason, action="approve")
+            return version
+
+    def reject(
+        self, model_key: str, source_run: str, *, actor: str, reason: str, action: str = "reject"
+    ) -> ConfigVersion:
+        """Record that the run's pending version will not trade (``action``: reject | timeout)."""
+        with self.session() as s:
+            self._lock(s, model_key)
+            version = self._decidable(s, model_key, source_run, action)
+            if version.state == "pending":
+                version.state = "rejected" if action == "reject" else "expired"
+                self._audit(s, model_key, action, actor, reason, None, version.version, source_run)
+            return version
+
+    def rollback(self, model_key: str, to_version: int, *, actor: str, reason: str) -> ConfigVersion:
+        """Make an earlier version active again (its params and model, unchanged)."""
+        with self.session() as s:
+            self._lock(s, model_key)
+            target = s.scalar(
+                sa.select(ConfigVersion).where(
+                    ConfigVersion.model_key == model_key, ConfigVersion.version == to_version
+                )
+            )
+            if target is None:
+                raise LookupError(f"{model_key} has no config version {to_version}")
+            if target.state == "active":
+                return target
+            if target.state not in ("superseded", "rolled_back"):
+                raise ValueError(
+                    f"{model_key} v{to_version} is {target.state}: only a version that was active can "
+                    "be rolled back to"
+                )
+            self._activate(s, target, actor, reason, action="rollback")
+            return target
+
+    # -- inside one transaction ----------------------------------------------------------
+    @staticmethod
+    def _lock(s: Session, model_key: str) -> None:
+        """Serialize changes to one model key's versions across processes.
+
+        PostgreSQL: a transaction-scoped advisory lock. SQLite: take the database write lock
+        now (BEGIN IMMEDIATE) rather than at the first write, where two readers upgrading
+        their locks would deadlock and one would fail.
+        """
+        if s.get_bind().dialect.name == "postgresql":
+            key = int.from_bytes(hashlib.sha256(model_key.encode()).digest()[:8], "big", signed=True)
+            s.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
+        elif s.get_bind().dialect.name == "sqlite":
+            s.execute(sa.text("BEGIN IMMEDIATE"))
+
+    @staticmethod
+    def _for_run(s: Session, model_key: str, source_run: str) -> ConfigVersion | None:
+        return s.scalar(
+            sa.select(ConfigVersion).where(
+                ConfigVersion.model_key == model_key, ConfigVersion.source_run == source_run
+            )
+        )
+
+    def _decidable(self, s: Session, model_key: str, source_run: str, action: str) -> ConfigVersion:
+        """The run's version if ``action`` may apply to it (pending), or already did (a retry)."""
+        version = self._for_run(s, model_key, source_run)
+        if version is None:
+            raise LookupError(f"run {source_run} proposed no config for {model_key}")
+        if version.state == "pending" or version.state in ALREADY_DONE[action]:
+            return version
+        raise ValueError(f"{model_key} v{version.version} from {source_run} is already {version.state}")
+
+    @staticmethod
+    def _append(
+        s: Session,
+        model_key: str,
+        source_run: str,
+        params: dict[str, Any],
+        model_version: int | None,
+        metrics: dict[str, Any],
+        report_path: str | None,
+    ) -> ConfigVersion:
+        latest = s.scalar(
+            sa.select(sa.func.max(ConfigVersion.version)).where(ConfigVersion.model_key == model_key)
+        )
+        version = ConfigVersion(
+            model_key=model_key,
+            version=(latest or 0) + 1,
+            state="pending",
+            params=params,
+            content_hash=content_hash(params),
+            model_version=model_version,
+            source_run=source_run,
+            metrics=metrics,
+            report_path=report_path,
+            created_at=utcnow(),
+        )
+        s.add(version)
+        s.flush()
+        return version
+
+    def _activate(self, s: Session, version: ConfigVersion, actor: str, reason: str, action: str) -> None:
+        current = s.scalar(
+            sa.select(ConfigVersion).where(
+                ConfigVersion.model_key == version.model_key, ConfigVersion.state == "active"
+            )
+        )
+        if current is not None:
+            current.state = "rolled_back" if action == "rollback" else "superseded"
+            s.flush()  # the one-active index must see the old row leave before the new one arrives
+        version.state = "active"
+        version.promoted_at = utcnow()
+        version.approved_by = actor
+        self._audit(
+            s,
+            version.model_key,
+            action,
+            actor,
+            reason,
+            current.version if current else None,
+            version.version,
+            version.source_run,
+        )
+
+    @staticmethod
+    def _audit(
+        s: Session,
+        model_key: str,
+        action: str,
+        actor: str,
+        reason: str | None,
+        from_version: int | None,
+        to_version: int | None,
+        source_run: str | None,
+    ) -> None:
+        s.add(
+            AuditEntry(
+                model_key=model_key,
+                action=action,
+                actor=actor,
+                reason=reason,
+                from_version=from_version,
+                to_version=to_version,
+                source_run=source_run,
+                at=utcnow(),
+            )
+        )
 
     def audit_log(self, model_key: str | None = None, limit: int = 100) -> list[AuditEntry]:
         query = sa.select(AuditEntry).order_by(AuditEntry.at.desc(), AuditEntry.id.desc()).limit(limit)

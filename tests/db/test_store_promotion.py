@@ -195,7 +195,7 @@ def test_sync_writes_the_active_version(repo, tmp_path):
     assert entry["model_version"] == 1
     assert entry["checkpoint"] == "/models/run-1"
     assert entry["checkpoint_sha256"] == "a" * 64
-    assert entry["source_run"] == "run-1" and entry["approved_by"] == "alice"
+    assert entry["source_run"] == "run-1" and "approved_by" not in entry  # in the store, not the file
     assert read_production_file(path)["models"][KEY] == entry
 
 

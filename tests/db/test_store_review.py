@@ -1,0 +1,141 @@
+"""Reviewed promotions in the store, on SQLite and PostgreSQL: propose, approve, reject, timeout,
+rollback, and many promoters at once."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+
+import pytest
+
+from pipelines.promotion.production_file import sync_production_file
+from pipelines.store.repository import Repository
+
+KEY = "spx_daily"
+METRICS = {"best_value": 1.1, "dsr": 0.97}
+
+
+def propose(repo, run: str, lr: float = 0.001, key: str = KEY):
+    return repo.propose(
+        key, run, {"lr": lr}, model_version=None, metrics=METRICS, report_path=f"/r/{run}/report.html"
+    )
+
+
+def promote(repo, run: str, lr: float = 0.001, key: str = KEY):
+    return repo.promote(
+        key,
+        run,
+        {"lr": lr},
+        actor="gate:auto",
+        reason="gate passed",
+        model_version=None,
+        metrics=METRICS,
+        report_path=None,
+    )
+
+
+def states(repo, key: str = KEY) -> dict[int, str]:
+    return {cv.version: cv.state for cv in repo.list_config_versions(key)}
+
+
+def actions(repo, key: str = KEY) -> list[tuple]:
+    return [(a.action, a.actor, a.from_version, a.to_version) for a in reversed(repo.audit_log(key))]
+
+
+def test_a_proposal_waits_and_changes_nothing_active(repo):
+    promote(repo, "run-1")
+    pending = propose(repo, "run-2", lr=0.002)
+    assert pending.state == "pending" and pending.version == 2
+    assert repo.active_config(KEY).version == 1
+    assert propose(repo, "run-2", lr=0.002).id == pending.id  # a retried run proposes once
+    assert [v.version for v in repo.pending_versions(KEY)] == [2]
+
+
+def test_approve_activates_with_the_responder_in_the_audit(repo):
+    promote(repo, "run-1")
+    propose(repo, "run-2", lr=0.002)
+    approved = repo.approve(KEY, "run-2", actor="ops:bob", reason="reviewed the report")
+    assert approved.state == "active" and approved.approved_by == "ops:bob"
+    assert states(repo) == {1: "superseded", 2: "active"}
+    assert actions(repo)[-1] == ("approve", "ops:bob", 1, 2)
+    assert repo.approve(KEY, "run-2", actor="ops:bob", reason="again").state == "active"  # no-op
+    assert len(actions(repo)) == 3  # promote v1, propose v2, approve v2
+    with pytest.raises(ValueError, match="already active"):
+        repo.reject(KEY, "run-2", actor="ops:carol", reason="too late")
+
+
+def test_reject_and_timeout_record_why_and_change_nothing(repo):
+    promote(repo, "run-1")
+    propose(repo, "run-2")
+    propose(repo, "run-3")
+    repo.reject(KEY, "run-2", actor="ops:bob", reason="drawdown too deep")
+    repo.reject(KEY, "run-3", actor="airflow:timeout", reason="no response in 24h", action="timeout")
+    assert states(repo) == {1: "active", 2: "rejected", 3: "expired"}
+    log = repo.audit_log(KEY)
+    assert (log[0].action, log[0].reason) == ("timeout", "no response in 24h")
+    assert (log[1].action, log[1].actor, log[1].reason) == ("reject", "ops:bob", "drawdown too deep")
+    with pytest.raises(ValueError, match="already rejected"):
+        repo.approve(KEY, "run-2", actor="ops:bob", reason="changed my mind")
+    with pytest.raises(LookupError, match="run-9 proposed no config"):
+        repo.approve(KEY, "run-9", actor="ops:bob", reason="?")
+
+
+def test_rollback_restores_the_previous_production_file_byte_for_byte(repo, tmp_path):
+    path = tmp_path / "production.yaml"
+    promote(repo, "run-1", lr=0.001)
+    sync_production_file(repo, path)
+    first = path.read_bytes()
+    promote(repo, "run-2", lr=0.005)
+    sync_production_file(repo, path)
+    assert path.read_bytes() != first
+    back = repo.rollback(KEY, 1, actor="ops:bob", reason="v2 trades badly")
+    sync_production_file(repo, path)
+    assert back.state == "active" and path.read_bytes() == first
+    assert states(repo) == {1: "active", 2: "rolled_back"}
+    assert actions(repo)[-1] == ("rollback", "ops:bob", 2, 1)
+    repo.rollback(KEY, 2, actor="ops:bob", reason="forward again")  # a rolled-back version can return
+    assert states(repo) == {1: "rolled_back", 2: "active"}
+
+
+def test_rollback_refuses_versions_that_never_traded(repo):
+    promote(repo, "run-1")
+    propose(repo, "run-2")
+    with pytest.raises(ValueError, match="v2 is pending"):
+        repo.rollback(KEY, 2, actor="ops", reason="x")
+    with pytest.raises(LookupError, match="no config version 7"):
+        repo.rollback(KEY, 7, actor="ops", reason="x")
+    assert states(repo) == {1: "active", 2: "pending"}
+
+
+def test_twenty_concurrent_promotions_leave_exactly_one_active(db_url):
+    """Twenty promoters, each its own engine and connection, released at once."""
+    key = f"race_{uuid.uuid4().hex[:8]}"
+    barrier = threading.Barrier(20)
+    errors: list[BaseException] = []
+
+    def worker(i: int) -> None:
+        repo = Repository(db_url)
+        try:
+            barrier.wait()
+            promote(repo, f"run-{i}", lr=0.001 * (i + 1), key=key)
+        except BaseException as exc:  # noqa: BLE001 - collected and asserted below
+            errors.append(exc)
+        finally:
+            repo.close()
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(20)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    repo = Repository(db_url)
+    try:
+        assert errors == []
+        final = states(repo, key)
+        assert sorted(final) == list(range(1, 21))  # every attempt got its own version number
+        assert list(final.values()).count("active") == 1
+        chain = [(a.from_version, a.to_version) for a in reversed(repo.audit_log(key))]
+        assert len(chain) == 20 and chain[0][0] is None
+        assert all(prev[1] == nxt[0] for prev, nxt in zip(chain, chain[1:], strict=False))  # no lost update
+    finally:
+        repo.close()
