@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from typing import Any, get_args
 
 from pipelines.config import ConfigError, Objective
+from pipelines.review_cli import add_review_commands
 from pipelines.settings import load_settings
 
 
@@ -190,6 +191,8 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--data", default="sample:sp500")
     predict.add_argument("--as-of", default=None)
     predict.set_defaults(func=_predict)
+
+    add_review_commands(sub)
 
     db = sub.add_parser("db", help="database maintenance")
     db_sub = db.add_subparsers(dest="db_command", required=True)

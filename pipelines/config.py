@@ -108,8 +108,10 @@ class PipelineConfig(_Frozen):
     two_stage: bool = False  # coarse search, then a fine one around the coarse best
     strategy_grid_points: int = Field(6, ge=1, le=50)  # entry thresholds tried per prediction set
     narrowing_rules: tuple[str, ...] | None = None  # rule names in the order to apply; None: default
-    # selection statistics and the gate
+    # selection statistics, the gate and who decides
+    promotion_policy: Literal["review", "auto", "off"] = "review"  # review: a person approves
     dsr_threshold: float = Field(0.95, ge=0, le=1)
+    max_drawdown_limit: float = Field(0.35, gt=0, le=1)  # worst fold drawdown the gate accepts
     pbo_splits: int = Field(8, ge=2, le=16, multiple_of=2)
     fees: float = Field(0.0005, ge=0, lt=0.1)
     slippage: float = Field(0.0, ge=0, lt=0.1)

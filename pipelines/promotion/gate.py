@@ -29,12 +29,16 @@ class GateResult:
         return all(c.passed for c in self.checks)
 
     @property
+    def failed(self) -> list[str]:
+        return [c.name for c in self.checks if not c.passed]
+
+    @property
     def decision(self) -> str:
+        """``promote`` (auto), ``awaiting approval`` (review), or ``kept: <why>``."""
         if self.policy == "off":
             return "kept: promotion is off"
         if not self.passed:
-            failed = ", ".join(c.name for c in self.checks if not c.passed)
-            return f"kept: gate failed ({failed})"
+            return f"kept: gate failed ({', '.join(self.failed)})"
         return "promote" if self.policy == "auto" else "awaiting approval"
 
     def to_dict(self) -> dict[str, Any]:
@@ -54,7 +58,9 @@ def evaluate_gate(
     min_trades: int,
     dsr: float | None,
     dsr_threshold: float,
-    policy: Policy = "auto",
+    worst_drawdown: float,
+    max_drawdown_limit: float,
+    policy: Policy = "review",
 ) -> GateResult:
     """Checks the search result must pass before its parameters can trade.
 

@@ -1,4 +1,5 @@
-"""Promotion: gate the run's result, activate it in the store, then rewrite production.yaml."""
+"""Promotion: gate the run's result, then promote it (auto), propose it for review, or keep the
+current config; reviews and rollbacks act on the store and rewrite production.yaml after it."""
 
 from __future__ import annotations
 
@@ -9,53 +10,99 @@ from pipelines.artifacts import dump_json, load_json
 from pipelines.context import RunContext
 from pipelines.promotion.gate import GateResult, evaluate_gate
 from pipelines.promotion.production_file import sync_production_file
+from pipelines.settings import Settings
 from pipelines.store.repository import Repository
+from pipelines.store.tables import ConfigVersion
 
 log = logging.getLogger(__name__)
 
 
 def gate_for_run(ctx: RunContext) -> GateResult:
     search = load_json(ctx.run_dir / "search.json")
-    trades = sum(m.get("n_trades", 0) for m in search.get("best_fold_metrics", []))
+    folds = search.get("best_fold_metrics", [])
     return evaluate_gate(
         best_value=search["best_value"],
         objective=search["objective"],
         n_complete=search["n_complete"],
-        best_trades=trades,
+        best_trades=sum(m.get("n_trades", 0) for m in folds),
         min_trades=ctx.config.min_trades,
         dsr=(search["statistics"].get("dsr") or {}).get("dsr"),
         dsr_threshold=ctx.config.dsr_threshold,
-        policy="auto",
+        worst_drawdown=min((m.get("max_drawdown", 0.0) for m in folds), default=0.0),
+        max_drawdown_limit=ctx.config.max_drawdown_limit,
+        policy=ctx.config.promotion_policy,
     )
 
 
 def promote_run(ctx: RunContext, repo: Repository) -> dict[str, Any]:
-    """Promote when the gate passes; either way leave production.yaml matching the store."""
+    """Apply the gate under the model key's policy; either way leave production.yaml matching the store."""
     gate = gate_for_run(ctx)
     dump_json(ctx.run_dir / "gate.json", gate.to_dict())
     outcome: dict[str, Any] = {"decision": gate.decision, "gate_passed": gate.passed}
-    if gate.decision == "promote":
+    if gate.decision in ("promote", "awaiting approval"):
         search = load_json(ctx.run_dir / "search.json")
         model = load_json(ctx.run_dir / "finetune.json")
-        version = repo.promote(
-            ctx.model_key,
-            ctx.run_id,
-            search["best_params"],
-            actor="gate:auto",
-            reason="gate passed under policy auto",
-            model_version=model["model_version"],
-            metrics={
+        stats = search["statistics"]
+        proposal = {
+            "model_version": model["model_version"],
+            "metrics": {
                 "best_value": search["best_value"],
                 "objective": search["objective"],
-                "dsr": (search["statistics"].get("dsr") or {}).get("dsr"),
-                "pbo": (search["statistics"].get("pbo") or {}).get("pbo"),
+                "dsr": (stats.get("dsr") or {}).get("dsr"),
+                "pbo": (stats.get("pbo") or {}).get("pbo"),
+                "gate": gate.to_dict(),
             },
-            report_path=str(ctx.report_dir / "report.html"),
-        )
-        outcome.update(decision="promoted", config_version=version.version)
-        log.info("promoted config v%s for %s", version.version, ctx.model_key)
-    else:
-        log.info("kept the current config for %s: %s", ctx.model_key, gate.decision)
+            "report_path": str(ctx.report_dir / "report.html"),
+        }
+        if gate.decision == "promote":
+            version = repo.promote(
+                ctx.model_key,
+                ctx.run_id,
+                search["best_params"],
+                actor="gate:auto",
+                reason="gate passed under policy auto",
+                **proposal,
+            )
+            outcome.update(decision="promoted", config_version=version.version)
+        else:
+            version = repo.propose(ctx.model_key, ctx.run_id, search["best_params"], **proposal)
+            outcome.update(config_version=version.version)
+    log.info("%s: %s", ctx.model_key, outcome["decision"])
     sync_production_file(repo, ctx.settings.production_config)
     outcome["production_config"] = str(ctx.settings.production_config)
     return outcome
+
+
+def review(
+    settings: Settings,
+    repo: Repository,
+    model_key: str,
+    run_id: str,
+    *,
+    approve: bool,
+    actor: str,
+    reason: str,
+    timed_out: bool = False,
+) -> ConfigVersion:
+    """Record a person's (or a timeout's) answer to a proposal and bring production.yaml along."""
+    if approve:
+        version = repo.approve(model_key, run_id, actor=actor, reason=reason)
+        decision = "promoted"
+    else:
+        action = "timeout" if timed_out else "reject"
+        version = repo.reject(model_key, run_id, actor=actor, reason=reason, action=action)
+        decision = "kept: approval timed out" if timed_out else f"kept: rejected by {actor}"
+    if repo.get_run(run_id) is not None:
+        repo.update_run(run_id, decision=decision)
+    sync_production_file(repo, settings.production_config)
+    log.info("%s v%s: %s (%s: %s)", model_key, version.version, decision, actor, reason)
+    return version
+
+
+def rollback(
+    settings: Settings, repo: Repository, model_key: str, to_version: int, *, actor: str, reason: str
+):
+    """Make an earlier version active again and rewrite production.yaml to match."""
+    version = repo.rollback(model_key, to_version, actor=actor, reason=reason)
+    sync_production_file(repo, settings.production_config)
+    return version
