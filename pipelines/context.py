@@ -38,7 +38,8 @@ class RunParams(BaseModel):
     model_family: ModelFamily | None = None
     data: str = Field("sample:sp500", min_length=1, max_length=500)
     as_of: date | None = None
-    config: str | None = Field(None, max_length=500)
+    config: str | None = Field(None, max_length=500)  # a name under RETUNE_HOME/configs, or (CLI) a path
+    review_timeout_minutes: int = Field(24 * 60, ge=1, le=7 * 24 * 60)
 
     @field_validator("data")
     @classmethod
@@ -89,7 +90,10 @@ class RunContext:
         if dag not in ("daily", "weekly"):
             raise ConfigError(f"unknown dag {dag!r} (daily, weekly)")
         run_params = params if isinstance(params, RunParams) else parse_params(params)
-        config = load_config(run_params.config) if run_params.config else default_config(dag)
+        settings = settings or load_settings()
+        config = (
+            load_config(settings.config_file(run_params.config)) if run_params.config else default_config(dag)
+        )
         if run_params.model_family:
             hyper = config.hyperparams.model_copy(update={"model_family": run_params.model_family})
             config = config.model_copy(update={"hyperparams": hyper})
@@ -103,7 +107,7 @@ class RunContext:
             as_of=as_of,
             params=run_params,
             config=config,
-            settings=settings or load_settings(),
+            settings=settings,
         )
 
     @property

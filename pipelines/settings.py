@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
+
+CONFIG_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 
 @dataclass(frozen=True)
@@ -28,6 +31,20 @@ class Settings:
     @property
     def production_config(self) -> Path:
         return self.home / "config" / "production.yaml"
+
+    @property
+    def configs_dir(self) -> Path:
+        """Named run configs (``<name>.yaml``): what a DAG trigger may choose, by name only."""
+        return self.home / "configs"
+
+    def config_file(self, value: str) -> Path:
+        """A config name (``spx_weekly``) resolves under ``configs_dir``; anything else is a path."""
+        if CONFIG_NAME.match(value):
+            for suffix in (".yaml", ".yml", ".json"):
+                if (self.configs_dir / f"{value}{suffix}").is_file():
+                    return self.configs_dir / f"{value}{suffix}"
+            return self.configs_dir / f"{value}.yaml"  # missing: load_config names it
+        return Path(value)
 
 
 def load_settings() -> Settings:

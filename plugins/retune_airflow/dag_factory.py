@@ -6,21 +6,27 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from airflow.providers.standard.operators.python import PythonOperator
-from airflow.sdk import DAG
+from airflow.sdk import DAG, Asset
 
 from retune_airflow.params import run_params
+from retune_airflow.review import REVIEW_TASK, PromotionReviewOperator, publish_if_changed, record_review
 from retune_airflow.tasks import run_retune_step
 
 # Mirrors pipelines.steps.STEPS (a test keeps them equal) without importing it at parse time.
 STEP_NAMES = ("validate", "features", "narrow", "search", "finetune", "report", "promote")
+
+# Updated whenever the active config changes, so downstream DAGs (e.g. a deploy) can react.
+PRODUCTION_CONFIG = Asset("retune_production_config", uri="file:///retune/config/production.yaml")
 
 DOC = """
 ### Retune — {name} re-optimization
 
 Validates the latest bars (Great Expectations), builds features with the live-inference code,
 narrows the search space (DataDrivenOptimizer), runs an Optuna search scored by a walk-forward
-vectorbt backtest, {model}, writes an HTML report and promotes the chosen hyperparameters
-when the gate passes.
+vectorbt backtest, {model}, writes an HTML report and, when the gate passes, promotes the
+chosen hyperparameters (policy auto) or asks for approval in the `review` task (policy review,
+the default: "Required actions" in the UI, or `retune approve RUN`). Reject or no answer within
+`review_timeout_minutes` keeps the current config.
 
 * Report: `$RETUNE_HOME/reports/<run>/report.html`; production config: `$RETUNE_HOME/config/production.yaml`
 * Trigger with parameters to change the budget, objective, search mode, model family or data.
@@ -72,4 +78,16 @@ def build_dag(name: str, schedule: str | None = None) -> DAG:
             if previous is not None:
                 previous >> current
             previous = current
+        review = PromotionReviewOperator(task_id=REVIEW_TASK, dag_name=name, retries=0)
+        recorded = PythonOperator(
+            task_id="record_review", python_callable=record_review, op_kwargs={"dag_name": name}
+        )
+        publish = PythonOperator(
+            task_id="publish",
+            python_callable=publish_if_changed,
+            outlets=[PRODUCTION_CONFIG],
+            trigger_rule="none_failed_min_one_success",
+        )
+        previous >> review >> recorded
+        [previous, recorded] >> publish
     return dag

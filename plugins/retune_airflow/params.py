@@ -54,6 +54,19 @@ def run_params(n_trials: int, timeout_minutes: int) -> dict[str, Param]:
             description="sample:sp500|nasdaq|goog, csv:REL/PATH.csv, parquet:REL/PATH, "
             "or table:[schema.]name",
         ),
+        "config": Param(
+            None,
+            type=["null", "string"],
+            pattern=r"^[A-Za-z0-9_-]{1,64}$",
+            description="Name of a config in $RETUNE_HOME/configs (<name>.yaml); default: the bundled one.",
+        ),
+        "review_timeout_minutes": Param(
+            24 * 60,
+            type="integer",
+            minimum=1,
+            maximum=7 * 24 * 60,
+            description="How long a proposal waits for approval; on timeout nothing changes.",
+        ),
         "as_of": Param(
             None,
             type=["null", "string"],

@@ -64,10 +64,20 @@ print(json.dumps({{
     assert info["dag_id"] == "retune_" + dag_file.removeprefix("retune_").removesuffix(".py")
     from pipelines.steps import STEPS
 
-    assert info["tasks"] == list(STEPS)
+    # the pipeline's steps in order, then the review (human in the loop) and the Asset update
+    assert info["tasks"] == [*STEPS, "review", "record_review", "publish"]
     assert info["max_active_runs"] == 1
     assert "retune" in info["tags"] and info["doc"] and info["retries"] >= 1
-    assert {"n_trials", "timeout_minutes", "objective", "mode", "model_family", "data"} <= set(info["params"])
+    assert {
+        "n_trials",
+        "timeout_minutes",
+        "objective",
+        "mode",
+        "model_family",
+        "data",
+        "config",
+        "review_timeout_minutes",
+    } <= set(info["params"])
 
 
 def test_dagbag_has_no_import_errors(tmp_path):
@@ -92,6 +102,11 @@ print(json.dumps({{"errors": bag.import_errors, "dag_ids": sorted(bag.dag_ids)}}
         ("data", "csv:/etc/passwd"),
         ("data", "table:bars; DROP TABLE retune_runs"),
         ("as_of", "yesterday"),
+        ("config", "../secrets"),
+        ("config", "/etc/retune/prod.yaml"),
+        ("config", "spx; rm -rf /"),
+        ("review_timeout_minutes", 0),
+        ("review_timeout_minutes", 10**7),
     ],
 )
 def test_trigger_params_reject_bad_values(name, value):

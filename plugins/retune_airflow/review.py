@@ -1,0 +1,118 @@
+"""The promotion review in Airflow: a human-in-the-loop approval, and recording its answer.
+
+The approval task only asks when the gate passed under policy ``review``; otherwise it is
+skipped. Its only default is Reject, so when nobody answers before the timeout Airflow
+resumes it with Reject and no responder — recorded as a timeout, never as an approval.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from airflow.providers.standard.operators.hitl import HITLOperator
+from airflow.sdk import Param
+from airflow.sdk.exceptions import AirflowSkipException
+
+APPROVE, REJECT = "Approve", "Reject"
+REVIEW_TASK = "review"
+
+
+class PromotionReviewOperator(HITLOperator):
+    """Ask operations staff to approve the run's proposed config, with the gate in the body."""
+
+    def __init__(self, *, dag_name: str, params: Any = None, **kwargs: Any) -> None:
+        # The form asks for a reason only (Airflow keeps the DAG-level run Params out of it).
+        reason = Param("", type="string", maxLength=1000, description="Why (goes to the audit)")
+        super().__init__(
+            subject="Retune: approve the proposed config?",
+            options=[APPROVE, REJECT],
+            defaults=[REJECT],  # what a timeout applies: never approve by default
+            params={**(params or {}), "reason": reason},
+            response_timeout=timedelta(days=1),
+            **kwargs,
+        )
+        self.dag_name = dag_name
+
+    def execute(self, context: Any) -> Any:
+        outcome = context["ti"].xcom_pull(task_ids="promote") or {}
+        if outcome.get("decision") != "awaiting approval":
+            raise AirflowSkipException(f"nothing to review: {outcome.get('decision', 'no proposal')}")
+        self.response_timeout = timedelta(minutes=int(context["params"]["review_timeout_minutes"]))
+        self.body = review_body(self.dag_name, context["run_id"], dict(context["params"]))
+        return super().execute(context)
+
+
+def review_body(dag_name: str, raw_run_id: str, params: dict[str, Any]) -> str:
+    """Markdown: the gate's checks with their numbers, the proposed change and the report."""
+    from pipelines.artifacts import load_json
+    from pipelines.context import RunContext
+
+    ctx = RunContext.create(dag_name, raw_run_id, params)
+    gate = load_json(ctx.run_dir / "gate.json")
+    search = load_json(ctx.run_dir / "search.json")
+    rows = "\n".join(
+        f"| {c['name']} | {c['value']} | {c['threshold']} | {'pass' if c['passed'] else 'FAIL'} |"
+        for c in gate["checks"]
+    )
+    params_text = ", ".join(f"{k}={v}" for k, v in sorted(search["best_params"].items()))
+    return (
+        f"**{ctx.model_key}**, run `{ctx.run_id}`: best {search['objective']} "
+        f"{search['best_value']:.3f} over {search['n_trials']} trials.\n\n"
+        f"| check | value | threshold | result |\n|---|---|---|---|\n{rows}\n\n"
+        f"Proposed params: {params_text}\n\n"
+        f"Report: `{ctx.report_dir / 'report.html'}`\n\n"
+        f"Approve to make it the production config; Reject (or no answer within "
+        f"{params['review_timeout_minutes']} minutes) keeps the current one. "
+        f"CLI: `retune approve {ctx.run_id}` / `retune reject {ctx.run_id} --reason TEXT`."
+    )
+
+
+def record_review(dag_name: str, **context: Any) -> dict[str, Any]:
+    """Apply the reviewer's answer (or the timeout) to the config store and production.yaml."""
+    from pipelines.context import RunContext
+    from pipelines.promotion.service import review
+    from pipelines.store.repository import Repository
+
+    answer = context["ti"].xcom_pull(task_ids=REVIEW_TASK) or {}
+    ctx = RunContext.create(dag_name, context["run_id"], dict(context["params"]))
+    responder = answer.get("responded_by_user")
+    chosen = answer.get("chosen_options") or []
+    reason = (answer.get("params_input") or {}).get("reason") or ""
+    repo = Repository(ctx.settings.db_url)
+    try:
+        if responder is None:  # Airflow applied the default after the timeout
+            version = review(
+                ctx.settings,
+                repo,
+                ctx.model_key,
+                ctx.run_id,
+                approve=False,
+                timed_out=True,
+                actor="airflow:timeout",
+                reason=f"no answer within {ctx.params.review_timeout_minutes} minutes",
+            )
+        else:
+            approve = APPROVE in chosen
+            version = review(
+                ctx.settings,
+                repo,
+                ctx.model_key,
+                ctx.run_id,
+                approve=approve,
+                actor=f"airflow:{responder.get('name') or responder.get('id')}",
+                reason=reason or ("approved" if approve else "rejected"),
+            )
+    finally:
+        repo.close()
+    return {"config_version": version.version, "state": version.state, "changed": version.state == "active"}
+
+
+def publish_if_changed(**context: Any) -> dict[str, Any]:
+    """Succeed (and so emit the production-config Asset event) only when the active version changed."""
+    ti = context["ti"]
+    promoted = (ti.xcom_pull(task_ids="promote") or {}).get("decision") == "promoted"
+    approved = (ti.xcom_pull(task_ids="record_review") or {}).get("changed", False)
+    if not (promoted or approved):
+        raise AirflowSkipException("the active config did not change")
+    return {"changed": True}
