@@ -6,7 +6,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from airflow.providers.standard.operators.python import PythonOperator
-from airflow.sdk import DAG, Asset
+from airflow.sdk import DAG, Asset, chain
 
 from retune_airflow.params import run_params
 from retune_airflow.review import REVIEW_TASK, PromotionReviewOperator, publish_if_changed, record_review
@@ -68,16 +68,14 @@ def build_dag(name: str, schedule: str | None = None) -> DAG:
             "max_retry_delay": timedelta(minutes=15),
         },
     ) as dag:
-        previous = None
-        for step in STEP_NAMES:
-            current = PythonOperator(
-                task_id=step,
-                python_callable=run_retune_step,
-                op_kwargs={"step": step, "dag_name": name},
+        steps = [
+            PythonOperator(
+                task_id=step, python_callable=run_retune_step, op_kwargs={"step": step, "dag_name": name}
             )
-            if previous is not None:
-                previous >> current
-            previous = current
+            for step in STEP_NAMES
+        ]
+        chain(*steps)
+        promote = steps[-1]
         review = PromotionReviewOperator(task_id=REVIEW_TASK, dag_name=name, retries=0)
         recorded = PythonOperator(
             task_id="record_review", python_callable=record_review, op_kwargs={"dag_name": name}
@@ -88,6 +86,6 @@ def build_dag(name: str, schedule: str | None = None) -> DAG:
             outlets=[PRODUCTION_CONFIG],
             trigger_rule="none_failed_min_one_success",
         )
-        previous >> review >> recorded
-        [previous, recorded] >> publish
+        promote >> review >> recorded
+        [promote, recorded] >> publish
     return dag
