@@ -76,5 +76,11 @@ def evaluate_gate(
         GateCheck("best_value_positive", best_value, "> 0", value_ok and (best_value or 0.0) > 0),
         GateCheck("min_trades", best_trades, f">= {min_trades}", best_trades >= min_trades),
         GateCheck("deflated_sharpe", dsr, f">= {dsr_threshold}", dsr is not None and dsr >= dsr_threshold),
+        GateCheck(
+            "max_drawdown",
+            worst_drawdown,
+            f">= -{max_drawdown_limit} (worst fold)",
+            worst_drawdown >= -max_drawdown_limit,
+        ),
     ]
     return GateResult(checks=checks, policy=policy)

@@ -1,0 +1,238 @@
+"""Reviewed promotion through real DAG runs: `airflow dags test` parks the `review` task awaiting
+input; an `airflow api-server` on the same metadata DB takes the answer through Airflow's HITL REST
+API (as the "Required actions" UI does); a timeout is resolved by the scheduler's own sweep."""
+
+from __future__ import annotations
+
+import json
+import socket
+import sqlite3
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from conftest import AS_OF, BIN, ROOT, run
+
+pytestmark = pytest.mark.slow
+
+KEY = "reviewed_key"
+REVIEWED_CONFIG = {
+    "model_key": KEY,
+    "promotion_policy": "review",
+    # a gate that this small planted-signal search passes: the review is what is under test
+    "dsr_threshold": 0.0,
+    "max_drawdown_limit": 1.0,
+    "epochs": 3,
+    "window_bars": 600,
+    "n_folds": 2,
+    "val_bars": 100,
+    "strategy_grid_points": 2,
+    "search_space": {
+        "lr": {"type": "loguniform", "low": 0.001, "high": 0.01},
+        "seq_len": {"type": "int", "low": 5, "high": 10, "step": 5},
+        "long_short": {"type": "categorical", "choices": [False, True]},
+    },
+}
+PASSWORD = "review-test-password"
+
+
+def planted_bars(n: int = 700, seed: int = 3) -> pd.DataFrame:
+    """Long up and down regimes under noise: a signal a small LSTM finds in a few epochs."""
+    rng = np.random.default_rng(seed)
+    regime = np.where((np.arange(n) // 120) % 2 == 0, 1.0, -1.0)
+    close = 100 * np.exp(np.cumsum(0.004 * regime + rng.normal(0, 0.006, n)))
+    open_ = close * np.exp(rng.normal(0, 0.002, n))
+    return pd.DataFrame(
+        {
+            "timestamp": pd.bdate_range(end=AS_OF, periods=n),
+            "open": open_,
+            "high": np.maximum(open_, close) * 1.002,
+            "low": np.minimum(open_, close) * 0.998,
+            "close": close,
+            "volume": rng.integers(1_000, 10_000, n).astype(float),
+        }
+    )
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Api:
+    """Airflow's public REST API as an operator's script would use it."""
+
+    def __init__(self, base: str):
+        self.base = base
+        self.token = ""
+
+    def call(self, method: str, path: str, body: dict | None = None) -> dict:
+        request = urllib.request.Request(
+            self.base + path,
+            data=None if body is None else json.dumps(body).encode(),
+            method=method,
+            headers={"Content-Type": "application/json", "Authorization": f"Bearer {self.token}"},
+        )
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return json.loads(response.read() or b"{}")
+
+    def login(self, user: str, password: str) -> None:
+        self.token = self.call("POST", "/auth/token", {"username": user, "password": password})[
+            "access_token"
+        ]
+
+    def pending_review(self, process: subprocess.Popen, timeout: float = 600) -> dict:
+        """The review request of the run ``process`` is executing, once it waits for an answer."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise AssertionError(f"the DAG run ended without asking:\n{process.communicate()[0][-5000:]}")
+            details = self.call("GET", "/api/v2/dags/~/dagRuns/~/hitlDetails")["hitl_details"]
+            waiting = [d for d in details if not d["response_received"]]
+            if waiting:
+                return waiting[0]
+            time.sleep(2)
+        process.kill()  # `airflow dags test` ignores SIGTERM while it waits for input
+        raise AssertionError(f"no review was requested:\n{process.communicate()[0][-5000:]}")
+
+
+@pytest.fixture(scope="module")
+def review_env(e2e_env, tmp_path_factory):
+    base = tmp_path_factory.mktemp("review")
+    home, airflow_home = base / "var", base / "airflow"
+    (home / "configs").mkdir(parents=True)
+    airflow_home.mkdir()
+    (home / "configs" / "reviewed.yaml").write_text(yaml.safe_dump(REVIEWED_CONFIG))
+    planted_bars().to_csv(Path(e2e_env["RETUNE_DATA_DIR"]) / "planted.csv", index=False)
+    passwords = airflow_home / "passwords.json"
+    passwords.write_text(json.dumps({"ops_bob": PASSWORD}))
+    port = free_port()
+    env = dict(
+        e2e_env,
+        RETUNE_HOME=str(home),
+        AIRFLOW_HOME=str(airflow_home),
+        AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=f"sqlite:///{airflow_home / 'airflow.db'}",
+        AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS="ops_bob:admin",
+        AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE=str(passwords),
+        AIRFLOW__API__BASE_URL=f"http://127.0.0.1:{port}",
+    )
+    out = run([str(BIN / "airflow"), "db", "migrate"], env)
+    assert out.returncode == 0, out.stderr[-3000:]
+    server = subprocess.Popen(
+        [str(BIN / "airflow"), "api-server", "--port", str(port), "--host", "127.0.0.1"],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    api = Api(f"http://127.0.0.1:{port}")
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            try:
+                api.login("ops_bob", PASSWORD)
+                break
+            except OSError:
+                if time.monotonic() > deadline or server.poll() is not None:
+                    raise
+                time.sleep(2)
+        yield env, api
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def start_run(env: dict, **conf) -> subprocess.Popen:
+    conf = {"n_trials": 3, "as_of": AS_OF, "data": "csv:planted.csv", "config": "reviewed", **conf}
+    return subprocess.Popen(
+        [str(BIN / "airflow"), "dags", "test", "retune_daily", "--conf", json.dumps(conf)],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def finish(process: subprocess.Popen) -> str:
+    out, _ = process.communicate(timeout=600)
+    assert process.returncode == 0, out[-5000:]
+    return out
+
+
+def store(env: dict) -> tuple[list, list, bytes | None]:
+    home = Path(env["RETUNE_HOME"])
+    with sqlite3.connect(home / "retune.db") as conn:
+        versions = conn.execute(
+            "SELECT version, state, source_run FROM retune_config_versions "
+            "WHERE model_key = ? ORDER BY version",
+            (KEY,),
+        ).fetchall()
+        audit = conn.execute(
+            "SELECT action, actor, reason, from_version, to_version FROM retune_audit "
+            "WHERE model_key = ? ORDER BY id",
+            (KEY,),
+        ).fetchall()
+    production = home / "config" / "production.yaml"
+    return versions, audit, production.read_bytes() if production.exists() else None
+
+
+def answer(api: Api, detail: dict, option: str, reason: str) -> None:
+    ti = detail["task_instance"]
+    assert ti["task_id"] == "review"
+    assert "deflated_sharpe" in detail["body"] and "retune approve" in detail["body"]
+    api.call(
+        "PATCH",
+        f"/api/v2/dags/{ti['dag_id']}/dagRuns/{ti['dag_run_id']}/taskInstances/review/-1/hitlDetails",
+        {"chosen_options": [option], "params_input": {"reason": reason}},
+    )
+
+
+def test_approve_then_reject_then_timeout(review_env):
+    env, api = review_env
+
+    # 1. approve: the proposal becomes the active version, the responder is in the audit
+    process = start_run(env)
+    answer(api, api.pending_review(process), "Approve", "gate and report look right")
+    log = finish(process)
+    versions, audit, production = store(env)
+    assert [(v, s) for v, s, _ in versions] == [(1, "active")]
+    assert audit[-1] == ("approve", "airflow:ops_bob", "gate and report look right", None, 1)
+    assert production is not None and yaml.safe_load(production)["models"][KEY]["config_version"] == 1
+    assert "publish" in log
+
+    # 2. reject: recorded with the reason; store's active version and production.yaml unchanged
+    process = start_run(env)
+    answer(api, api.pending_review(process), "Reject", "drawdown in fold 1 too deep")
+    finish(process)
+    after_reject = store(env)
+    assert [(v, s) for v, s, _ in after_reject[0]] == [(1, "active"), (2, "rejected")]
+    assert after_reject[1][-1] == ("reject", "airflow:ops_bob", "drawdown in fold 1 too deep", None, 2)
+    assert after_reject[2] == production
+
+    # 3. timeout: nobody answers; the scheduler's timeout sweep applies the only default (Reject)
+    process = start_run(env, review_timeout_minutes=1)
+    api.pending_review(process)
+    time.sleep(65)
+    sweep = run(
+        [
+            str(BIN / "python"),
+            "-c",
+            "from airflow.jobs.job import Job\n"
+            "from airflow.jobs.scheduler_job_runner import SchedulerJobRunner\n"
+            "SchedulerJobRunner(job=Job()).check_awaiting_input_timeouts()",
+        ],
+        env,
+    )
+    assert sweep.returncode == 0, sweep.stderr[-3000:]
+    finish(process)
+    versions, audit, after_timeout = store(env)
+    assert [(v, s) for v, s, _ in versions] == [(1, "active"), (2, "rejected"), (3, "expired")]
+    assert audit[-1][:2] == ("timeout", "airflow:timeout") and audit[-1][4] == 3
+    assert after_timeout == production  # never approved by default
