@@ -18,7 +18,7 @@ export PYTHONWARNINGS ?= ignore::DeprecationWarning,ignore::FutureWarning
 
 DEMO_CONF := {"data": "sample:sp500", "as_of": "2018-12-31", "n_trials": 24, "timeout_minutes": 8}
 
-.PHONY: help install demo airflow test lint bench clean
+.PHONY: help install browser demo airflow test lint bench clean
 help:
 	@echo "make demo     - install, initialize stores, run retune_daily once through Airflow on S&P 500 bars"
 	@echo "make test     - the test suite (what CI runs)"
@@ -47,7 +47,14 @@ demo: init
 airflow: init
 	$(BIN)/airflow standalone
 
-test: install
+# Debian's chromium, for the test that opens the report in a real browser.
+browser:
+	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && \
+	  { apt-get install -y -qq --no-install-recommends chromium >/dev/null 2>&1 || \
+	    { apt-get update -qq && apt-get install -y -qq --no-install-recommends chromium; }; }; } || \
+	  { echo "the report browser test needs Debian's chromium: sudo apt-get install chromium"; exit 1; }
+
+test: install browser
 	$(BIN)/python -m pytest -q
 
 lint: install
