@@ -33,9 +33,11 @@ def validate(ctx: RunContext) -> StepResult:
     import pandas as pd
 
     from pipelines.data.sources import load_bars
+    from pipelines.promotion.production_file import sync_production_file
     from pipelines.validation.suite import BarExpectations, BarValidationError, validate_bars
 
     repo = _repo(ctx)
+    sync_production_file(repo, ctx.settings.production_config)  # repairs a write an earlier run missed
     repo.start_run(
         ctx.run_id,
         dag_id=ctx.dag,

@@ -12,6 +12,7 @@ from typing import Any
 
 from airflow.providers.standard.operators.hitl import HITLOperator
 from airflow.sdk import Param
+from airflow.sdk.definitions.param import ParamsDict
 from airflow.sdk.exceptions import AirflowSkipException
 
 APPROVE, REJECT = "Approve", "Reject"
@@ -40,7 +41,17 @@ class PromotionReviewOperator(HITLOperator):
             raise AirflowSkipException(f"nothing to review: {outcome.get('decision', 'no proposal')}")
         self.response_timeout = timedelta(minutes=int(context["params"]["review_timeout_minutes"]))
         self.body = review_body(self.dag_name, context["run_id"], dict(context["params"]))
+        self._form_params_only()
         return super().execute(context)
+
+    def execute_complete(self, context: Any, event: dict[str, Any]) -> Any:
+        self._form_params_only()  # a resumed task is a fresh operator: same form as the request
+        return super().execute_complete(context, event)
+
+    def _form_params_only(self) -> None:
+        """The review form holds the reason only; the DAG's run Params are merged into a task's
+        params at run time and do not belong in it."""
+        self.params = ParamsDict({"reason": self.params.get_param("reason")})
 
 
 def review_body(dag_name: str, raw_run_id: str, params: dict[str, Any]) -> str:

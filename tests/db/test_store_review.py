@@ -139,3 +139,33 @@ def test_twenty_concurrent_promotions_leave_exactly_one_active(db_url):
         assert all(prev[1] == nxt[0] for prev, nxt in zip(chain, chain[1:], strict=False))  # no lost update
     finally:
         repo.close()
+
+
+def test_a_crash_between_the_commit_and_the_file_write_is_repaired(repo, db_url, tmp_path, monkeypatch):
+    """The approval commits, the process dies before production.yaml is rewritten: the next
+    `retune status` (or run) rewrites it from the store."""
+    import pipelines.promotion.service as service
+    from pipelines.cli import status_payload
+    from pipelines.promotion.production_file import read_production_file
+    from pipelines.settings import Settings
+
+    settings = Settings(tmp_path, db_url, db_url)
+    promote(repo, "run-1")
+    sync_production_file(repo, settings.production_config)
+    propose(repo, "run-2", lr=0.002)
+
+    def die(*args, **kwargs):
+        raise SystemExit("killed between the commit and the file write")
+
+    monkeypatch.setattr(service, "sync_production_file", die)
+    with pytest.raises(SystemExit):
+        service.review(settings, repo, KEY, "run-2", approve=True, actor="ops:bob", reason="ok")
+    assert repo.active_config(KEY).version == 2  # committed
+    assert read_production_file(settings.production_config)["models"][KEY]["config_version"] == 1  # stale
+
+    monkeypatch.undo()
+    monkeypatch.setenv("RETUNE_HOME", str(tmp_path))
+    monkeypatch.setenv("RETUNE_DB_URL", db_url)
+    status = status_payload()
+    assert read_production_file(settings.production_config)["models"][KEY]["config_version"] == 2
+    assert status["active"]["version"] == 2 and status["active"]["approved_by"] == "ops:bob"

@@ -13,7 +13,7 @@ from conftest import AS_OF, BIN, run
 
 pytestmark = pytest.mark.slow
 
-TINY = {"n_trials": 3, "timeout_minutes": 5, "as_of": AS_OF}
+TINY = {"n_trials": 3, "timeout_minutes": 5, "as_of": AS_OF, "config": "auto"}
 
 
 @pytest.fixture(scope="module")

@@ -87,19 +87,19 @@ class Api:
             "access_token"
         ]
 
-    def pending_review(self, process: subprocess.Popen, timeout: float = 600) -> dict:
-        """The review request of the run ``process`` is executing, once it waits for an answer."""
+    def pending_review(self, run: DagRun, timeout: float = 600) -> dict:
+        """The review request of ``run``, once it waits for an answer."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if process.poll() is not None:
-                raise AssertionError(f"the DAG run ended without asking:\n{process.communicate()[0][-5000:]}")
+            if run.ended():
+                raise AssertionError(f"the DAG run ended without asking:\n{run.output()}")
             details = self.call("GET", "/api/v2/dags/~/dagRuns/~/hitlDetails")["hitl_details"]
             waiting = [d for d in details if not d["response_received"]]
             if waiting:
                 return waiting[0]
             time.sleep(2)
-        process.kill()  # `airflow dags test` ignores SIGTERM while it waits for input
-        raise AssertionError(f"no review was requested:\n{process.communicate()[0][-5000:]}")
+        run.kill()
+        raise AssertionError(f"no review was requested:\n{run.output()}")
 
 
 @pytest.fixture(scope="module")
@@ -148,22 +148,38 @@ def review_env(e2e_env, tmp_path_factory):
         server.wait(timeout=30)
 
 
-def start_run(env: dict, **conf) -> subprocess.Popen:
-    conf = {"n_trials": 3, "as_of": AS_OF, "data": "csv:planted.csv", "config": "reviewed", **conf}
-    return subprocess.Popen(
-        [str(BIN / "airflow"), "dags", "test", "retune_daily", "--conf", json.dumps(conf)],
-        env=env,
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+class DagRun:
+    """`airflow dags test` in the background, its log in a file (a full pipe would stall it)."""
 
+    def __init__(self, env: dict, log: Path, **conf):
+        conf = {"n_trials": 3, "as_of": AS_OF, "data": "csv:planted.csv", "config": "reviewed", **conf}
+        self.log = log
+        with log.open("w") as out:
+            self.process = subprocess.Popen(
+                [str(BIN / "airflow"), "dags", "test", "retune_daily", "--conf", json.dumps(conf)],
+                env=env,
+                cwd=ROOT,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
 
-def finish(process: subprocess.Popen) -> str:
-    out, _ = process.communicate(timeout=600)
-    assert process.returncode == 0, out[-5000:]
-    return out
+    def output(self) -> str:
+        return self.log.read_text()[-5000:]
+
+    def ended(self) -> bool:
+        return self.process.poll() is not None
+
+    def kill(self) -> None:
+        self.process.kill()  # `airflow dags test` ignores SIGTERM while it waits for input
+        self.process.wait()
+
+    def finish(self) -> str:
+        try:
+            self.process.wait(timeout=600)
+        except subprocess.TimeoutExpired:
+            self.kill()
+        assert self.process.returncode == 0, self.output()
+        return self.log.read_text()
 
 
 def store(env: dict) -> tuple[list, list, bytes | None]:
@@ -194,13 +210,13 @@ def answer(api: Api, detail: dict, option: str, reason: str) -> None:
     )
 
 
-def test_approve_then_reject_then_timeout(review_env):
+def test_approve_then_reject_then_timeout(review_env, tmp_path):
     env, api = review_env
 
     # 1. approve: the proposal becomes the active version, the responder is in the audit
-    process = start_run(env)
-    answer(api, api.pending_review(process), "Approve", "gate and report look right")
-    log = finish(process)
+    run_1 = DagRun(env, tmp_path / "approve.log")
+    answer(api, api.pending_review(run_1), "Approve", "gate and report look right")
+    log = run_1.finish()
     versions, audit, production = store(env)
     assert [(v, s) for v, s, _ in versions] == [(1, "active")]
     assert audit[-1] == ("approve", "airflow:ops_bob", "gate and report look right", None, 1)
@@ -208,17 +224,17 @@ def test_approve_then_reject_then_timeout(review_env):
     assert "publish" in log
 
     # 2. reject: recorded with the reason; store's active version and production.yaml unchanged
-    process = start_run(env)
-    answer(api, api.pending_review(process), "Reject", "drawdown in fold 1 too deep")
-    finish(process)
+    run_2 = DagRun(env, tmp_path / "reject.log")
+    answer(api, api.pending_review(run_2), "Reject", "drawdown in fold 1 too deep")
+    run_2.finish()
     after_reject = store(env)
     assert [(v, s) for v, s, _ in after_reject[0]] == [(1, "active"), (2, "rejected")]
     assert after_reject[1][-1] == ("reject", "airflow:ops_bob", "drawdown in fold 1 too deep", None, 2)
     assert after_reject[2] == production
 
     # 3. timeout: nobody answers; the scheduler's timeout sweep applies the only default (Reject)
-    process = start_run(env, review_timeout_minutes=1)
-    api.pending_review(process)
+    run_3 = DagRun(env, tmp_path / "timeout.log", review_timeout_minutes=1)
+    api.pending_review(run_3)
     time.sleep(65)
     sweep = run(
         [
@@ -231,7 +247,7 @@ def test_approve_then_reject_then_timeout(review_env):
         env,
     )
     assert sweep.returncode == 0, sweep.stderr[-3000:]
-    finish(process)
+    run_3.finish()
     versions, audit, after_timeout = store(env)
     assert [(v, s) for v, s, _ in versions] == [(1, "active"), (2, "rejected"), (3, "expired")]
     assert audit[-1][:2] == ("timeout", "airflow:timeout") and audit[-1][4] == 3
