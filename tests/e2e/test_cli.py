@@ -103,3 +103,59 @@ def test_run_status_and_predict(cli_env):
     signal = json.loads(predicted.stdout)
     assert signal["bar"].startswith(AS_OF) and signal["position"] in (-1, 0, 1)
     assert signal["model_version"] == 1
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["approve", "run'; DROP TABLE retune_runs;--"], "run id"),
+        (["reject", "daily__cli-test"], "--reason"),
+        (["reject", "daily__cli-test", "--reason", ""], "reason"),
+        (["rollback", "--to", "1", "--model-key", "spx$(rm -rf /)"], "model key"),
+        (["approve", "daily__nope"], "unknown run 'daily__nope'"),
+        (["rollback", "--to", "99"], "no config version 99"),
+        (["diff", "1", "42"], "no config version 42"),
+    ],
+)
+def test_review_commands_refuse_bad_input_and_change_nothing(cli_env, args, message):
+    before = run([RETUNE, "status", "--json"], cli_env).stdout
+    out = run([RETUNE, *args], cli_env)
+    assert out.returncode == 2, out.stdout + out.stderr
+    assert message in out.stderr and "Traceback" not in out.stderr
+    assert run([RETUNE, "status", "--json"], cli_env).stdout == before
+
+
+def test_rollback_and_diff_from_the_cli(cli_env):
+    """After the run test's v1, promote a v2 by hand; diff them; roll back to v1."""
+    from pipelines.store.repository import Repository
+
+    home = Path(cli_env["RETUNE_HOME"])
+    production = home / "config" / "production.yaml"
+    v1_bytes = production.read_bytes()
+    repo = Repository(f"sqlite:///{home / 'retune.db'}")
+    v1 = repo.get_config_version("spx_daily", 1)
+    repo.promote(
+        "spx_daily",
+        "manual-v2",
+        {**v1.params, "lr": v1.params["lr"] * 2},
+        actor="test",
+        reason="a second version",
+        model_version=1,
+        metrics={},
+        report_path=None,
+    )
+    repo.close()
+
+    diff = run([RETUNE, "diff", "1", "2"], cli_env)
+    assert diff.returncode == 0, diff.stderr
+    assert list(json.loads(diff.stdout)) == ["lr"]
+
+    back = run([RETUNE, "rollback", "--to", "1", "--reason", "v2 was a test", "--by", "ops_bob"], cli_env)
+    assert back.returncode == 0, back.stderr
+    assert production.read_bytes() == v1_bytes
+    status = json.loads(run([RETUNE, "status", "--json"], cli_env).stdout)
+    assert status["active"]["version"] == 1 and status["active"]["approved_by"] == "cli:ops_bob"
+    assert [v["state"] for v in status["versions"] if v["model_key"] == "spx_daily"][:2] == [
+        "rolled_back",
+        "active",
+    ]

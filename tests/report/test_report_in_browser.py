@@ -72,4 +72,3 @@ def test_report_renders_its_charts_without_console_errors(report_file, tmp_path)
     assert "Retune report" in title
     assert charts >= 3 and traces >= 3  # optimization history, equity, loss (+ importances)
     assert shot.stat().st_size > 50_000  # a page with drawn charts, not a blank one
-
