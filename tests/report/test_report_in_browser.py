@@ -4,7 +4,6 @@ console errors, a screenshot kept for inspection."""
 from __future__ import annotations
 
 import shutil
-import sys
 from pathlib import Path
 
 import pytest
@@ -22,15 +21,12 @@ FLAGS = [
 
 
 @pytest.fixture(scope="module")
-def report_file(tmp_path_factory) -> Path:
+def report_file(tmp_path_factory, make_bars) -> Path:
     """A real report: one small `retune run` on synthetic bars (the CLI, all steps)."""
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from conftest import synthetic_bars
-
     from pipelines.cli import main
 
     base = tmp_path_factory.mktemp("browser")
-    synthetic_bars(700, seed=11, start="2018-01-01").to_csv(base / "bars.csv", index=False)
+    make_bars(700, seed=11, start="2018-01-01").to_csv(base / "bars.csv", index=False)
     config = base / "small.yaml"
     config.write_text(
         "epochs: 1\nwindow_bars: 500\nn_folds: 2\nval_bars: 80\nstrategy_grid_points: 2\n"
