@@ -1,22 +1,14 @@
-"""Database fixtures: every store test runs on SQLite and on a real, throwaway PostgreSQL database.
-
-PostgreSQL is required, not optional: if it is down the tests fail with a message that says so,
-because production runs on PostgreSQL and a silently skipped backend proves nothing.
-"""
+"""Database fixtures: every store test runs on SQLite and on the throwaway PostgreSQL database
+(``postgres_url``, in tests/conftest.py)."""
 
 from __future__ import annotations
 
-import os
-import uuid
-
 import pytest
 import sqlalchemy as sa
-from sqlalchemy.engine import make_url
 
 from pipelines.store.migrate import upgrade
 from pipelines.store.repository import Repository
 
-ADMIN_URL = os.environ.get("RETUNE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 TABLES = (
     "retune_audit",
     "retune_config_versions",
@@ -24,44 +16,6 @@ TABLES = (
     "retune_narrowing_firings",
     "retune_runs",
 )
-
-
-@pytest.fixture(scope="session")
-def postgres_url():
-    """A fresh database (``retune_test_<uuid>``) with our migrations applied; dropped afterwards."""
-    import psycopg2
-    from psycopg2 import sql
-
-    try:
-        admin = psycopg2.connect(ADMIN_URL, connect_timeout=5)
-    except psycopg2.OperationalError as exc:
-        pytest.fail(
-            f"PostgreSQL is required for tests/db but is not reachable at {ADMIN_URL}: "
-            f"{str(exc).strip()}\nStart it (CI: .ci/run starts the local cluster) or point "
-            "RETUNE_TEST_POSTGRES_URL at a server where the user may CREATE DATABASE.",
-            pytrace=False,
-        )
-    admin.autocommit = True
-    name = f"retune_test_{uuid.uuid4().hex[:16]}"
-    with admin.cursor() as cur:
-        cur.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    url = (
-        make_url(ADMIN_URL)
-        .set(drivername="postgresql+psycopg2", database=name)
-        .render_as_string(hide_password=False)
-    )
-    try:
-        upgrade(url)
-        yield url
-    finally:
-        with admin.cursor() as cur:
-            cur.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                "WHERE datname = %s AND pid <> pg_backend_pid()",
-                (name,),
-            )
-            cur.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)))
-        admin.close()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

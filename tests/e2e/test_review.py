@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import socket
-import sqlite3
 import subprocess
 import time
 import urllib.request
@@ -102,9 +101,11 @@ class Api:
         raise AssertionError(f"no review was requested:\n{run.output()}")
 
 
-@pytest.fixture(scope="module")
-def review_env(e2e_env, tmp_path_factory):
-    base = tmp_path_factory.mktemp("review")
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def review_env(request, e2e_env, tmp_path_factory):
+    """Airflow (metadata on SQLite) with an api-server; our store and the Optuna studies on SQLite
+    or on the throwaway PostgreSQL database."""
+    base = tmp_path_factory.mktemp(f"review-{request.param}")
     home, airflow_home = base / "var", base / "airflow"
     (home / "configs").mkdir(parents=True)
     airflow_home.mkdir()
@@ -121,6 +122,11 @@ def review_env(e2e_env, tmp_path_factory):
         AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS="ops_bob:admin",
         AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE=str(passwords),
         AIRFLOW__API__BASE_URL=f"http://127.0.0.1:{port}",
+        RETUNE_DB_URL=(
+            request.getfixturevalue("postgres_url")
+            if request.param == "postgresql"
+            else f"sqlite:///{home / 'retune.db'}"
+        ),
     )
     out = run([str(BIN / "airflow"), "db", "migrate"], env)
     assert out.returncode == 0, out.stderr[-3000:]
@@ -183,20 +189,51 @@ class DagRun:
 
 
 def store(env: dict) -> tuple[list, list, bytes | None]:
-    home = Path(env["RETUNE_HOME"])
-    with sqlite3.connect(home / "retune.db") as conn:
-        versions = conn.execute(
-            "SELECT version, state, source_run FROM retune_config_versions "
-            "WHERE model_key = ? ORDER BY version",
-            (KEY,),
-        ).fetchall()
-        audit = conn.execute(
-            "SELECT action, actor, reason, from_version, to_version FROM retune_audit "
-            "WHERE model_key = ? ORDER BY id",
-            (KEY,),
-        ).fetchall()
-    production = home / "config" / "production.yaml"
-    return versions, audit, production.read_bytes() if production.exists() else None
+    """This model key's versions and audit rows, and production.yaml's bytes."""
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(env["RETUNE_DB_URL"])
+    try:
+        with engine.connect() as conn:
+            versions = conn.execute(
+                sa.text(
+                    "SELECT version, state, source_run FROM retune_config_versions "
+                    "WHERE model_key = :key ORDER BY version"
+                ),
+                {"key": KEY},
+            ).all()
+            audit = conn.execute(
+                sa.text(
+                    "SELECT action, actor, reason, from_version, to_version FROM retune_audit "
+                    "WHERE model_key = :key ORDER BY id"
+                ),
+                {"key": KEY},
+            ).all()
+    finally:
+        engine.dispose()
+    production = Path(env["RETUNE_HOME"]) / "config" / "production.yaml"
+    return (
+        [tuple(v) for v in versions],
+        [tuple(a) for a in audit],
+        (production.read_bytes() if production.exists() else None),
+    )
+
+
+def config_asset_events(env: dict) -> int:
+    """Events of the production-config Asset in Airflow's metadata DB (what downstream DAGs see)."""
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"])
+    try:
+        with engine.connect() as conn:
+            return conn.execute(
+                sa.text(
+                    "SELECT count(*) FROM asset_event JOIN asset ON asset.id = asset_event.asset_id "
+                    "WHERE asset.name = 'retune_production_config'"
+                )
+            ).scalar_one()
+    finally:
+        engine.dispose()
 
 
 def answer(api: Api, detail: dict, option: str, reason: str) -> None:
@@ -221,7 +258,7 @@ def test_approve_then_reject_then_timeout(review_env, tmp_path):
     assert [(v, s) for v, s, _ in versions] == [(1, "active")]
     assert audit[-1] == ("approve", "airflow:ops_bob", "gate and report look right", None, 1)
     assert production is not None and yaml.safe_load(production)["models"][KEY]["config_version"] == 1
-    assert "publish" in log
+    assert "publish" in log and config_asset_events(env) == 1
 
     # 2. reject: recorded with the reason; store's active version and production.yaml unchanged
     run_2 = DagRun(env, tmp_path / "reject.log")
@@ -231,6 +268,7 @@ def test_approve_then_reject_then_timeout(review_env, tmp_path):
     assert [(v, s) for v, s, _ in after_reject[0]] == [(1, "active"), (2, "rejected")]
     assert after_reject[1][-1] == ("reject", "airflow:ops_bob", "drawdown in fold 1 too deep", None, 2)
     assert after_reject[2] == production
+    assert config_asset_events(env) == 1  # nothing changed, no event
 
     # 3. timeout: nobody answers; the scheduler's timeout sweep applies the only default (Reject)
     run_3 = DagRun(env, tmp_path / "timeout.log", review_timeout_minutes=1)
