@@ -63,7 +63,11 @@ def promote_run(ctx: RunContext, repo: Repository) -> dict[str, Any]:
                 reason="gate passed under policy auto",
                 **proposal,
             )
-            outcome.update(decision="promoted", config_version=version.version)
+            promoted = version.state == "active"  # a retried run may find its version decided already
+            outcome.update(
+                decision="promoted" if promoted else f"kept: this run's version is {version.state}",
+                config_version=version.version,
+            )
         else:
             version = repo.propose(ctx.model_key, ctx.run_id, search["best_params"], **proposal)
             outcome.update(config_version=version.version)
@@ -87,11 +91,14 @@ def review(
     """Record a person's (or a timeout's) answer to a proposal and bring production.yaml along."""
     if approve:
         version = repo.approve(model_key, run_id, actor=actor, reason=reason)
-        decision = "promoted"
+        decision = "promoted" if version.state == "active" else f"kept: proposal {version.state}"
     else:
         action = "timeout" if timed_out else "reject"
         version = repo.reject(model_key, run_id, actor=actor, reason=reason, action=action)
-        decision = "kept: approval timed out" if timed_out else f"kept: rejected by {actor}"
+        if version.state in ("rejected", "expired"):
+            decision = "kept: approval timed out" if timed_out else f"kept: rejected by {actor}"
+        else:  # a timeout after someone decided through the CLI changes nothing
+            decision = "promoted" if version.state == "active" else f"kept: proposal {version.state}"
     if repo.get_run(run_id) is not None:
         repo.update_run(run_id, decision=decision)
     sync_production_file(repo, settings.production_config)

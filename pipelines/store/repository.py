@@ -25,7 +25,7 @@ from pipelines.store.tables import (
 ALREADY_DONE = {
     "approve": ("active", "superseded", "rolled_back"),
     "reject": ("rejected",),
-    "timeout": ("expired", "rejected"),
+    "timeout": ("expired", "rejected", "active", "superseded", "rolled_back"),  # decided elsewhere first
 }
 
 
@@ -218,8 +218,19 @@ class Repository:
             done = self._for_run(s, model_key, source_run)
             if done is not None:
                 return done
+            active = self._active(s, model_key)
+            metrics = {**metrics, "proposed_against": active.version if active else None}
             version = self._append(s, model_key, source_run, params, model_version, metrics, report_path)
-            self._audit(s, model_key, "propose", actor, "awaiting review", None, version.version, source_run)
+            self._audit(
+                s,
+                model_key,
+                "propose",
+                actor,
+                "awaiting review",
+                active.version if active else None,
+                version.version,
+                source_run,
+            )
             return version
 
     def promote(
@@ -248,12 +259,25 @@ class Repository:
             return version
 
     def approve(self, model_key: str, source_run: str, *, actor: str, reason: str) -> ConfigVersion:
-        """Activate the run's pending version. Approving twice is a no-op; approving a decided one fails."""
+        """Activate the run's pending version. Approving twice is a no-op; approving a decided one fails.
+
+        A proposal made against another active version than today's is out of date (a newer
+        proposal was approved, or a rollback happened since): it expires instead of replacing it.
+        """
         with self.session() as s:
             self._lock(s, model_key)
             version = self._decidable(s, model_key, source_run, "approve")
-            if version.state == "pending":
-                self._activate(s, version, actor, reason, action="approve")
+            if version.state != "pending":
+                return version
+            current = self._active(s, model_key)
+            now_active = current.version if current else None
+            against = (version.metrics or {}).get("proposed_against", now_active)
+            if now_active != against:
+                version.state = "expired"
+                why = f"out of date: proposed against v{against}, v{now_active} is active now"
+                self._audit(s, model_key, "expire", actor, why, None, version.version, source_run)
+                return version
+            self._activate(s, version, actor, reason, action="approve")
             return version
 
     def reject(
@@ -350,12 +374,16 @@ class Repository:
         s.flush()
         return version
 
-    def _activate(self, s: Session, version: ConfigVersion, actor: str, reason: str, action: str) -> None:
-        current = s.scalar(
+    @staticmethod
+    def _active(s: Session, model_key: str) -> ConfigVersion | None:
+        return s.scalar(
             sa.select(ConfigVersion).where(
-                ConfigVersion.model_key == version.model_key, ConfigVersion.state == "active"
+                ConfigVersion.model_key == model_key, ConfigVersion.state == "active"
             )
         )
+
+    def _activate(self, s: Session, version: ConfigVersion, actor: str, reason: str, action: str) -> None:
+        current = self._active(s, version.model_key)
         if current is not None:
             current.state = "rolled_back" if action == "rollback" else "superseded"
             s.flush()  # the one-active index must see the old row leave before the new one arrives

@@ -34,7 +34,7 @@ class Run(Base):
     best_value: Mapped[float | None] = mapped_column(Float)
     n_trials: Mapped[int | None] = mapped_column(Integer)
     report_path: Mapped[str | None] = mapped_column(String(1000))
-    decision: Mapped[str | None] = mapped_column(String(40))
+    decision: Mapped[str | None] = mapped_column(String(500))
 
 
 class ModelVersion(Base):

@@ -169,3 +169,35 @@ def test_a_crash_between_the_commit_and_the_file_write_is_repaired(repo, db_url,
     status = status_payload()
     assert read_production_file(settings.production_config)["models"][KEY]["config_version"] == 2
     assert status["active"]["version"] == 2 and status["active"]["approved_by"] == "ops:bob"
+
+
+def test_an_out_of_date_proposal_expires_instead_of_replacing_a_newer_config(repo):
+    promote(repo, "run-1")
+    propose(repo, "run-a", lr=0.002)  # both proposed against v1
+    propose(repo, "run-b", lr=0.003)
+    repo.approve(KEY, "run-b", actor="ops:bob", reason="newest")
+    stale = repo.approve(KEY, "run-a", actor="ops:bob", reason="clicked the old one")
+    assert stale.state == "expired"
+    assert states(repo) == {1: "superseded", 2: "expired", 3: "active"}
+    assert (
+        repo.audit_log(KEY)[0].action == "expire" and "proposed against v1" in repo.audit_log(KEY)[0].reason
+    )
+
+
+def test_a_timeout_after_a_cli_decision_changes_nothing(repo):
+    promote(repo, "run-1")
+    propose(repo, "run-2")
+    repo.approve(KEY, "run-2", actor="cli:bob", reason="approved from the terminal")
+    after = repo.reject(KEY, "run-2", actor="airflow:timeout", reason="no answer", action="timeout")
+    assert after.state == "active" and states(repo) == {1: "superseded", 2: "active"}
+
+
+def test_long_decisions_fit_the_runs_table(repo):
+    import pandas as pd
+
+    decision = "kept: gate failed (best_value_positive, deflated_sharpe, max_drawdown, min_trades)"
+    repo.start_run(
+        "run-x", dag_id="daily", model_key=KEY, as_of=pd.Timestamp(2021, 1, 1), data_source="x", params={}
+    )
+    repo.update_run("run-x", decision=decision)
+    assert repo.get_run("run-x").decision == decision
