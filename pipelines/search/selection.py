@@ -48,9 +48,10 @@ def selection_statistics(
         "sharpe_variance_across_trials": variance,
     }
     returns = trial_returns(best)
-    out["dsr"] = (
-        deflated_sharpe_ratio(returns, max(n_backtests, 1), variance).to_dict() if len(returns) > 2 else None
-    )
+    # Without two comparable trials the spread of Sharpe ratios is unknown and the DSR would not
+    # deflate at all: leave it out (the gate then fails) rather than report a flattering number.
+    enough = len(returns) > 2 and len(sharpes) >= 2
+    out["dsr"] = deflated_sharpe_ratio(returns, max(n_backtests, 1), variance).to_dict() if enough else None
     if len(series) >= 2 and full_length >= pbo_splits:
         matrix = np.column_stack(series)
         out["pbo"] = probability_of_backtest_overfitting(matrix, n_splits=pbo_splits).to_dict()

@@ -117,7 +117,9 @@ def carry_over(study: optuna.Study, previous: optuna.Study, space: dict[str, Par
             user_attrs={"carried_over_from": previous.study_name, "strategy": t.user_attrs.get("strategy")},
         )
         for t in previous.trials
-        if t.state == optuna.trial.TrialState.COMPLETE and contains(space, t.params)
+        if t.state == optuna.trial.TrialState.COMPLETE
+        and "carried_over_from" not in t.user_attrs  # its own trials only: no pile-up across runs
+        and contains(space, t.params)
     ]
     study.add_trials(carried)
     return len(carried)
@@ -178,7 +180,16 @@ def run_study(
     if not study.trials:
         study.set_user_attr("model_family", _family(model_space, config))
         study.set_user_attr("n_variants", grid_.size)
-        _seed_study(study, storage, model_space, incumbent, previous_study)
+        study.set_user_attr("objective", settings.objective)
+        _seed_study(
+            study,
+            storage,
+            model_space,
+            incumbent,
+            previous_study,
+            settings.objective,
+            settings.mode == "grid",
+        )
     stages = [("coarse", model_space, settings.n_trials)]
     if config.two_stage and settings.mode != "grid":
         coarse = max(settings.n_trials // 2, 1)
@@ -226,6 +237,8 @@ def _seed_study(
     space: dict[str, ParamSpec],
     incumbent: dict[str, Any] | None,
     previous_study: str | None,
+    objective: str,
+    grid_mode: bool,
 ) -> None:
     """A fresh study starts from what is known: earlier trials that fit, then production first."""
     if previous_study:
@@ -233,11 +246,14 @@ def _seed_study(
             previous = optuna.load_study(study_name=previous_study, storage=storage)
         except KeyError:
             previous = None
-        if previous is not None:
+        same_objective = previous is not None and previous.user_attrs.get("objective") == objective
+        if previous is not None and not same_objective:
+            log.info("not carrying over %s: it optimized another objective", previous_study)
+        if previous is not None and same_objective:
             n = carry_over(study, previous, space)
             study.set_user_attr("n_carried_over", n)
             log.info("carried over %d trials of %s that fit the new bounds", n, previous_study)
-    if incumbent and contains(space, incumbent):
+    if incumbent and contains(space, incumbent) and not grid_mode:  # a grid holds it already
         study.enqueue_trial({k: incumbent[k] for k in space}, user_attrs={"incumbent": True})
 
 

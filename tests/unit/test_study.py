@@ -237,3 +237,36 @@ def test_history_reads_earlier_runs_of_the_model_key(data, storage):
     r2_best = best_fresh_trial(r2)
     assert best == {**r2_best.params, **r2_best.user_attrs["strategy"]}  # the latest run's best
     repo.close()
+
+
+def test_carry_over_takes_only_the_previous_runs_own_trials_of_the_same_objective(data, storage):
+    config = tiny_config()
+    run_study("c1", data, config, SPACE, settings(3), storage)
+    second = run_study("c2", data, config, SPACE, settings(2), storage, previous_study=study_name("c1"))
+    third = run_study("c3", data, config, SPACE, settings(2), storage, previous_study=study_name("c2"))
+    # c2 carried c1's 3 trials; c3 carries c2's own 2, not c1's again
+    assert second.user_attrs["n_carried_over"] == 3
+    assert third.user_attrs["n_carried_over"] == 2
+    assert {
+        t.user_attrs["carried_over_from"] for t in third.trials if "carried_over_from" in t.user_attrs
+    } == {study_name("c2")}
+    returns = SearchSettings(n_trials=1, timeout_minutes=5, objective="return")
+    other = run_study("c4", data, config, SPACE, returns, storage, previous_study=study_name("c3"))
+    assert "n_carried_over" not in other.user_attrs  # sharpe values do not mix with returns
+
+
+def test_grid_mode_does_not_spend_a_trial_on_the_incumbent(data, storage):
+    grid_space = {"seq_len": IntRange(type="int", low=4, high=16, step=4)}
+    incumbent = {"seq_len": 16}
+    study = run_study(
+        "g1", data, tiny_config(), grid_space, SearchSettings(4, 5, mode="grid"), storage, incumbent
+    )
+    assert sorted(t.params["seq_len"] for t in study.trials) == [4, 8, 12, 16]  # every grid point once
+
+
+def test_a_single_trial_gives_no_deflated_sharpe(data, storage):
+    from pipelines.search.selection import selection_statistics
+
+    study = run_study("one", data, tiny_config(), SPACE, settings(1), storage)
+    stats = selection_statistics(study, best_fresh_trial(study), prior_backtests=1000, pbo_splits=4)
+    assert stats["dsr"] is None and stats["pbo"] is None  # nothing to deflate against: the gate fails
