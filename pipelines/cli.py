@@ -41,17 +41,23 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
-def status_payload(limit: int = 20) -> dict[str, Any]:
-    """The ``status --json`` object (see DESIGN.md): active config, versions, runs."""
+def status_payload(limit: int = 20, repair: bool = True) -> dict[str, Any]:
+    """The ``status --json`` object (see DESIGN.md): active config, versions, runs.
+
+    With ``repair`` it first migrates the store and rewrites production.yaml if a crash left it
+    behind the store; readers that must not write (the UI) pass ``repair=False``.
+    """
     from pipelines.promotion.production_file import sync_production_file
     from pipelines.store.migrate import upgrade
     from pipelines.store.repository import Repository
 
     settings = load_settings()
-    upgrade(settings.db_url)
+    if repair:
+        upgrade(settings.db_url)
     repo = Repository(settings.db_url)
     try:
-        sync_production_file(repo, settings.production_config)  # repairs a missed file write
+        if repair:
+            sync_production_file(repo, settings.production_config)  # repairs a missed file write
         actives = repo.all_active_configs()
         active = [
             {

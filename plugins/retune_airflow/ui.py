@@ -1,6 +1,7 @@
 """Retune in the Airflow UI: runs, reports and promotion history (Airflow 3 plugin, FastAPI app).
 
 Mounted by the api-server at ``/retune``; the plugin's external view adds it to the navigation.
+Every page needs an Airflow login, and nothing here writes.
 A report is served only for a run the store knows, from that run's folder under RETUNE_HOME,
 so a URL can never reach another file.
 """
@@ -10,10 +11,17 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI, HTTPException
+from airflow.api_fastapi.core_api.security import requires_authenticated
+from fastapi import Depends, FastAPI, HTTPException
 from fastapi.responses import FileResponse, HTMLResponse
 
-app = FastAPI(title="Retune", description="Runs, reports and promotion history of Retune.")
+# Airflow mounts plugin apps without its own auth: require the same login (token or UI cookie).
+require_login = requires_authenticated()
+app = FastAPI(
+    title="Retune",
+    description="Runs, reports and promotion history of Retune (read-only).",
+    dependencies=[Depends(require_login)],
+)
 
 TEMPLATES = Path(__file__).parent / "templates"
 
@@ -27,7 +35,7 @@ def index() -> str:
     from pipelines.settings import load_settings
     from pipelines.store.repository import Repository
 
-    status = status_payload(limit=50)  # also brings the store's schema up to date
+    status = status_payload(limit=50, repair=False)  # a page view never writes
     repo = Repository(load_settings().db_url)
     try:
         audit = repo.audit_log(limit=100)
@@ -42,7 +50,7 @@ def status(limit: int = 20) -> dict[str, Any]:
     """The same object as ``retune status --json``."""
     from pipelines.cli import status_payload
 
-    return status_payload(limit=max(1, min(limit, 500)))
+    return status_payload(limit=max(1, min(limit, 500)), repair=False)
 
 
 @app.get("/reports/{run_id}")

@@ -17,7 +17,7 @@ sys.path.insert(0, str(ROOT / "plugins"))
 def client(tmp_path):
     """The plugin app over a store with one run that was proposed, approved and has a report."""
     import pandas as pd
-    from retune_airflow.ui import app
+    from retune_airflow.ui import app, require_login
 
     from pipelines.settings import load_settings
     from pipelines.store.migrate import upgrade
@@ -42,7 +42,9 @@ def client(tmp_path):
     repo.approve("spx", "daily__r1", actor="airflow:ops_bob", reason="<script>alert(1)</script>")
     repo.close()
     (settings.home / "secret.txt").write_text("not for the web")
-    return TestClient(app)
+    app.dependency_overrides[require_login] = lambda: None  # logged in (Airflow checks the token)
+    yield TestClient(app)
+    app.dependency_overrides.clear()
 
 
 def test_index_lists_runs_versions_and_the_audit_trail(client):
@@ -59,6 +61,14 @@ def test_report_is_served_for_known_runs_only(client):
     assert served.status_code == 200 and "Retune report for daily__r1" in served.text
     for bad in ("unknown_run", "..%2Fsecret.txt", "..%2F..%2Fsecret.txt"):
         assert client.get(f"/reports/{bad}").status_code == 404
+
+
+def test_every_page_needs_an_airflow_login():
+    from retune_airflow.ui import app
+
+    anonymous = TestClient(app)
+    for path in ("/", "/api/status", "/reports/daily__r1"):
+        assert anonymous.get(path).status_code in (401, 403)
 
 
 def test_status_api_matches_the_cli(client):
