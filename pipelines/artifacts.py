@@ -44,7 +44,7 @@ def write_atomic(path: Path, text: str) -> bool:
             os.fsync(fh.fileno())
         if path.exists():  # keep the previous file without ever leaving `path` missing
             prev = path.with_name(path.name + ".prev")
-            prev_tmp = prev.with_name(prev.name + ".tmp")
+            prev_tmp = prev.with_name(f"{prev.name}.{os.getpid()}.tmp")  # one per writer
             prev_tmp.unlink(missing_ok=True)
             os.link(path, prev_tmp)
             os.replace(prev_tmp, prev)

@@ -7,11 +7,12 @@ import json
 import logging
 import sys
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, get_args
 
 from pipelines.config import ConfigError, Objective
 from pipelines.review_cli import add_review_commands
-from pipelines.settings import load_settings
+from pipelines.settings import CONFIG_NAME, load_settings
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -26,10 +27,15 @@ def _run(args: argparse.Namespace) -> int:
         "model_family": args.model_family,
         "data": args.data,
         "as_of": args.as_of,
-        "config": args.config,
     }
+    config_path = None
+    if args.config:  # a bare name is a config under RETUNE_HOME/configs; anything else a file
+        if CONFIG_NAME.match(args.config):
+            params["config"] = args.config
+        else:
+            config_path = Path(args.config)
     run_id = args.run_id or f"cli__{datetime.now(UTC):%Y%m%dT%H%M%S}"
-    ctx = RunContext.create(args.dag, run_id, params)
+    ctx = RunContext.create(args.dag, run_id, params, config_path=config_path)
     results = run_all(ctx)
     print(
         json.dumps(
@@ -179,7 +185,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--mode", choices=["bayesian", "random", "grid"], default="bayesian")
     run.add_argument("--model-family", choices=["lstm", "transformer"])
     run.add_argument("--as-of", help="use data up to this date (YYYY-MM-DD); default today")
-    run.add_argument("--config", help="config file (JSON/YAML, seed search-space format)")
+    run.add_argument(
+        "--config", help="config file (JSON/YAML, seed search-space format), or a name in RETUNE_HOME/configs"
+    )
     run.add_argument("--run-id", help="resume or name a run (default: cli__<timestamp>)")
     run.set_defaults(func=_run)
 
@@ -213,10 +221,15 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     logging.getLogger("alembic").setLevel(logging.WARNING)
+    from sqlalchemy.exc import OperationalError
+
     try:
         return int(args.func(args))
     except (ConfigError, ValueError, FileNotFoundError, LookupError) as exc:
         print(f"retune: error: {exc}", file=sys.stderr)
+        return 2
+    except OperationalError as exc:  # the database is down, locked or unreachable
+        print(f"retune: error: database unavailable: {str(exc.orig).strip()}", file=sys.stderr)
         return 2
 
 

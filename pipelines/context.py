@@ -38,7 +38,8 @@ class RunParams(BaseModel):
     model_family: ModelFamily | None = None
     data: str = Field("sample:sp500", min_length=1, max_length=500)
     as_of: date | None = None
-    config: str | None = Field(None, max_length=500)  # a name under RETUNE_HOME/configs, or (CLI) a path
+    # a config's name under RETUNE_HOME/configs, never a path: params may come from a trigger form
+    config: str | None = Field(None, pattern=r"^[A-Za-z0-9_-]{1,64}$")
     review_timeout_minutes: int = Field(24 * 60, ge=1, le=7 * 24 * 60)
 
     @field_validator("data")
@@ -85,15 +86,23 @@ class RunContext:
         params: dict[str, Any] | RunParams,
         logical_date: datetime | None = None,
         settings: Settings | None = None,
+        config_path: Path | None = None,
     ) -> RunContext:
-        """Build a context; ``as_of`` is the explicit param, else the logical date, else now."""
+        """Build a context; ``as_of`` is the explicit param, else the logical date, else now.
+
+        The config is ``config_path`` (a file the CLI user named), else the named config of the
+        params, else the bundled default for the DAG.
+        """
         if dag not in ("daily", "weekly"):
             raise ConfigError(f"unknown dag {dag!r} (daily, weekly)")
         run_params = params if isinstance(params, RunParams) else parse_params(params)
         settings = settings or load_settings()
-        config = (
-            load_config(settings.config_file(run_params.config)) if run_params.config else default_config(dag)
-        )
+        if config_path is not None:
+            config = load_config(config_path)
+        elif run_params.config:
+            config = load_config(settings.config_file(run_params.config))
+        else:
+            config = default_config(dag)
         if run_params.model_family:
             hyper = config.hyperparams.model_copy(update={"model_family": run_params.model_family})
             config = config.model_copy(update={"hyperparams": hyper})

@@ -37,14 +37,14 @@ class Settings:
         """Named run configs (``<name>.yaml``): what a DAG trigger may choose, by name only."""
         return self.home / "configs"
 
-    def config_file(self, value: str) -> Path:
-        """A config name (``spx_weekly``) resolves under ``configs_dir``; anything else is a path."""
-        if CONFIG_NAME.match(value):
-            for suffix in (".yaml", ".yml", ".json"):
-                if (self.configs_dir / f"{value}{suffix}").is_file():
-                    return self.configs_dir / f"{value}{suffix}"
-            return self.configs_dir / f"{value}.yaml"  # missing: load_config names it
-        return Path(value)
+    def config_file(self, name: str) -> Path:
+        """The file of a named config (``spx_weekly`` → ``configs/spx_weekly.yaml``, or .yml/.json)."""
+        if not CONFIG_NAME.match(name):
+            raise ValueError(f"config name {name!r}: letters, digits, _ and - only (a name, not a path)")
+        for suffix in (".yaml", ".yml", ".json"):
+            if (self.configs_dir / f"{name}{suffix}").is_file():
+                return self.configs_dir / f"{name}{suffix}"
+        return self.configs_dir / f"{name}.yaml"  # missing: load_config says so, naming it
 
 
 def load_settings() -> Settings:

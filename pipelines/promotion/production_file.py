@@ -7,6 +7,7 @@ repairs a crash between the database commit and the file write.
 
 from __future__ import annotations
 
+import fcntl
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +39,18 @@ def render(active: list[ConfigVersion], models: dict[tuple[str, int], dict[str, 
 
 
 def sync_production_file(repo: Repository, path: Path) -> bool:
-    """Make ``path`` match the store's active versions; return True if it was rewritten."""
+    """Make ``path`` match the store's active versions; return True if it was rewritten.
+
+    Read and write happen under an exclusive lock on a sibling lock file, so two processes
+    syncing at once cannot leave an older set of versions on disk after a newer one.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_name(path.name + ".lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _sync(repo, path)
+
+
+def _sync(repo: Repository, path: Path) -> bool:
     active = repo.all_active_configs()
     models = {}
     for cv in active:

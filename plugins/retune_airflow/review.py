@@ -7,6 +7,7 @@ resumes it with Reject and no responder — recorded as a timeout, never as an a
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 from typing import Any
 
@@ -14,6 +15,8 @@ from airflow.providers.standard.operators.hitl import HITLOperator
 from airflow.sdk import Param
 from airflow.sdk.definitions.param import ParamsDict
 from airflow.sdk.exceptions import AirflowSkipException
+
+log = logging.getLogger(__name__)
 
 APPROVE, REJECT = "Approve", "Reject"
 REVIEW_TASK = "review"
@@ -82,7 +85,6 @@ def review_body(dag_name: str, raw_run_id: str, params: dict[str, Any]) -> str:
 def record_review(dag_name: str, **context: Any) -> dict[str, Any]:
     """Apply the reviewer's answer (or the timeout) to the config store and production.yaml."""
     from pipelines.context import RunContext
-    from pipelines.promotion.service import review
     from pipelines.store.repository import Repository
 
     answer = context["ti"].xcom_pull(task_ids=REVIEW_TASK) or {}
@@ -92,30 +94,36 @@ def record_review(dag_name: str, **context: Any) -> dict[str, Any]:
     reason = (answer.get("params_input") or {}).get("reason") or ""
     repo = Repository(ctx.settings.db_url)
     try:
-        if responder is None:  # Airflow applied the default after the timeout
-            version = review(
-                ctx.settings,
-                repo,
-                ctx.model_key,
-                ctx.run_id,
-                approve=False,
-                timed_out=True,
-                actor="airflow:timeout",
-                reason=f"no answer within {ctx.params.review_timeout_minutes} minutes",
-            )
-        else:
-            approve = APPROVE in chosen
-            version = review(
-                ctx.settings,
-                repo,
-                ctx.model_key,
-                ctx.run_id,
-                approve=approve,
-                actor=f"airflow:{responder.get('name') or responder.get('id')}",
-                reason=reason or ("approved" if approve else "rejected"),
-            )
+        return _apply_answer(ctx, repo, responder, chosen, reason)
+    except (ValueError, LookupError) as exc:  # decided differently elsewhere (CLI) first: keep that
+        log.warning("review answer not applied: %s", exc)
+        return {"changed": False, "note": str(exc)}
     finally:
         repo.close()
+
+
+def _apply_answer(
+    ctx: Any, repo: Any, responder: dict | None, chosen: list[str], reason: str
+) -> dict[str, Any]:
+    """The answer as a store decision: no responder means Airflow applied the default on timeout."""
+    from pipelines.promotion.service import review
+
+    if responder is None:
+        approve, actor = False, "airflow:timeout"
+        reason = f"no answer within {ctx.params.review_timeout_minutes} minutes"
+    else:
+        approve, actor = APPROVE in chosen, f"airflow:{responder.get('name') or responder.get('id')}"
+        reason = reason or ("approved" if approve else "rejected")
+    version = review(
+        ctx.settings,
+        repo,
+        ctx.model_key,
+        ctx.run_id,
+        approve=approve,
+        timed_out=responder is None,
+        actor=actor,
+        reason=reason,
+    )
     return {"config_version": version.version, "state": version.state, "changed": version.state == "active"}
 
 

@@ -209,3 +209,23 @@ def test_narrowing_rules_are_checked_by_name_when_the_config_is_read():
         parse_config({"narrowing_rules": ["short_history_caps_model_size", "moon_phase"]})
     assert "narrowing_rules: unknown narrowing rule(s): moon_phase; known: " in str(err.value)
     assert "volatility_regime_shifts_sequence_length" in str(err.value)
+
+
+@pytest.mark.parametrize("value", ["../secrets", "/etc/retune/prod.yaml", "spx; rm -rf /", "a" * 65])
+def test_run_params_take_config_names_never_paths(value):
+    from pipelines.context import parse_params
+
+    with pytest.raises(ConfigError, match="config"):
+        parse_params({"config": value})
+
+
+def test_named_configs_resolve_under_retune_home(tmp_path):
+    from pipelines.settings import Settings
+
+    settings = Settings(tmp_path, "sqlite://", "sqlite://")
+    (tmp_path / "configs").mkdir()
+    (tmp_path / "configs" / "spx_weekly.json").write_text("{}")
+    assert settings.config_file("spx_weekly") == tmp_path / "configs" / "spx_weekly.json"
+    assert settings.config_file("missing") == tmp_path / "configs" / "missing.yaml"
+    with pytest.raises(ValueError, match="a name, not a path"):
+        settings.config_file("../spx_weekly")
