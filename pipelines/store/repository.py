@@ -178,14 +178,6 @@ class Repository:
         with self.session() as s:
             return list(s.scalars(query))
 
-    def version_for_run(self, model_key: str, source_run: str) -> ConfigVersion | None:
-        with self.session() as s:
-            return s.scalar(
-                sa.select(ConfigVersion).where(
-                    ConfigVersion.model_key == model_key, ConfigVersion.source_run == source_run
-                )
-            )
-
     def get_config_version(self, model_key: str, version: int) -> ConfigVersion | None:
         with self.session() as s:
             return s.scalar(
@@ -193,13 +185,6 @@ class Repository:
                     ConfigVersion.model_key == model_key, ConfigVersion.version == version
                 )
             )
-
-    def pending_versions(self, model_key: str | None = None) -> list[ConfigVersion]:
-        query = sa.select(ConfigVersion).where(ConfigVersion.state == "pending")
-        if model_key:
-            query = query.where(ConfigVersion.model_key == model_key)
-        with self.session() as s:
-            return list(s.scalars(query.order_by(ConfigVersion.created_at.desc())))
 
     def propose(
         self,
