@@ -236,6 +236,25 @@ def config_asset_events(env: dict) -> int:
         engine.dispose()
 
 
+def expire_review_deadline(env: dict) -> None:
+    """Move the waiting review's deadline (``task_instance.trigger_timeout``) into the past."""
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"])
+    try:
+        with engine.begin() as conn:
+            moved = conn.execute(
+                sa.text(
+                    "UPDATE task_instance SET trigger_timeout = :past "
+                    "WHERE task_id = 'review' AND state = 'awaiting_input'"
+                ),
+                {"past": "2000-01-01 00:00:00.000000"},
+            ).rowcount
+    finally:
+        engine.dispose()
+    assert moved == 1
+
+
 def answer(api: Api, detail: dict, option: str, reason: str) -> None:
     ti = detail["task_instance"]
     assert ti["task_id"] == "review"
@@ -273,7 +292,7 @@ def test_approve_then_reject_then_timeout(review_env, tmp_path):
     # 3. timeout: nobody answers; the scheduler's timeout sweep applies the only default (Reject)
     run_3 = DagRun(env, tmp_path / "timeout.log", review_timeout_minutes=1)
     api.pending_review(run_3)
-    time.sleep(65)
+    expire_review_deadline(env)  # as if the minute had passed, without waiting for it
     sweep = run(
         [
             str(BIN / "python"),
