@@ -26,7 +26,7 @@ class PromotionReviewOperator(HITLOperator):
     """Ask operations staff to approve the run's proposed config, with the gate in the body."""
 
     def __init__(self, *, dag_name: str, params: Any = None, **kwargs: Any) -> None:
-        # The form asks for a reason only (Airflow keeps the DAG-level run Params out of it).
+        # The form asks for a reason (see _form_params_only for the DAG's own Params).
         reason = Param("", type="string", maxLength=1000, description="Why (goes to the audit)")
         super().__init__(
             subject="Retune: approve the proposed config?",
@@ -75,7 +75,8 @@ def review_body(dag_name: str, raw_run_id: str, params: dict[str, Any]) -> str:
         f"{search['best_value']:.3f} over {search['n_trials']} trials.\n\n"
         f"| check | value | threshold | result |\n|---|---|---|---|\n{rows}\n\n"
         f"Proposed params: {params_text}\n\n"
-        f"Report: `{ctx.report_dir / 'report.html'}`\n\n"
+        f"Report: [/retune/reports/{ctx.run_id}](/retune/reports/{ctx.run_id}) "
+        f"(file `{ctx.report_dir / 'report.html'}`)\n\n"
         f"Approve to make it the production config; Reject (or no answer within "
         f"{params['review_timeout_minutes']} minutes) keeps the current one. "
         f"CLI: `retune approve {ctx.run_id}` / `retune reject {ctx.run_id} --reason TEXT`."
