@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, NamedTuple, Protocol
+from typing import Any, Literal, NamedTuple, Protocol, TypeGuard
 
 from pipelines.config import Categorical, FloatRange, IntRange, ParamSpec
 from pipelines.narrowing.diagnostics import TrainingDiagnostics
@@ -144,6 +144,29 @@ def with_bounds(spec: FloatRange | IntRange, low: float, high: float) -> ParamSp
 def deployed_value(evidence: Evidence, param: str) -> Any:
     """The deployed model's value of ``param``, or None."""
     return (evidence.deployed_params or {}).get(param)
+
+
+def relative_to_deployed(
+    space: dict[str, ParamSpec],
+    evidence: Evidence,
+    targets: tuple[tuple[str, Callable[[float], Target], str], ...],
+    why: Callable[[str, float, str], str],
+    numbers: dict[str, Any],
+) -> list[Proposal]:
+    """Proposals bounding each ``(param, at_least|at_most, wanted)`` by the deployed model's value,
+    for the rules that read the deployed model's training diagnostics."""
+    out = []
+    for param, target, wanted in targets:
+        value = deployed_value(evidence, param)
+        if param in space and is_number(value):
+            out.append(
+                Proposal(param, target(value), why(param, value, wanted), {**numbers, "deployed": value})
+            )
+    return out
+
+
+def is_number(value: Any) -> TypeGuard[int | float]:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def rounded(value: float, digits: int = 4) -> float:

@@ -14,13 +14,13 @@ A range already narrower than that is left as it is: narrowing never widens.
 from __future__ import annotations
 
 import math
-from typing import Any, TypeGuard
+from typing import Any
 
 import numpy as np
 from annotated_types import Ge, Gt, Le, Lt
 
 from pipelines.config import Categorical, FloatRange, HyperParams, IntRange, ParamSpec
-from pipelines.narrowing.base import Target
+from pipelines.narrowing.base import Target, is_number
 
 MIN_RATIO = 3.0  # about half a decade: a scale parameter keeps room for the search to move
 MIN_LINEAR_WIDTH = {"dropout": 0.1, "entry_threshold": 0.1}  # entry_threshold is in target-std units
@@ -59,10 +59,6 @@ def min_width(param: str, spec: FloatRange) -> float:
         return MIN_LINEAR_WIDTH[param]
     low, high = hard_bounds(param)
     return LINEAR_FRACTION * (high - low) if math.isfinite(high - low) else 1.0
-
-
-def is_number(value: Any) -> TypeGuard[int | float]:
-    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def same(a: Any, b: Any) -> bool:

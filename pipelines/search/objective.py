@@ -168,10 +168,11 @@ def make_objective(
             outcomes.append(outcome)
             values = np.vstack([values, outcome.values])
             chosen = int(np.argmax(values.mean(axis=0)))
-            _record(trial, outcomes, chosen, grid)
             trial.report(float(values[-1, chosen] if per_fold else values[:, chosen].mean()), step)
             if trial.should_prune():
+                _record(trial, outcomes, chosen, grid)
                 raise optuna.TrialPruned(f"pruned after fold {step}")
+        _record(trial, outcomes, chosen, grid)  # once per trial: each attribute is a storage write
         return float(values[:, chosen].mean())
 
     return run_trial

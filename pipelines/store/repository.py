@@ -180,11 +180,7 @@ class Repository:
 
     def get_config_version(self, model_key: str, version: int) -> ConfigVersion | None:
         with self.session() as s:
-            return s.scalar(
-                sa.select(ConfigVersion).where(
-                    ConfigVersion.model_key == model_key, ConfigVersion.version == version
-                )
-            )
+            return self._by_version(s, model_key, version)
 
     def propose(
         self,
@@ -281,11 +277,7 @@ class Repository:
         """Make an earlier version active again (its params and model, unchanged)."""
         with self.session() as s:
             self._lock(s, model_key)
-            target = s.scalar(
-                sa.select(ConfigVersion).where(
-                    ConfigVersion.model_key == model_key, ConfigVersion.version == to_version
-                )
-            )
+            target = self._by_version(s, model_key, to_version)
             if target is None:
                 raise LookupError(f"{model_key} has no config version {to_version}")
             if target.state == "active":
@@ -312,6 +304,14 @@ class Repository:
             s.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
         elif s.get_bind().dialect.name == "sqlite":
             s.execute(sa.text("BEGIN IMMEDIATE"))
+
+    @staticmethod
+    def _by_version(s: Session, model_key: str, version: int) -> ConfigVersion | None:
+        return s.scalar(
+            sa.select(ConfigVersion).where(
+                ConfigVersion.model_key == model_key, ConfigVersion.version == version
+            )
+        )
 
     @staticmethod
     def _for_run(s: Session, model_key: str, source_run: str) -> ConfigVersion | None:

@@ -10,8 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pipelines.narrowing.base import Evidence, Proposal, at_least, at_most, deployed_value, rounded
-from pipelines.narrowing.limits import is_number
+from pipelines.narrowing.base import Evidence, Proposal, at_least, at_most, relative_to_deployed, rounded
 
 
 @dataclass(frozen=True)
@@ -30,18 +29,18 @@ class HighLossAddsCapacity:
         if val < self.min_val_loss or val / train >= self.max_gap:
             return []
         numbers = {"best_val_loss": rounded(val), "min_train_loss": rounded(train)}
-        out = []
-        for param, target, wanted in (
-            ("hidden_size", at_least, "no fewer hidden units"),
-            ("num_layers", at_least, "no fewer layers"),
-            ("dropout", at_most, "no more dropout"),
-        ):
-            value = deployed_value(evidence, param)
-            if param in space and is_number(value):
-                why = (
-                    f"the deployed model's best val loss {val:.3g} is >= {self.min_val_loss:g} (no better "
-                    f"than predicting zero) and its train loss {train:.3g} is as high: it underfits, so "
-                    f"{wanted} than it ({param}={value:g})"
-                )
-                out.append(Proposal(param, target(value), why, {**numbers, "deployed": value}))
-        return out
+        return relative_to_deployed(
+            space,
+            evidence,
+            (
+                ("hidden_size", at_least, "no fewer hidden units"),
+                ("num_layers", at_least, "no fewer layers"),
+                ("dropout", at_most, "no more dropout"),
+            ),
+            lambda param, value, wanted: (
+                f"the deployed model's best val loss {val:.3g} is >= {self.min_val_loss:g} (no better "
+                f"than predicting zero) and its train loss {train:.3g} is as high: it underfits, so "
+                f"{wanted} than it ({param}={value:g})"
+            ),
+            numbers,
+        )

@@ -8,8 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pipelines.narrowing.base import Evidence, Proposal, at_least, at_most, deployed_value, rounded
-from pipelines.narrowing.limits import is_number
+from pipelines.narrowing.base import Evidence, Proposal, at_least, at_most, relative_to_deployed, rounded
 
 
 @dataclass(frozen=True)
@@ -26,18 +25,18 @@ class OverfittingGapAddsRegularization:
             return []
         gap = val / train
         numbers = {"best_val_loss": rounded(val), "min_train_loss": rounded(train), "gap": rounded(gap, 3)}
-        out = []
-        for param, target, wanted in (
-            ("dropout", at_least, "no less dropout"),
-            ("hidden_size", at_most, "no more hidden units"),
-            ("num_layers", at_most, "no more layers"),
-        ):
-            value = deployed_value(evidence, param)
-            if param in space and is_number(value):
-                why = (
-                    f"the deployed model's best val loss {val:.3g} is {gap:.2f}x its train loss "
-                    f"{train:.3g} (>= {self.min_gap:g}): it overfits, so {wanted} than it "
-                    f"({param}={value:g})"
-                )
-                out.append(Proposal(param, target(value), why, {**numbers, "deployed": value}))
-        return out
+        return relative_to_deployed(
+            space,
+            evidence,
+            (
+                ("dropout", at_least, "no less dropout"),
+                ("hidden_size", at_most, "no more hidden units"),
+                ("num_layers", at_most, "no more layers"),
+            ),
+            lambda param, value, wanted: (
+                f"the deployed model's best val loss {val:.3g} is {gap:.2f}x its train loss "
+                f"{train:.3g} (>= {self.min_gap:g}): it overfits, so {wanted} than it "
+                f"({param}={value:g})"
+            ),
+            numbers,
+        )
