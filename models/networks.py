@@ -40,6 +40,13 @@ class LSTMRegressor(nn.Module):
         )
         self.head = nn.Linear(spec.hidden_size, 1)
 
+    def backbone_layers(self) -> list[list[nn.Parameter]]:
+        """The recurrent layers' parameters, input side first (the head is not backbone)."""
+        return [
+            [p for name, p in self.lstm.named_parameters() if name.endswith(f"_l{i}")]
+            for i in range(self.lstm.num_layers)
+        ]
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out, _ = self.lstm(x)
         return self.head(out[:, -1, :]).squeeze(-1)
@@ -60,6 +67,13 @@ class TransformerRegressor(nn.Module):
         )
         self.encoder = nn.TransformerEncoder(layer, spec.num_layers, enable_nested_tensor=False)
         self.head = nn.Linear(spec.hidden_size, 1)
+
+    def backbone_layers(self) -> list[list[nn.Parameter]]:
+        """The encoder layers' parameters, input side first; the input embedding belongs to the
+        first layer (the head is not backbone)."""
+        groups = [list(layer.parameters()) for layer in self.encoder.layers]
+        groups[0] = [*self.embed.parameters(), self.position, *groups[0]]
+        return groups
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.embed(x) + self.position[:, : x.shape[1]]

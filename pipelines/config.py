@@ -122,6 +122,13 @@ class PipelineConfig(_Frozen):
     finetune_lr_ratio: float = Field(0.1, gt=0, le=1)
     finetune_epochs: int = Field(10, ge=1)
     finetune_patience: int = Field(3, ge=1)
+    freeze_backbone_layers: int = Field(0, ge=0, le=8)  # first N layers frozen while fine-tuning
+    finetune_replay_fraction: float = Field(0.25, ge=0, le=4)  # older windows replayed, per new one
+    # champion vs challenger on the most recent bars, which search and fine-tune never see
+    holdout_bars: int = Field(120, ge=20)
+    holdout_folds: int = Field(4, ge=1, le=20)
+    champion_alpha: float = Field(0.2, gt=0, le=1)  # one-sided paired test: challenger better
+    champion_margin: float = 0.0  # holdout objective the challenger must add over the champion
     seed: int = 42
 
     @model_validator(mode="after")
@@ -154,7 +161,7 @@ class PipelineConfig(_Frozen):
     @property
     def min_history_bars(self) -> int:
         """Bars needed for the walk-forward folds plus a minimal training set."""
-        return self.n_folds * self.val_bars + self.embargo_bars + 200
+        return self.n_folds * self.val_bars + self.embargo_bars + 200 + self.holdout_bars
 
 
 def _extremes(spec: FloatRange | IntRange | Categorical) -> tuple[Any, ...]:

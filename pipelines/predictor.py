@@ -1,12 +1,17 @@
-"""Live inference: the active config and model, and the signal for the newest bar.
+"""Live inference: the active config and model, and the signal for each new bar.
 
-Uses the very feature code that training uses, on only the trailing bars it needs, so a
-trading system can call ``predict_bars`` on each new bar cheaply.
+A trading system keeps one ``LivePredictor`` and calls ``update`` with every new bar. It holds
+only the trailing bars and feature rows it needs, computes the newest feature row with the very
+function training uses (``feature_rows``), and runs the same float64 forward pass and threshold
+rule the backtests scored — so live signals equal the training path's (train/serve parity).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from collections import deque
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -16,15 +21,26 @@ import torch
 
 from models.checkpoint import load_checkpoint
 from pipelines.config import HyperParams
-from pipelines.features.core import WARMUP, FeatureScaler, compute_features, feature_fingerprint
+from pipelines.features.core import (
+    FEATURES,
+    OHLCV,
+    WARMUP,
+    FeatureScaler,
+    feature_fingerprint,
+    newest_feature_row,
+)
 from pipelines.promotion.production_file import read_production_file
 from pipelines.search.backtest import positions_from_predictions
 from pipelines.settings import Settings
-from pipelines.training.trainer import predict
+from pipelines.training.trainer import inference_network
 
 
 class NoActiveModelError(LookupError):
     """Nothing has been promoted for this model key yet."""
+
+
+class BarError(ValueError):
+    """A bar the predictor cannot use; the message names the field."""
 
 
 @dataclass
@@ -33,12 +49,33 @@ class LivePredictor:
     params: HyperParams
     scaler: FeatureScaler
     network: torch.nn.Module
-    config_version: int
-    model_version: int
+    config_version: int | None = None
+    model_version: int | None = None
+    _bars: dict[str, deque] = field(init=False, repr=False)
+    _rows: deque = field(init=False, repr=False)
+    _last_bar: pd.Timestamp | None = field(init=False, default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        self.network = inference_network(self.network)
+        self.reset()
+
+    @classmethod
+    def from_checkpoint(
+        cls, directory: Path, sha256: str, params: HyperParams, model_key: str, **versions: int | None
+    ) -> LivePredictor:
+        """A predictor for a registered checkpoint (hash and feature fingerprint checked)."""
+        checkpoint = load_checkpoint(directory, sha256, feature_fingerprint())
+        return cls(
+            model_key=model_key,
+            params=params,
+            scaler=FeatureScaler.from_dict(checkpoint.meta["scaler"]),
+            network=checkpoint.network,
+            **versions,
+        )
 
     @classmethod
     def from_production(cls, settings: Settings, model_key: str | None = None) -> LivePredictor:
-        """Load what ``production.yaml`` says is active (hash and feature fingerprint checked)."""
+        """Load what ``production.yaml`` says is active."""
         models = read_production_file(settings.production_config).get("models", {})
         if not models:
             raise NoActiveModelError(
@@ -51,48 +88,84 @@ class LivePredictor:
         if model_key not in models:
             raise NoActiveModelError(f"no active model for {model_key!r} (active: {', '.join(models)})")
         entry = models[model_key]
-        checkpoint = load_checkpoint(
-            Path(entry["checkpoint"]), entry["checkpoint_sha256"], feature_fingerprint()
-        )
-        checkpoint.network.eval()
-        return cls(
-            model_key=model_key,
-            params=HyperParams(**entry["params"]),
-            scaler=FeatureScaler.from_dict(checkpoint.meta["scaler"]),
-            network=checkpoint.network,
+        return cls.from_checkpoint(
+            Path(entry["checkpoint"]),
+            entry["checkpoint_sha256"],
+            HyperParams(**entry["params"]),
+            model_key,
             config_version=entry["config_version"],
             model_version=entry["model_version"],
         )
 
     @property
     def bars_needed(self) -> int:
+        """Bars before the first prediction: a feature window for each of ``seq_len`` rows."""
         return WARMUP + self.params.seq_len - 1
 
+    def reset(self) -> None:
+        self._bars = {col: deque(maxlen=WARMUP) for col in OHLCV}
+        self._rows = deque(maxlen=self.params.seq_len)
+        self._last_bar = None
+
+    def update(self, bar: Mapping[str, Any]) -> dict[str, Any] | None:
+        """Take the next bar (timestamp + OHLCV); return its signal, or None while warming up."""
+        timestamp = pd.Timestamp(bar["timestamp"])
+        if self._last_bar is not None and timestamp <= self._last_bar:
+            raise BarError(f"bar {timestamp} is not after the previous bar {self._last_bar}")
+        values = {col: _checked(bar, col) for col in OHLCV}
+        for col, value in values.items():
+            self._bars[col].append(value)
+        self._last_bar = timestamp
+        if len(self._bars["close"]) < WARMUP:
+            return None
+        features = newest_feature_row(self._bars)
+        self._rows.append(self.scaler.transform_rows(features[None])[0])
+        if len(self._rows) < self.params.seq_len:
+            return None
+        return self._signal(timestamp, features)
+
     def predict_bars(self, bars: pd.DataFrame) -> dict[str, Any]:
-        """Prediction and target position for the last bar of ``bars`` (needs ``bars_needed``)."""
+        """The signal for the last bar of ``bars`` (which needs at least ``bars_needed`` rows)."""
         if len(bars) < self.bars_needed:
             raise ValueError(f"need at least {self.bars_needed} bars, got {len(bars)}")
-        tail = bars.tail(self.bars_needed).reset_index(drop=True)
-        scaled = self.scaler.transform(compute_features(tail))[-self.params.seq_len :]
-        # The same forward pass and threshold rule the backtests scored: train/serve parity.
-        prediction = float(predict(self.network, scaled[None])[0])
-        signal = pd.Series([prediction], index=tail["timestamp"].iloc[-1:])
-        positions = positions_from_predictions(signal, [self.params.entry_threshold], self.params.long_short)
-        position = int(positions.iloc[0, 0])
-        return {
-            "model_key": self.model_key,
-            "bar": str(tail["timestamp"].iloc[-1]),
-            "prediction": prediction,
-            "expected_return": prediction * self.scaler.target_std,
-            "position": position,
-            "config_version": self.config_version,
-            "model_version": self.model_version,
-        }
+        self.reset()
+        result = None
+        for bar in bars.tail(self.bars_needed).to_dict("records"):
+            result = self.update(bar)
+        assert result is not None
+        return result
 
     def predict_source(self, spec: str, as_of: str | None = None) -> dict[str, Any]:
         from pipelines.data.sources import load_bars
 
-        bars = load_bars(spec, pd.Timestamp(as_of) if as_of else None)
-        if bars.isna().any().any() or not np.isfinite(bars.drop(columns="timestamp").to_numpy()).all():
-            raise ValueError(f"{spec}: the latest bars contain missing or non-finite values")
-        return self.predict_bars(bars)
+        return self.predict_bars(load_bars(spec, pd.Timestamp(as_of) if as_of else None))
+
+    def _signal(self, timestamp: pd.Timestamp, features: np.ndarray) -> dict[str, Any]:
+        window = torch.from_numpy(np.stack(self._rows)[None])
+        with torch.inference_mode():
+            prediction = float(self.network(window)[0])
+        # The backtests' own threshold rule, so the position is the one that was scored.
+        signal = pd.Series([prediction], index=[timestamp])
+        position = positions_from_predictions(signal, [self.params.entry_threshold], self.params.long_short)
+        return {
+            "model_key": self.model_key,
+            "bar": str(timestamp),
+            "prediction": prediction,
+            "expected_return": prediction * self.scaler.target_std,
+            "position": int(position.iloc[0, 0]),
+            "features": dict(zip(FEATURES, features.tolist(), strict=True)),
+            "config_version": self.config_version,
+            "model_version": self.model_version,
+        }
+
+
+def _checked(bar: Mapping[str, Any], col: str) -> float:
+    try:
+        value = float(bar[col])
+    except KeyError:
+        raise BarError(f"bar is missing {col!r}") from None
+    except (TypeError, ValueError):
+        raise BarError(f"bar {col}={bar[col]!r} is not a number") from None
+    if not math.isfinite(value) or value < 0 or (value == 0 and col != "volume"):
+        raise BarError(f"bar {col}={value} must be finite and {'>= 0' if col == 'volume' else '> 0'}")
+    return value

@@ -189,6 +189,25 @@ def finetune(ctx: RunContext) -> StepResult:
     return {k: v for k, v in result.items() if k != "history"}
 
 
+def evaluate(ctx: RunContext) -> StepResult:
+    """Champion vs challenger on the holdout, and the challenger's train/serve parity."""
+    import pandas as pd
+
+    from pipelines.evaluation.service import evaluate_run
+
+    repo = _repo(ctx)
+    bars = pd.read_parquet(ctx.run_dir / "bars.parquet")
+    features = pd.read_parquet(ctx.run_dir / "features.parquet").drop(columns="next_return")
+    result = evaluate_run(ctx, repo, bars, features)
+    dump_json(ctx.run_dir / "evaluation.json", result)
+    return {
+        "challenger_wins": result["comparison"]["challenger_wins"],
+        "reason": result["comparison"]["reason"],
+        "parity_passed": result["parity"]["passed"],
+        "parity_max_diff": result["parity"]["max_prediction_diff"],
+    }
+
+
 def report(ctx: RunContext) -> StepResult:
     """Write the self-contained HTML report for the run."""
     from pipelines.reporting.report import write_report
@@ -215,6 +234,7 @@ STEPS: dict[str, Step] = {
     "narrow": narrow,
     "search": search,
     "finetune": finetune,
+    "evaluate": evaluate,
     "report": report,
     "promote": promote,
 }
@@ -259,15 +279,19 @@ def _now():
     return utcnow()
 
 
-def _prepared_data(ctx: RunContext, full: bool = False):
+def _prepared_data(ctx: RunContext, full: bool = False, holdout: bool = False):
+    """The run's bars, features and labels: the search window (or, ``full``, all history),
+    without the holdout unless asked for — search and fine-tune never see the holdout."""
     import pandas as pd
 
     from pipelines.search.objective import PreparedData
 
     bars = pd.read_parquet(ctx.run_dir / "bars.parquet")
     frame = pd.read_parquet(ctx.run_dir / "features.parquet")
-    window = len(bars) if full else ctx.config.window_bars
-    return PreparedData.from_frames(bars, frame.drop(columns="next_return"), frame["next_return"], window)
+    data = PreparedData(bars, frame.drop(columns="next_return"), frame["next_return"])
+    if not holdout:
+        data = data.before(len(bars) - ctx.config.holdout_bars)
+    return data if full else data.tail(ctx.config.window_bars)
 
 
 def _narrowed_space(ctx: RunContext):

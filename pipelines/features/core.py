@@ -1,14 +1,17 @@
-"""The one feature implementation, shared by training (batch) and live inference (latest bar).
+"""The one feature implementation, shared by training (batch) and live inference (newest bar).
 
-Every feature at bar t is computed from bars <= t with fixed-length rolling windows, so the
-trailing ``WARMUP`` bars are enough to reproduce the batch value of the newest bar exactly.
-The fitted scaling (mean/std of the training window) travels with the model checkpoint.
+Every feature at bar t is a function of the trailing ``WARMUP`` bars ending at t, and nothing
+else. ``feature_rows`` computes it for a stack of such windows: training passes the sliding
+windows over the whole history, the live predictor passes just the newest one — the same code
+on the same numbers, which is what makes train/serve parity hold. The fitted scaling
+(mean/std of the training window) travels with the model checkpoint.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -16,31 +19,50 @@ import pandas as pd
 
 ROLL = 20
 FEATURES = ("ret_1", "ret_5", "vol_20", "range", "body", "ma_gap_20", "volume_z_20")
-WARMUP = ROLL + 5  # bars before the first complete feature row
+WARMUP = ROLL + 5  # bars in a feature window; earlier rows are incomplete (NaN)
+OHLCV = ("open", "high", "low", "close", "volume")
+
+
+def feature_rows(windows: dict[str, np.ndarray]) -> np.ndarray:
+    """Feature rows (n, len(FEATURES)) for ``n`` windows of the last WARMUP bars, per OHLCV column
+    (each array n x WARMUP, oldest bar first); row i describes the last bar of window i."""
+    close = windows["close"]
+    log_close = np.log(close)
+    rets = np.diff(log_close[:, -(ROLL + 1) :], axis=1)  # the last ROLL one-bar log returns
+    log_volume = np.log1p(windows["volume"][:, -ROLL:])
+    vol_std = log_volume.std(axis=1, ddof=1)
+    safe_std = np.where(vol_std > 0, vol_std, 1.0)
+    volume_z = np.where(vol_std > 0, (log_volume[:, -1] - log_volume.mean(axis=1)) / safe_std, 0.0)
+    last_close = close[:, -1]
+    return np.column_stack(
+        [
+            rets[:, -1],
+            log_close[:, -1] - log_close[:, -6],
+            rets.std(axis=1, ddof=1),
+            np.log(windows["high"][:, -1] / windows["low"][:, -1]),
+            np.log(last_close / windows["open"][:, -1]),
+            last_close / close[:, -ROLL:].mean(axis=1) - 1.0,
+            volume_z,
+        ]
+    )
 
 
 def compute_features(bars: pd.DataFrame) -> pd.DataFrame:
     """Feature rows indexed by timestamp; the first WARMUP-1 rows are incomplete (NaN)."""
-    close = bars["close"].to_numpy(dtype=float)
-    log_close = pd.Series(np.log(close))
-    ret_1 = log_close.diff()
-    log_volume = pd.Series(np.log1p(bars["volume"].to_numpy(dtype=float)))
-    vol_mean = log_volume.rolling(ROLL).mean()
-    vol_std = log_volume.rolling(ROLL).std()
-    frame = pd.DataFrame(
-        {
-            "ret_1": ret_1,
-            "ret_5": log_close.diff(5),
-            "vol_20": ret_1.rolling(ROLL).std(),
-            "range": np.log(bars["high"].to_numpy(float) / bars["low"].to_numpy(float)),
-            "body": np.log(close / bars["open"].to_numpy(float)),
-            "ma_gap_20": close / pd.Series(close).rolling(ROLL).mean() - 1.0,
-            "volume_z_20": ((log_volume - vol_mean) / vol_std.where(vol_std > 0)).fillna(0.0),
+    values = np.full((len(bars), len(FEATURES)), np.nan)
+    if len(bars) >= WARMUP:
+        windows = {
+            col: np.lib.stride_tricks.sliding_window_view(bars[col].to_numpy(dtype=np.float64), WARMUP)
+            for col in OHLCV
         }
-    )
-    frame.loc[: WARMUP - 2, :] = np.nan
-    frame.index = pd.DatetimeIndex(bars["timestamp"], name="timestamp")
-    return frame[list(FEATURES)]
+        values[WARMUP - 1 :] = feature_rows(windows)
+    index = pd.DatetimeIndex(bars["timestamp"], name="timestamp")
+    return pd.DataFrame(values, index=index, columns=list(FEATURES))
+
+
+def newest_feature_row(window: Mapping[str, Iterable[float]]) -> np.ndarray:
+    """The feature row of the last bar, from arrays holding (at least) its trailing WARMUP bars."""
+    return feature_rows({col: np.fromiter(window[col], dtype=np.float64)[None, -WARMUP:] for col in OHLCV})[0]
 
 
 def next_return(bars: pd.DataFrame) -> pd.Series:
@@ -71,8 +93,12 @@ class FeatureScaler:
         )
 
     def transform(self, features: pd.DataFrame) -> np.ndarray:
-        values = features[list(self.features)].to_numpy(dtype=np.float64)
-        return (values - np.asarray(self.mean)) / np.asarray(self.std)
+        return self.transform_rows(features[list(FEATURES)].to_numpy(dtype=np.float64))
+
+    def transform_rows(self, rows: np.ndarray) -> np.ndarray:
+        """Scale feature rows given in ``FEATURES`` order (as ``feature_rows`` returns them)."""
+        order = [FEATURES.index(name) for name in self.features]
+        return (rows[:, order] - np.asarray(self.mean)) / np.asarray(self.std)
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -60,14 +60,17 @@ def evaluate_gate(
     dsr_threshold: float,
     worst_drawdown: float,
     max_drawdown_limit: float,
+    evaluation: dict[str, Any],
     policy: Policy = "review",
 ) -> GateResult:
     """Checks the search result must pass before its parameters can trade.
 
     The Deflated Sharpe Ratio check is what stops a lucky winner of many backtests: it is the
     probability that the winner's Sharpe beats what the best of that many skill-less trials
-    would show.
+    would show. ``evaluation`` (the evaluate step's result) adds the holdout duel with the
+    deployed model and the train/serve parity check, which no policy can skip.
     """
+    comparison, parity = evaluation["comparison"], evaluation["parity"]
     penalty = PENALTY[objective]
     value_ok = best_value is not None and math.isfinite(best_value) and best_value > penalty
     checks = [
@@ -81,6 +84,13 @@ def evaluate_gate(
             worst_drawdown,
             f">= -{max_drawdown_limit} (worst fold)",
             worst_drawdown >= -max_drawdown_limit,
+        ),
+        GateCheck("beats_champion", comparison["reason"], "see reason", bool(comparison["challenger_wins"])),
+        GateCheck(
+            "train_serve_parity",
+            max(parity["max_feature_diff"], parity["max_prediction_diff"]),
+            f"<= {parity['tolerance']} on {parity['n_bars']} holdout bars, positions equal",
+            bool(parity["passed"]),
         ),
     ]
     return GateResult(checks=checks, policy=policy)

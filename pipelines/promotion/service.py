@@ -30,6 +30,7 @@ def gate_for_run(ctx: RunContext) -> GateResult:
         dsr_threshold=ctx.config.dsr_threshold,
         worst_drawdown=min((m.get("max_drawdown", 0.0) for m in folds), default=0.0),
         max_drawdown_limit=ctx.config.max_drawdown_limit,
+        evaluation=load_json(ctx.run_dir / "evaluation.json"),
         policy=ctx.config.promotion_policy,
     )
 
@@ -50,6 +51,7 @@ def promote_run(ctx: RunContext, repo: Repository) -> dict[str, Any]:
                 "objective": search["objective"],
                 "dsr": (stats.get("dsr") or {}).get("dsr"),
                 "pbo": (stats.get("pbo") or {}).get("pbo"),
+                "holdout": load_json(ctx.run_dir / "evaluation.json")["comparison"],
                 "gate": gate.to_dict(),
             },
             "report_path": str(ctx.report_dir / "report.html"),

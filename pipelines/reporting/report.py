@@ -66,6 +66,7 @@ def write_report(ctx: RunContext, repo: Repository) -> Path:
         narrowing=narrowing,
         search=search,
         model=model,
+        evaluation=load_json(ctx.run_dir / "evaluation.json"),
         gate=gate.to_dict(),
         dsr_threshold=ctx.config.dsr_threshold,
         active_version=active.version if active else None,

@@ -72,12 +72,19 @@ class PreparedData:
         cls, bars: pd.DataFrame, features: pd.DataFrame, target: pd.Series, window_bars: int
     ) -> PreparedData:
         """The last ``window_bars`` rows; features were computed on the full history."""
-        keep = slice(max(len(bars) - window_bars, 0), len(bars))
-        return cls(
-            bars=bars.iloc[keep].reset_index(drop=True),
-            features=features.iloc[keep],
-            target=target.iloc[keep],
+        return cls(bars=bars, features=features, target=target).tail(window_bars)
+
+    def tail(self, n_rows: int) -> PreparedData:
+        keep = slice(max(len(self.bars) - n_rows, 0), len(self.bars))
+        return PreparedData(
+            self.bars.iloc[keep].reset_index(drop=True), self.features.iloc[keep], self.target.iloc[keep]
         )
+
+    def before(self, end: int) -> PreparedData:
+        """Rows before ``end``; labels that look past it are unknown there (purged)."""
+        target = self.target.iloc[:end].copy()
+        target.iloc[max(end - LABEL_HORIZON, 0) :] = float("nan")
+        return PreparedData(self.bars.iloc[:end], self.features.iloc[:end], target)
 
 
 def labelled_windows(

@@ -10,6 +10,8 @@ import logging
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from models.checkpoint import load_checkpoint, save_checkpoint
 from pipelines.config import HyperParams
 from pipelines.context import RunContext
@@ -49,8 +51,17 @@ def train_or_finetune(
         start = max(n - cfg.finetune_bars, 0)
         split = n - max(cfg.finetune_bars // 5, 20)
         x, y, x_val, y_val = _train_val_windows(data, scaler, params.seq_len, start, split)
+        x, y, n_replay = _with_replay(data, scaler, params.seq_len, start, x, y, cfg)
         lr = params.lr * cfg.finetune_lr_ratio
-        log.info("finetune: model v%s on %d bars at lr %.2g", parent.version, n - start, lr)
+        frozen = min(cfg.freeze_backbone_layers, params.num_layers)
+        log.info(
+            "finetune: model v%s on %d bars (+%d replayed windows) at lr %.2g, %d layer(s) frozen",
+            parent.version,
+            n - start,
+            n_replay,
+            lr,
+            frozen,
+        )
         result = fit(
             checkpoint.network,
             x,
@@ -62,8 +73,10 @@ def train_or_finetune(
             x_val=x_val,
             y_val=y_val,
             patience=cfg.finetune_patience,
+            frozen_layers=frozen,
         )
         how, window = "finetune", (start, n)
+        settings = {"lr": lr, "replayed_windows": n_replay, "frozen_layers": frozen}
     else:
         start = max(n - cfg.window_bars, 0)
         split = n - cfg.val_bars
@@ -75,6 +88,7 @@ def train_or_finetune(
             params, x, y, seed=cfg.seed, x_val=x_val, y_val=y_val, patience=cfg.finetune_patience
         )
         how, window = "scratch", (start, n)
+        settings = {"lr": params.lr, "replayed_windows": 0, "frozen_layers": 0}
     directory = ctx.settings.models_dir / ctx.model_key / ctx.run_id
     timestamps = data.features.index
     meta = {
@@ -107,6 +121,7 @@ def train_or_finetune(
             "stopped_early": result.stopped_early,
             "history": result.history,
             "scratch_reason": reason,
+            **settings,
         },
     )
     return {**_describe(version), "history": result.history}
@@ -119,6 +134,20 @@ def _train_val_windows(data: PreparedData, scaler: FeatureScaler, seq_len: int, 
     x_train, y_train = labelled_windows(scaled, y, seq_len, start, split - LABEL_HORIZON)
     x_val, y_val = labelled_windows(scaled, y, seq_len, split, len(scaled))
     return x_train, y_train, x_val, y_val
+
+
+def _with_replay(data: PreparedData, scaler: FeatureScaler, seq_len: int, start: int, x, y, cfg):
+    """Add a seeded sample of windows from before the fine-tune window, so the model keeps
+    what it knew about older regimes (limits catastrophic forgetting)."""
+    wanted = round(cfg.finetune_replay_fraction * len(x))
+    older_start = max(start - cfg.window_bars, 0)
+    if wanted == 0 or start - LABEL_HORIZON <= older_start:
+        return x, y, 0
+    scaled = scaler.transform(data.features)
+    target = data.target.to_numpy() / scaler.target_std
+    x_old, y_old = labelled_windows(scaled, target, seq_len, older_start, start - LABEL_HORIZON)
+    pick = np.random.default_rng(cfg.seed).choice(len(x_old), size=min(wanted, len(x_old)), replace=False)
+    return np.concatenate([x, x_old[pick]]), np.concatenate([y, y_old[pick]]), len(pick)
 
 
 def _why_not_finetune(ctx: RunContext, parent: ModelVersion | None, spec) -> str | None:
@@ -142,4 +171,5 @@ def _describe(version: ModelVersion) -> dict[str, Any]:
         "reason": version.metrics.get("scratch_reason"),
         "checkpoint": version.checkpoint_path,
         "best_val_loss": version.metrics.get("best_val_loss"),
+        **{k: version.metrics.get(k) for k in ("lr", "frozen_layers", "replayed_windows")},
     }

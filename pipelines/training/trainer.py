@@ -69,12 +69,45 @@ def fit(
     y_val: np.ndarray | None = None,
     patience: int | None = None,
     on_epoch: Callable[[dict], None] | None = None,
+    frozen_layers: int = 0,
 ) -> TrainResult:
-    """Minimize MSE with Adam; with a validation set, keep the best epoch and stop early."""
+    """Minimize MSE with Adam; with a validation set, keep the best epoch and stop early.
+
+    ``frozen_layers``: the first N backbone layers keep their weights (fine-tuning adapts the
+    upper layers and the head only); they are trainable again when this returns.
+    """
+    frozen = [p for layer in backbone_layers(network)[:frozen_layers] for p in layer]
+    for param in frozen:
+        param.requires_grad_(False)
+    try:
+        return _fit(network, x, y, lr, epochs, batch_size, seed, x_val, y_val, patience, on_epoch)
+    finally:
+        for param in frozen:
+            param.requires_grad_(True)
+
+
+def backbone_layers(network: nn.Module) -> list[list[nn.Parameter]]:
+    layers = getattr(network, "backbone_layers", None)
+    return layers() if callable(layers) else []
+
+
+def _fit(
+    network: nn.Module,
+    x: np.ndarray,
+    y: np.ndarray,
+    lr: float,
+    epochs: int,
+    batch_size: int,
+    seed: int,
+    x_val: np.ndarray | None,
+    y_val: np.ndarray | None,
+    patience: int | None,
+    on_epoch: Callable[[dict], None] | None,
+) -> TrainResult:
     seed_everything(seed)
     dev = device()
     network.to(dev)
-    optimizer = torch.optim.Adam(network.parameters(), lr=lr)
+    optimizer = torch.optim.Adam([p for p in network.parameters() if p.requires_grad], lr=lr)
     loss_fn = nn.MSELoss()
     xt = torch.as_tensor(x, dtype=torch.float32, device=dev)
     yt = torch.as_tensor(y, dtype=torch.float32, device=dev)
@@ -136,15 +169,27 @@ def train_new(params: HyperParams, x: np.ndarray, y: np.ndarray, seed: int, **kw
     )
 
 
-@torch.no_grad()
+def inference_network(network: nn.Module) -> nn.Module:
+    """A float64 copy in eval mode, for predictions.
+
+    In float32 the same window gives outputs ~1e-7 apart depending on how many windows share
+    the batch; in float64 they agree to ~1e-16, so the live path (one window) can be held to
+    the training path (thousands) at 1e-9 — the train/serve parity gate.
+    """
+    if next(network.parameters()).dtype == torch.float64 and not network.training:
+        return network
+    return copy.deepcopy(network).double().eval()
+
+
+@torch.inference_mode()
 def predict(network: nn.Module, x: np.ndarray, batch_size: int = 4096) -> np.ndarray:
-    network.eval()
+    network = inference_network(network)
     dev = next(network.parameters()).device
     out = [
-        network(torch.as_tensor(x[i : i + batch_size], dtype=torch.float32, device=dev)).cpu()
+        network(torch.as_tensor(x[i : i + batch_size], dtype=torch.float64, device=dev)).cpu()
         for i in range(0, len(x), batch_size)
     ]
-    return torch.cat(out).numpy().astype(np.float64) if out else np.empty(0)
+    return torch.cat(out).numpy() if out else np.empty(0)
 
 
 def evaluate_loss(network: nn.Module, x: np.ndarray, y: np.ndarray) -> float:

@@ -13,7 +13,7 @@ from retune_airflow.review import REVIEW_TASK, PromotionReviewOperator, publish_
 from retune_airflow.tasks import run_retune_step
 
 # Mirrors pipelines.steps.STEPS (a test keeps them equal) without importing it at parse time.
-STEP_NAMES = ("validate", "features", "narrow", "search", "finetune", "report", "promote")
+STEP_NAMES = ("validate", "features", "narrow", "search", "finetune", "evaluate", "report", "promote")
 
 # Updated whenever the active config changes, so downstream DAGs (e.g. a deploy) can react.
 PRODUCTION_CONFIG = Asset("retune_production_config", uri="file:///retune/config/production.yaml")
