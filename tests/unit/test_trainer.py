@@ -95,3 +95,39 @@ def test_train_loss_decreases_on_a_learnable_target():
     losses = [row["train_loss"] for row in result.history]
     assert losses[-1] < 0.5 * losses[0]
     assert evaluate_loss(result.network, x, y) < 0.25 * before
+
+
+@pytest.mark.parametrize("family", ["lstm", "transformer"])
+@pytest.mark.parametrize("n_frozen", [1, 2])
+def test_frozen_backbone_layers_are_unchanged_by_fine_tuning(family, n_frozen):
+    torch.manual_seed(0)
+    spec = ArchitectureSpec(
+        family=family, n_features=FEATS, hidden_size=8, num_layers=3, dropout=0.0, seq_len=SEQ
+    )
+    network = build_network(spec)
+    layers = network.backbone_layers()
+    assert len(layers) == 3
+    before = {id(p): p.detach().clone() for layer in layers for p in layer}
+    head_before = network.head.weight.detach().clone()
+    x, y = _data(256, seed=1)
+    fit(network, x, y, lr=1e-2, epochs=2, batch_size=32, seed=0, frozen_layers=n_frozen)
+    for i, layer in enumerate(layers):
+        same = [torch.equal(before[id(p)], p) for p in layer]
+        if i < n_frozen:
+            assert all(same), f"frozen layer {i} changed"
+        else:
+            assert not any(same), f"trainable layer {i} did not learn"
+    assert not torch.equal(head_before, network.head.weight)
+    assert all(p.requires_grad for p in network.parameters())  # unfrozen afterwards
+
+
+def test_every_parameter_but_the_head_belongs_to_one_backbone_layer():
+    for family in ("lstm", "transformer"):
+        spec = ArchitectureSpec(
+            family=family, n_features=FEATS, hidden_size=8, num_layers=2, dropout=0.0, seq_len=SEQ
+        )
+        network = build_network(spec)
+        grouped = [id(p) for layer in network.backbone_layers() for p in layer]
+        head = {id(p) for p in network.head.parameters()}
+        assert len(grouped) == len(set(grouped))
+        assert set(grouped) | head == {id(p) for p in network.parameters()}

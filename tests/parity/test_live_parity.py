@@ -1,0 +1,112 @@
+"""Train/serve parity: the live predictor, fed one bar at a time, equals the training path."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+import pipelines.predictor as predictor_module
+from models.networks import build_network
+from pipelines.config import HyperParams
+from pipelines.evaluation.parity import PARITY_TOLERANCE, batch_predictions, check_parity
+from pipelines.features.core import WARMUP, FeatureScaler, compute_features, next_return
+from pipelines.predictor import BarError, LivePredictor
+from pipelines.training.trainer import architecture
+
+
+def _predictor(bars: pd.DataFrame, family: str, seq_len: int = 10) -> LivePredictor:
+    params = HyperParams(
+        model_family=family,
+        hidden_size=16,
+        num_layers=2,
+        seq_len=seq_len,
+        entry_threshold=0.05,
+        long_short=True,
+    )
+    features = compute_features(bars)
+    torch.manual_seed(3)
+    network = build_network(architecture(params, features.shape[1]))
+    return LivePredictor("k", params, FeatureScaler.fit(features, next_return(bars)), network)
+
+
+@pytest.mark.parametrize("family", ["lstm", "transformer"])
+def test_live_updates_reproduce_the_training_path(make_bars, family):
+    bars = make_bars(400, seed=11)
+    predictor = _predictor(bars, family)
+    features = compute_features(bars)
+    start = 250
+    result = check_parity(predictor, bars, features, start)
+    assert result.passed, result
+    assert result.n_bars == len(bars) - start
+    assert result.max_prediction_diff <= PARITY_TOLERANCE and result.max_feature_diff <= PARITY_TOLERANCE
+    # the predictions are not trivially equal: they vary from bar to bar
+    assert batch_predictions(predictor, features, start).std() > 1e-4
+
+
+def test_a_serving_bug_fails_parity(make_bars, monkeypatch):
+    """A live feature that drifts from training (here: one bar short) is caught."""
+    bars = make_bars(300, seed=12)
+    predictor = _predictor(bars, "lstm")
+    real = predictor_module.newest_feature_row
+
+    def off_by_one(window):
+        return real({col: list(values)[:-1] + [list(values)[-2]] for col, values in window.items()})
+
+    monkeypatch.setattr(predictor_module, "newest_feature_row", off_by_one)
+    result = check_parity(predictor, bars, compute_features(bars), 200)
+    assert not result.passed
+    assert result.max_feature_diff > 1e-3
+
+
+def test_warm_up_then_one_signal_per_bar(make_bars):
+    bars = make_bars(120, seed=13)
+    predictor = _predictor(bars, "lstm", seq_len=5)
+    signals = [predictor.update(bar) for bar in bars.to_dict("records")]
+    first = next(i for i, s in enumerate(signals) if s is not None)
+    assert first == predictor.bars_needed - 1 == WARMUP + 5 - 2
+    assert all(s is not None for s in signals[first:])
+    last = signals[-1]
+    assert last["bar"] == str(bars["timestamp"].iloc[-1])
+    assert last["position"] in (-1, 0, 1)
+    assert np.isclose(last["expected_return"], last["prediction"] * predictor.scaler.target_std)
+
+
+def test_predict_bars_uses_only_the_trailing_bars(make_bars):
+    bars = make_bars(300, seed=14)
+    predictor = _predictor(bars, "transformer")
+    from_all = predictor.predict_bars(bars)
+    from_tail = predictor.predict_bars(bars.tail(predictor.bars_needed))
+    assert from_all["prediction"] == from_tail["prediction"]
+    with pytest.raises(ValueError, match=f"need at least {predictor.bars_needed} bars"):
+        predictor.predict_bars(bars.tail(predictor.bars_needed - 1))
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"close": float("nan")}, "close=nan must be finite"),
+        ({"high": -1.0}, "high=-1.0 must be finite and > 0"),
+        ({"volume": "lots"}, "volume='lots' is not a number"),
+        ({"timestamp": "2019-01-01"}, "is not after the previous bar"),
+    ],
+)
+def test_bad_bars_are_refused_and_leave_the_state_alone(make_bars, change, message):
+    bars = make_bars(100, seed=15)
+    predictor = _predictor(bars, "lstm", seq_len=5)
+    records = bars.to_dict("records")
+    for bar in records[:-1]:
+        predictor.update(bar)
+    with pytest.raises(BarError, match=message):
+        predictor.update({**records[-1], **change})
+    assert predictor.update(records[-1]) == _predictor(bars, "lstm", seq_len=5).predict_bars(bars)
+
+
+def test_missing_field_is_named(make_bars):
+    bars = make_bars(30, seed=16)
+    predictor = _predictor(bars, "lstm", seq_len=5)
+    bar = bars.iloc[0].to_dict()
+    del bar["volume"]
+    with pytest.raises(BarError, match="missing 'volume'"):
+        predictor.update(bar)
