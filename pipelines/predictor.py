@@ -30,7 +30,7 @@ from pipelines.features.core import (
     newest_feature_row,
 )
 from pipelines.promotion.production_file import read_production_file
-from pipelines.search.backtest import positions_from_predictions
+from pipelines.search.backtest import target_positions
 from pipelines.settings import Settings
 from pipelines.training.trainer import inference_network
 
@@ -145,14 +145,15 @@ class LivePredictor:
         with torch.inference_mode():
             prediction = float(self.network(window)[0])
         # The backtests' own threshold rule, so the position is the one that was scored.
-        signal = pd.Series([prediction], index=[timestamp])
-        position = positions_from_predictions(signal, [self.params.entry_threshold], self.params.long_short)
+        position = target_positions(
+            np.array([prediction]), [self.params.entry_threshold], self.params.long_short
+        )
         return {
             "model_key": self.model_key,
             "bar": str(timestamp),
             "prediction": prediction,
             "expected_return": prediction * self.scaler.target_std,
-            "position": int(position.iloc[0, 0]),
+            "position": int(position[0, 0]),
             "features": dict(zip(FEATURES, features.tolist(), strict=True)),
             "config_version": self.config_version,
             "model_version": self.model_version,

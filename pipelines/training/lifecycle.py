@@ -7,19 +7,21 @@ runs) the model is trained from scratch, and the result says why.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from torch import nn
 
 from models.checkpoint import load_checkpoint, save_checkpoint
-from pipelines.config import HyperParams
+from pipelines.config import HyperParams, PipelineConfig
 from pipelines.context import RunContext
 from pipelines.features.core import FeatureScaler, feature_fingerprint
 from pipelines.search.objective import LABEL_HORIZON, PreparedData, labelled_windows
 from pipelines.store.repository import Repository
 from pipelines.store.tables import ModelVersion
-from pipelines.training.trainer import architecture, fit, train_new
+from pipelines.training.trainer import TrainResult, architecture, fit, train_new
 
 log = logging.getLogger(__name__)
 
@@ -48,47 +50,14 @@ def train_or_finetune(
         assert parent is not None
         checkpoint = load_checkpoint(Path(parent.checkpoint_path), parent.sha256, feature_fingerprint())
         scaler = FeatureScaler.from_dict(checkpoint.meta["scaler"])
-        start = max(n - cfg.finetune_bars, 0)
-        split = n - max(cfg.finetune_bars // 5, 20)
-        x, y, x_val, y_val = _train_val_windows(data, scaler, params.seq_len, start, split)
-        x, y, n_replay = _with_replay(data, scaler, params.seq_len, start, x, y, cfg)
-        lr = params.lr * cfg.finetune_lr_ratio
-        frozen = min(cfg.freeze_backbone_layers, params.num_layers)
-        log.info(
-            "finetune: model v%s on %d bars (+%d replayed windows) at lr %.2g, %d layer(s) frozen",
-            parent.version,
-            n - start,
-            n_replay,
-            lr,
-            frozen,
-        )
-        result = fit(
-            checkpoint.network,
-            x,
-            y,
-            lr=lr,
-            epochs=cfg.finetune_epochs,
-            batch_size=params.batch_size,
-            seed=cfg.seed,
-            x_val=x_val,
-            y_val=y_val,
-            patience=cfg.finetune_patience,
-            frozen_layers=frozen,
-        )
-        how, window = "finetune", (start, n)
-        settings = {"lr": lr, "replayed_windows": n_replay, "frozen_layers": frozen}
+        log.info("finetune: model v%s", parent.version)
+        trained = finetune_model(checkpoint.network, scaler, data, params, cfg)
+        how = "finetune"
     else:
-        start = max(n - cfg.window_bars, 0)
-        split = n - cfg.val_bars
-        train_part = slice(start, split - LABEL_HORIZON)
-        scaler = FeatureScaler.fit(data.features.iloc[train_part], data.target.iloc[train_part])
-        x, y, x_val, y_val = _train_val_windows(data, scaler, params.seq_len, start, split)
-        log.info("train from scratch on %d bars: %s", n - start, reason)
-        result = train_new(
-            params, x, y, seed=cfg.seed, x_val=x_val, y_val=y_val, patience=cfg.finetune_patience
-        )
-        how, window = "scratch", (start, n)
-        settings = {"lr": params.lr, "replayed_windows": 0, "frozen_layers": 0}
+        log.info("train from scratch: %s", reason)
+        trained = train_from_scratch(data, params, cfg, cfg.window_bars)
+        how = "scratch"
+    result, scaler, window = trained.result, trained.scaler, (trained.start, n)
     directory = ctx.settings.models_dir / ctx.model_key / ctx.run_id
     timestamps = data.features.index
     meta = {
@@ -121,10 +90,69 @@ def train_or_finetune(
             "stopped_early": result.stopped_early,
             "history": result.history,
             "scratch_reason": reason,
-            **settings,
+            **trained.settings,
         },
     )
     return {**_describe(version), "history": result.history}
+
+
+@dataclass
+class Trained:
+    result: TrainResult
+    scaler: FeatureScaler
+    start: int  # first bar of the training window
+    settings: dict[str, Any]
+
+
+def finetune_model(
+    network: nn.Module, scaler: FeatureScaler, data: PreparedData, params: HyperParams, cfg: PipelineConfig
+) -> Trained:
+    """Continue training ``network`` on the latest ``finetune_bars`` (plus replayed older
+    windows) at a reduced learning rate, first layers frozen, early-stopped on the newest bars."""
+    n = len(data.bars)
+    start = max(n - cfg.finetune_bars, 0)
+    split = n - max(cfg.finetune_bars // 5, 20)
+    x, y, x_val, y_val = _train_val_windows(data, scaler, params.seq_len, start, split)
+    x, y, n_replay = _with_replay(data, scaler, params.seq_len, start, x, y, cfg)
+    lr = params.lr * cfg.finetune_lr_ratio
+    frozen = min(cfg.freeze_backbone_layers, params.num_layers)
+    log.info(
+        "finetune on %d bars (+%d replayed windows) at lr %.2g, %d layer(s) frozen",
+        n - start,
+        n_replay,
+        lr,
+        frozen,
+    )
+    result = fit(
+        network,
+        x,
+        y,
+        lr=lr,
+        epochs=cfg.finetune_epochs,
+        batch_size=params.batch_size,
+        seed=cfg.seed,
+        x_val=x_val,
+        y_val=y_val,
+        patience=cfg.finetune_patience,
+        frozen_layers=frozen,
+    )
+    return Trained(result, scaler, start, {"lr": lr, "replayed_windows": n_replay, "frozen_layers": frozen})
+
+
+def train_from_scratch(
+    data: PreparedData, params: HyperParams, cfg: PipelineConfig, window_bars: int
+) -> Trained:
+    """A new network on the last ``window_bars`` bars, scaler fitted on its training part,
+    early-stopped on the newest ``val_bars``."""
+    n = len(data.bars)
+    start = max(n - window_bars, 0)
+    split = n - cfg.val_bars
+    train_part = slice(start, split - LABEL_HORIZON)
+    scaler = FeatureScaler.fit(data.features.iloc[train_part], data.target.iloc[train_part])
+    x, y, x_val, y_val = _train_val_windows(data, scaler, params.seq_len, start, split)
+    log.info("train from scratch on %d bars", n - start)
+    result = train_new(params, x, y, seed=cfg.seed, x_val=x_val, y_val=y_val, patience=cfg.finetune_patience)
+    return Trained(result, scaler, start, {"lr": params.lr, "replayed_windows": 0, "frozen_layers": 0})
 
 
 def _train_val_windows(data: PreparedData, scaler: FeatureScaler, seq_len: int, start: int, split: int):

@@ -1,0 +1,32 @@
+"""Shared pieces of the live-inference benchmarks: a predictor on real daily bars."""
+
+from __future__ import annotations
+
+import pandas as pd
+import torch
+
+from models.networks import build_network
+from pipelines.config import HyperParams
+from pipelines.data.sources import load_bars
+from pipelines.features.core import FeatureScaler, compute_features, next_return
+from pipelines.predictor import LivePredictor
+from pipelines.training.trainer import architecture
+
+# production-sized: the weekly search's largest LSTM and Transformer
+FAMILIES = {
+    "lstm": HyperParams(model_family="lstm", hidden_size=64, num_layers=2, seq_len=30),
+    "transformer": HyperParams(model_family="transformer", hidden_size=64, num_layers=2, seq_len=30),
+}
+
+
+def sp500_bars() -> pd.DataFrame:
+    return load_bars("sample:sp500")
+
+
+def predictor_for(family: str, bars: pd.DataFrame) -> LivePredictor:
+    """Weights do not change the cost of inference: a seeded, untrained network will do."""
+    params = FAMILIES[family]
+    features = compute_features(bars)
+    torch.manual_seed(0)
+    network = build_network(architecture(params, features.shape[1]))
+    return LivePredictor("bench", params, FeatureScaler.fit(features, next_return(bars)), network)
