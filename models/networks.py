@@ -1,4 +1,5 @@
-"""Sequence regressors behind one interface: (batch, seq_len, n_features) -> (batch,)."""
+"""Sequence regressors behind one interface: (batch, seq_len, n_features) -> (batch,), or
+(batch, horizons) for a multi-horizon model."""
 
 from __future__ import annotations
 
@@ -18,13 +19,14 @@ class ArchitectureSpec:
     num_layers: int
     dropout: float
     seq_len: int
+    n_outputs: int = 1  # predicted horizons
 
     def to_dict(self) -> dict:
         return asdict(self)
 
     def shape_differences(self, other: ArchitectureSpec) -> list[str]:
         """The fields that change weight shapes and differ; empty means weights are reusable."""
-        keys = ("family", "n_features", "hidden_size", "num_layers", "seq_len")
+        keys = ("family", "n_features", "hidden_size", "num_layers", "seq_len", "n_outputs")
         return [k for k in keys if getattr(self, k) != getattr(other, k)]
 
 
@@ -38,7 +40,7 @@ class LSTMRegressor(nn.Module):
             dropout=spec.dropout if spec.num_layers > 1 else 0.0,
             batch_first=True,
         )
-        self.head = nn.Linear(spec.hidden_size, 1)
+        self.head = nn.Linear(spec.hidden_size, spec.n_outputs)
 
     def backbone_layers(self) -> list[list[nn.Parameter]]:
         """The recurrent layers' parameters, input side first (the head is not backbone)."""
@@ -49,7 +51,7 @@ class LSTMRegressor(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out, _ = self.lstm(x)
-        return self.head(out[:, -1, :]).squeeze(-1)
+        return _outputs(self.head(out[:, -1, :]))
 
 
 class TransformerRegressor(nn.Module):
@@ -66,7 +68,7 @@ class TransformerRegressor(nn.Module):
             batch_first=True,
         )
         self.encoder = nn.TransformerEncoder(layer, spec.num_layers, enable_nested_tensor=False)
-        self.head = nn.Linear(spec.hidden_size, 1)
+        self.head = nn.Linear(spec.hidden_size, spec.n_outputs)
 
     def backbone_layers(self) -> list[list[nn.Parameter]]:
         """The encoder layers' parameters, input side first; the input embedding belongs to the
@@ -77,7 +79,12 @@ class TransformerRegressor(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.embed(x) + self.position[:, : x.shape[1]]
-        return self.head(self.encoder(h)[:, -1, :]).squeeze(-1)
+        return _outputs(self.head(self.encoder(h)[:, -1, :]))
+
+
+def _outputs(head: torch.Tensor) -> torch.Tensor:
+    """(batch,) for one horizon, (batch, horizons) for several."""
+    return head.squeeze(-1) if head.shape[-1] == 1 else head
 
 
 FAMILIES: dict[str, type[nn.Module]] = {"lstm": LSTMRegressor, "transformer": TransformerRegressor}

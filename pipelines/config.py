@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 ModelFamily = Literal["lstm", "transformer"]
 Objective = Literal["sharpe", "return", "sortino", "calmar"]
@@ -122,6 +122,8 @@ class PipelineConfig(_Frozen):
     finetune_lr_ratio: float = Field(0.1, gt=0, le=1)
     finetune_epochs: int = Field(10, ge=1)
     finetune_patience: int = Field(3, ge=1)
+    # one weight per predicted horizon (next bar, the one after, ...); trading uses the first
+    horizon_loss_weights: tuple[float, ...] = Field((1.0,), min_length=1, max_length=10)
     freeze_backbone_layers: int = Field(0, ge=0, le=8)  # first N layers frozen while fine-tuning
     finetune_replay_fraction: float = Field(0.25, ge=0, le=4)  # older windows replayed, per new one
     # champion vs challenger on the most recent bars, which search and fine-tune never see
@@ -157,6 +159,18 @@ class PipelineConfig(_Frozen):
             except ValueError as exc:
                 raise ValueError(f"narrowing_rules: {exc}") from None
         return self
+
+    @field_validator("horizon_loss_weights")
+    @classmethod
+    def _check_weights(cls, weights: tuple[float, ...]) -> tuple[float, ...]:
+        if weights[0] <= 0 or any(w < 0 for w in weights):
+            raise ValueError("weights must be >= 0, and the next bar's (the first) > 0: it is what trades")
+        return weights
+
+    @property
+    def label_horizon(self) -> int:
+        """Bars a training label looks ahead: the purge gap between training and validation."""
+        return len(self.horizon_loss_weights)
 
     @property
     def min_history_bars(self) -> int:

@@ -25,6 +25,7 @@ from pipelines.features.core import (
     FEATURES,
     OHLCV,
     WARMUP,
+    WINDOW_COLUMNS,
     FeatureScaler,
     feature_fingerprint,
     newest_feature_row,
@@ -103,7 +104,7 @@ class LivePredictor:
         return WARMUP + self.params.seq_len - 1
 
     def reset(self) -> None:
-        self._bars = {col: deque(maxlen=WARMUP) for col in OHLCV}
+        self._bars = {col: deque(maxlen=WARMUP) for col in WINDOW_COLUMNS}
         self._rows = deque(maxlen=self.params.seq_len)
         self._last_bar = None
 
@@ -115,6 +116,7 @@ class LivePredictor:
         values = {col: _checked(bar, col) for col in OHLCV}
         for col, value in values.items():
             self._bars[col].append(value)
+        self._bars["timestamp"].append(timestamp.as_unit("ns").value)
         self._last_bar = timestamp
         if len(self._bars["close"]) < WARMUP:
             return None
@@ -143,7 +145,8 @@ class LivePredictor:
     def _signal(self, timestamp: pd.Timestamp, features: np.ndarray) -> dict[str, Any]:
         window = torch.from_numpy(np.stack(self._rows)[None])
         with torch.inference_mode():
-            prediction = float(self.network(window)[0])
+            horizons = self.network(window)[0].reshape(-1).tolist()
+        prediction = horizons[0]  # the next bar's: what trades
         # The backtests' own threshold rule, so the position is the one that was scored.
         position = target_positions(
             np.array([prediction]), [self.params.entry_threshold], self.params.long_short
@@ -153,6 +156,7 @@ class LivePredictor:
             "bar": str(timestamp),
             "prediction": prediction,
             "expected_return": prediction * self.scaler.target_std,
+            "horizon_predictions": horizons,
             "position": int(position[0, 0]),
             "features": dict(zip(FEATURES, features.tolist(), strict=True)),
             "config_version": self.config_version,

@@ -17,7 +17,7 @@ import pandas as pd
 from pipelines.features.core import FEATURES, windows_ending_in
 from pipelines.predictor import LivePredictor
 from pipelines.search.backtest import positions_from_predictions
-from pipelines.training.trainer import predict
+from pipelines.training.trainer import next_bar, predict
 
 PARITY_TOLERANCE = 1e-9
 
@@ -47,7 +47,7 @@ def batch_predictions(predictor: LivePredictor, features: pd.DataFrame, start: i
     """The training path: predictions for every bar from ``start`` on, from batch features."""
     scaled = predictor.scaler.transform(features)
     windows, ends = windows_ending_in(scaled, predictor.params.seq_len, start, len(scaled))
-    return pd.Series(predict(predictor.network, windows), index=features.index[ends])
+    return pd.Series(next_bar(predict(predictor.network, windows)), index=features.index[ends])
 
 
 def check_parity(

@@ -18,14 +18,25 @@ import numpy as np
 import pandas as pd
 
 ROLL = 20
-FEATURES = ("ret_1", "ret_5", "vol_20", "range", "body", "ma_gap_20", "volume_z_20")
+# Observed: known only once the bar has closed. Known in advance: calendar values, known for
+# any future bar too (a multi-horizon model may lean on them). Both kinds are recorded with
+# every model.
+OBSERVED = ("ret_1", "ret_5", "vol_20", "range", "body", "ma_gap_20", "volume_z_20")
+KNOWN_IN_ADVANCE = ("dow_sin", "dow_cos")
+FEATURES = OBSERVED + KNOWN_IN_ADVANCE
+FEATURE_KINDS = {"observed": list(OBSERVED), "known_in_advance": list(KNOWN_IN_ADVANCE)}
 WARMUP = ROLL + 5  # bars in a feature window; earlier rows are incomplete (NaN)
 OHLCV = ("open", "high", "low", "close", "volume")
+WINDOW_COLUMNS = ("timestamp", *OHLCV)  # timestamps as int64 nanoseconds
+_NS_PER_DAY = 86_400 * 10**9
 
 
 def feature_rows(windows: dict[str, np.ndarray]) -> np.ndarray:
-    """Feature rows (n, len(FEATURES)) for ``n`` windows of the last WARMUP bars, per OHLCV column
-    (each array n x WARMUP, oldest bar first); row i describes the last bar of window i."""
+    """Feature rows (n, len(FEATURES)) for ``n`` windows of the last WARMUP bars, per column of
+    ``WINDOW_COLUMNS`` (each array n x WARMUP, oldest bar first, timestamps as int64
+    nanoseconds); row i describes the last bar of window i."""
+    weekday = (windows["timestamp"][:, -1] // _NS_PER_DAY + 3) % 7  # 1970-01-01 was a Thursday
+    angle = 2 * np.pi * weekday / 7
     close = windows["close"]
     log_close = np.log(close)
     rets = np.diff(log_close[:, -(ROLL + 1) :], axis=1)  # the last ROLL one-bar log returns
@@ -43,6 +54,8 @@ def feature_rows(windows: dict[str, np.ndarray]) -> np.ndarray:
             np.log(last_close / windows["open"][:, -1]),
             last_close / close[:, -ROLL:].mean(axis=1) - 1.0,
             volume_z,
+            np.sin(angle),
+            np.cos(angle),
         ]
     )
 
@@ -51,9 +64,10 @@ def compute_features(bars: pd.DataFrame) -> pd.DataFrame:
     """Feature rows indexed by timestamp; the first WARMUP-1 rows are incomplete (NaN)."""
     values = np.full((len(bars), len(FEATURES)), np.nan)
     if len(bars) >= WARMUP:
+        columns = {col: bars[col].to_numpy(dtype=np.float64) for col in OHLCV}
+        columns["timestamp"] = pd.DatetimeIndex(bars["timestamp"]).as_unit("ns").asi8
         windows = {
-            col: np.lib.stride_tricks.sliding_window_view(bars[col].to_numpy(dtype=np.float64), WARMUP)
-            for col in OHLCV
+            col: np.lib.stride_tricks.sliding_window_view(column, WARMUP) for col, column in columns.items()
         }
         values[WARMUP - 1 :] = feature_rows(windows)
     index = pd.DatetimeIndex(bars["timestamp"], name="timestamp")
@@ -61,8 +75,13 @@ def compute_features(bars: pd.DataFrame) -> pd.DataFrame:
 
 
 def newest_feature_row(window: Mapping[str, Iterable[float]]) -> np.ndarray:
-    """The feature row of the last bar, from arrays holding (at least) its trailing WARMUP bars."""
-    return feature_rows({col: np.fromiter(window[col], dtype=np.float64)[None, -WARMUP:] for col in OHLCV})[0]
+    """The feature row of the last bar, from sequences holding (at least) its trailing WARMUP
+    bars, per column of ``WINDOW_COLUMNS`` (timestamps as int64 nanoseconds)."""
+    arrays = {
+        col: np.fromiter(window[col], dtype=np.int64 if col == "timestamp" else np.float64)[None, -WARMUP:]
+        for col in WINDOW_COLUMNS
+    }
+    return feature_rows(arrays)[0]
 
 
 def next_return(bars: pd.DataFrame) -> pd.Series:
@@ -115,7 +134,7 @@ class FeatureScaler:
 
 def feature_fingerprint() -> str:
     """Identifies the feature definition; a checkpoint trained on other features is refused."""
-    spec = {"features": FEATURES, "roll": ROLL, "warmup": WARMUP, "version": 1}
+    spec = {"features": FEATURES, "kinds": FEATURE_KINDS, "roll": ROLL, "warmup": WARMUP, "version": 2}
     return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
 
 

@@ -21,11 +21,11 @@ from pipelines.features.core import FeatureScaler, compute_features, next_return
 from pipelines.search.backtest import Costs, backtest_with_returns, score
 from pipelines.search.space import resolve, suggest
 from pipelines.search.strategy import StrategyGrid
-from pipelines.training.trainer import predict, train_new
+from pipelines.training.trainer import next_bar, predict, train_new
 
 log = logging.getLogger(__name__)
 
-LABEL_HORIZON = 1  # bars a label looks ahead: the purge gap
+LABEL_HORIZON = 1  # bars a next-bar label looks ahead: the purge gap (config.label_horizon for several)
 RETURNS_DIGITS = 8  # per-bar returns kept on a trial are rounded: enough for Sharpe, small in the DB
 
 
@@ -52,7 +52,9 @@ def walk_forward_folds(
 
 
 def config_folds(n_rows: int, config: PipelineConfig) -> list[Fold]:
-    return walk_forward_folds(n_rows, config.n_folds, config.val_bars, embargo=config.embargo_bars)
+    return walk_forward_folds(
+        n_rows, config.n_folds, config.val_bars, purge=config.label_horizon, embargo=config.embargo_bars
+    )
 
 
 @dataclass
@@ -88,12 +90,21 @@ class PreparedData:
 
 
 def labelled_windows(
-    scaled: np.ndarray, y: np.ndarray, seq_len: int, start: int, end: int
+    scaled: np.ndarray, y: np.ndarray, seq_len: int, start: int, end: int, horizons: int = 1
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Training pairs for windows ending in [start, end) whose label is known."""
+    """Training pairs for windows ending in [start, end) whose labels are all known.
+
+    ``y[t]`` is the next-bar return at t; with several horizons the label of the window ending
+    at t is ``y[t], y[t+1], ...`` (one column per horizon).
+    """
     x, ends = windows_ending_in(scaled, seq_len, start, end)
-    known = ~np.isnan(y[ends])
-    return x[known], y[ends][known]
+    if horizons == 1:
+        labels = y[ends]
+    else:
+        padded = np.concatenate([y, np.full(horizons - 1, np.nan)])
+        labels = np.stack([padded[ends + h] for h in range(horizons)], axis=1)
+    known = ~np.isnan(labels).reshape(len(labels), -1).any(axis=1)
+    return x[known], labels[known]
 
 
 @dataclass
@@ -123,10 +134,12 @@ def evaluate_fold(
     scaler = FeatureScaler.fit(train_feats, train_target)
     scaled = scaler.transform(data.features)
     y_all = data.target.to_numpy() / scaler.target_std
-    x, y = labelled_windows(scaled, y_all, params.seq_len, fold.train_start, fold.train_end)
-    result = train_new(params, x, y, seed=config.seed)
+    x, y = labelled_windows(
+        scaled, y_all, params.seq_len, fold.train_start, fold.train_end, config.label_horizon
+    )
+    result = train_new(params, x, y, seed=config.seed, horizon_weights=config.horizon_loss_weights)
     x_val, val_ends = windows_ending_in(scaled, params.seq_len, fold.val_start, fold.val_end)
-    preds = predict(result.network, x_val)
+    preds = next_bar(predict(result.network, x_val))
     index = data.features.index[val_ends]
     y_val = y_all[val_ends]
     finite = ~np.isnan(y_val)

@@ -17,8 +17,8 @@ from torch import nn
 from models.checkpoint import load_checkpoint, save_checkpoint
 from pipelines.config import HyperParams, PipelineConfig
 from pipelines.context import RunContext
-from pipelines.features.core import FeatureScaler, feature_fingerprint
-from pipelines.search.objective import LABEL_HORIZON, PreparedData, labelled_windows
+from pipelines.features.core import FEATURE_KINDS, FeatureScaler, feature_fingerprint
+from pipelines.search.objective import PreparedData, labelled_windows
 from pipelines.store.repository import Repository
 from pipelines.store.tables import ModelVersion
 from pipelines.training.trainer import TrainResult, architecture, fit, train_new
@@ -43,7 +43,7 @@ def train_or_finetune(
     params = HyperParams(**best)
     n = len(data.bars)
     parent = parent_model(ctx, repo)
-    spec = architecture(params, data.features.shape[1])
+    spec = architecture(params, data.features.shape[1], ctx.config.label_horizon)
     reason = _why_not_finetune(ctx, parent, spec)
     cfg = ctx.config
     if reason is None:
@@ -65,6 +65,8 @@ def train_or_finetune(
         "params": params.model_dump(),
         "scaler": scaler.to_dict(),
         "feature_fingerprint": feature_fingerprint(),
+        "feature_kinds": FEATURE_KINDS,
+        "horizon_loss_weights": list(cfg.horizon_loss_weights),
         "trained_how": how,
         "source_run": ctx.run_id,
         "data_start": str(timestamps[window[0]]),
@@ -90,6 +92,8 @@ def train_or_finetune(
             "stopped_early": result.stopped_early,
             "history": result.history,
             "scratch_reason": reason,
+            "horizon_loss_weights": list(cfg.horizon_loss_weights),
+            "feature_kinds": FEATURE_KINDS,
             **trained.settings,
         },
     )
@@ -112,7 +116,7 @@ def finetune_model(
     n = len(data.bars)
     start = max(n - cfg.finetune_bars, 0)
     split = n - max(cfg.finetune_bars // 5, 20)
-    x, y, x_val, y_val = _train_val_windows(data, scaler, params.seq_len, start, split)
+    x, y, x_val, y_val = _train_val_windows(data, scaler, params.seq_len, start, split, cfg.label_horizon)
     x, y, n_replay = _with_replay(data, scaler, params.seq_len, start, x, y, cfg)
     lr = params.lr * cfg.finetune_lr_ratio
     frozen = min(cfg.freeze_backbone_layers, params.num_layers)
@@ -135,6 +139,7 @@ def finetune_model(
         y_val=y_val,
         patience=cfg.finetune_patience,
         frozen_layers=frozen,
+        horizon_weights=cfg.horizon_loss_weights,
     )
     return Trained(result, scaler, start, {"lr": lr, "replayed_windows": n_replay, "frozen_layers": frozen})
 
@@ -147,20 +152,31 @@ def train_from_scratch(
     n = len(data.bars)
     start = max(n - window_bars, 0)
     split = n - cfg.val_bars
-    train_part = slice(start, split - LABEL_HORIZON)
+    train_part = slice(start, split - cfg.label_horizon)
     scaler = FeatureScaler.fit(data.features.iloc[train_part], data.target.iloc[train_part])
-    x, y, x_val, y_val = _train_val_windows(data, scaler, params.seq_len, start, split)
+    x, y, x_val, y_val = _train_val_windows(data, scaler, params.seq_len, start, split, cfg.label_horizon)
     log.info("train from scratch on %d bars", n - start)
-    result = train_new(params, x, y, seed=cfg.seed, x_val=x_val, y_val=y_val, patience=cfg.finetune_patience)
+    result = train_new(
+        params,
+        x,
+        y,
+        seed=cfg.seed,
+        x_val=x_val,
+        y_val=y_val,
+        patience=cfg.finetune_patience,
+        horizon_weights=cfg.horizon_loss_weights,
+    )
     return Trained(result, scaler, start, {"lr": params.lr, "replayed_windows": 0, "frozen_layers": 0})
 
 
-def _train_val_windows(data: PreparedData, scaler: FeatureScaler, seq_len: int, start: int, split: int):
+def _train_val_windows(
+    data: PreparedData, scaler: FeatureScaler, seq_len: int, start: int, split: int, horizons: int
+):
     """Train on windows ending in [start, split - purge), validate on those ending at or after split."""
     scaled = scaler.transform(data.features)
     y = data.target.to_numpy() / scaler.target_std
-    x_train, y_train = labelled_windows(scaled, y, seq_len, start, split - LABEL_HORIZON)
-    x_val, y_val = labelled_windows(scaled, y, seq_len, split, len(scaled))
+    x_train, y_train = labelled_windows(scaled, y, seq_len, start, split - horizons, horizons)
+    x_val, y_val = labelled_windows(scaled, y, seq_len, split, len(scaled), horizons)
     return x_train, y_train, x_val, y_val
 
 
@@ -169,11 +185,13 @@ def _with_replay(data: PreparedData, scaler: FeatureScaler, seq_len: int, start:
     what it knew about older regimes (limits catastrophic forgetting)."""
     wanted = round(cfg.finetune_replay_fraction * len(x))
     older_start = max(start - cfg.window_bars, 0)
-    if wanted == 0 or start - LABEL_HORIZON <= older_start:
+    if wanted == 0 or start - cfg.label_horizon <= older_start:
         return x, y, 0
     scaled = scaler.transform(data.features)
     target = data.target.to_numpy() / scaler.target_std
-    x_old, y_old = labelled_windows(scaled, target, seq_len, older_start, start - LABEL_HORIZON)
+    x_old, y_old = labelled_windows(
+        scaled, target, seq_len, older_start, start - cfg.label_horizon, cfg.label_horizon
+    )
     pick = np.random.default_rng(cfg.seed).choice(len(x_old), size=min(wanted, len(x_old)), replace=False)
     return np.concatenate([x, x_old[pick]]), np.concatenate([y, y_old[pick]]), len(pick)
 
@@ -185,7 +203,8 @@ def _why_not_finetune(ctx: RunContext, parent: ModelVersion | None, spec) -> str
         return "weekly runs retrain fully"
     if parent.feature_fingerprint != feature_fingerprint():
         return "the feature definition changed since the deployed model was trained"
-    changed = architecture(HyperParams(**parent.params), spec.n_features).shape_differences(spec)
+    horizons = len(parent.metrics.get("horizon_loss_weights", [1.0]))
+    changed = architecture(HyperParams(**parent.params), spec.n_features, horizons).shape_differences(spec)
     if changed:
         return f"the chosen architecture differs from the deployed model ({', '.join(changed)})"
     return None

@@ -32,8 +32,9 @@ def seed_everything(seed: int) -> None:
     np.random.seed(seed % (2**32))
 
 
-def architecture(params: HyperParams, n_features: int) -> ArchitectureSpec:
+def architecture(params: HyperParams, n_features: int, n_outputs: int = 1) -> ArchitectureSpec:
     return ArchitectureSpec(
+        n_outputs=n_outputs,
         family=params.model_family,
         n_features=n_features,
         hidden_size=params.hidden_size,
@@ -70,6 +71,7 @@ def fit(
     patience: int | None = None,
     on_epoch: Callable[[dict], None] | None = None,
     frozen_layers: int = 0,
+    horizon_weights: tuple[float, ...] | None = None,
 ) -> TrainResult:
     """Minimize MSE with Adam; with a validation set, keep the best epoch and stop early.
 
@@ -80,7 +82,9 @@ def fit(
     for param in frozen:
         param.requires_grad_(False)
     try:
-        return _fit(network, x, y, lr, epochs, batch_size, seed, x_val, y_val, patience, on_epoch)
+        return _fit(
+            network, x, y, lr, epochs, batch_size, seed, x_val, y_val, patience, on_epoch, horizon_weights
+        )
     finally:
         for param in frozen:
             param.requires_grad_(True)
@@ -103,12 +107,13 @@ def _fit(
     y_val: np.ndarray | None,
     patience: int | None,
     on_epoch: Callable[[dict], None] | None,
+    horizon_weights: tuple[float, ...] | None,
 ) -> TrainResult:
     seed_everything(seed)
     dev = device()
     network.to(dev)
     optimizer = torch.optim.Adam([p for p in network.parameters() if p.requires_grad], lr=lr)
-    loss_fn = nn.MSELoss()
+    weights = None if horizon_weights is None else torch.tensor(horizon_weights, device=dev)
     xt = torch.as_tensor(x, dtype=torch.float32, device=dev)
     yt = torch.as_tensor(y, dtype=torch.float32, device=dev)
     has_val = x_val is not None and y_val is not None and len(x_val) > 0
@@ -122,7 +127,7 @@ def _fit(
         for start in range(0, len(xt), batch_size):
             idx = order[start : start + batch_size]
             optimizer.zero_grad()
-            loss = loss_fn(network(xt[idx]), yt[idx])
+            loss = weighted_mse(network(xt[idx]), yt[idx], weights)
             loss.backward()
             nn.utils.clip_grad_norm_(network.parameters(), 1.0)
             optimizer.step()
@@ -134,7 +139,7 @@ def _fit(
             "lr": lr,
         }
         if has_val:
-            val_loss = evaluate_loss(network, x_val, y_val)  # type: ignore[arg-type]
+            val_loss = evaluate_loss(network, x_val, y_val, horizon_weights)  # type: ignore[arg-type]
             row["val_loss"] = val_loss
             if val_loss < best_loss - 1e-9:
                 best_loss, bad_epochs, result.best_epoch = val_loss, 0, epoch
@@ -154,9 +159,10 @@ def _fit(
 
 
 def train_new(params: HyperParams, x: np.ndarray, y: np.ndarray, seed: int, **kwargs) -> TrainResult:
-    """A fresh network of ``params``' architecture, trained on (x, y)."""
+    """A fresh network of ``params``' architecture, trained on (x, y); one output per column
+    of a two-dimensional ``y`` (horizons)."""
     seed_everything(seed)
-    network = build_network(architecture(params, x.shape[-1]))
+    network = build_network(architecture(params, x.shape[-1], y.shape[1] if y.ndim == 2 else 1))
     return fit(
         network,
         x,
@@ -192,5 +198,23 @@ def predict(network: nn.Module, x: np.ndarray, batch_size: int = 4096) -> np.nda
     return torch.cat(out).numpy() if out else np.empty(0)
 
 
-def evaluate_loss(network: nn.Module, x: np.ndarray, y: np.ndarray) -> float:
-    return float(np.mean((predict(network, x) - y) ** 2))
+def next_bar(predictions: np.ndarray) -> np.ndarray:
+    """The next-bar predictions (what trades), from a one- or multi-horizon model's output."""
+    return predictions if predictions.ndim == 1 else predictions[:, 0]
+
+
+def weighted_mse(
+    prediction: torch.Tensor, target: torch.Tensor, weights: torch.Tensor | None
+) -> torch.Tensor:
+    """Mean squared error; over several horizons, their weighted average."""
+    error = (prediction - target) ** 2
+    if error.ndim == 1 or weights is None:
+        return error.mean()
+    return (error * weights).sum(-1).mean() / weights.sum()
+
+
+def evaluate_loss(
+    network: nn.Module, x: np.ndarray, y: np.ndarray, horizon_weights: tuple[float, ...] | None = None
+) -> float:
+    weights = None if horizon_weights is None else torch.tensor(horizon_weights, dtype=torch.float64)
+    return float(weighted_mse(torch.from_numpy(predict(network, x)), torch.from_numpy(y), weights))

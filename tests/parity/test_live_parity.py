@@ -16,7 +16,7 @@ from pipelines.predictor import BarError, LivePredictor
 from pipelines.training.trainer import architecture
 
 
-def _predictor(bars: pd.DataFrame, family: str, seq_len: int = 10) -> LivePredictor:
+def _predictor(bars: pd.DataFrame, family: str, seq_len: int = 10, horizons: int = 1) -> LivePredictor:
     params = HyperParams(
         model_family=family,
         hidden_size=16,
@@ -27,14 +27,14 @@ def _predictor(bars: pd.DataFrame, family: str, seq_len: int = 10) -> LivePredic
     )
     features = compute_features(bars)
     torch.manual_seed(3)
-    network = build_network(architecture(params, features.shape[1]))
+    network = build_network(architecture(params, features.shape[1], horizons))
     return LivePredictor("k", params, FeatureScaler.fit(features, next_return(bars)), network)
 
 
-@pytest.mark.parametrize("family", ["lstm", "transformer"])
-def test_live_updates_reproduce_the_training_path(make_bars, family):
+@pytest.mark.parametrize(("family", "horizons"), [("lstm", 1), ("transformer", 1), ("lstm", 3)])
+def test_live_updates_reproduce_the_training_path(make_bars, family, horizons):
     bars = make_bars(400, seed=11)
-    predictor = _predictor(bars, family)
+    predictor = _predictor(bars, family, horizons=horizons)
     features = compute_features(bars)
     start = 250
     result = check_parity(predictor, bars, features, start)
@@ -43,6 +43,9 @@ def test_live_updates_reproduce_the_training_path(make_bars, family):
     assert result.max_prediction_diff <= PARITY_TOLERANCE and result.max_feature_diff <= PARITY_TOLERANCE
     # the predictions are not trivially equal: they vary from bar to bar
     assert batch_predictions(predictor, features, start).std() > 1e-4
+    signal = predictor.predict_bars(bars)
+    assert len(signal["horizon_predictions"]) == horizons
+    assert signal["horizon_predictions"][0] == signal["prediction"]
 
 
 def test_a_serving_bug_fails_parity(make_bars, monkeypatch):
