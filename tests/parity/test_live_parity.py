@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -113,3 +115,37 @@ def test_missing_field_is_named(make_bars):
     del bar["volume"]
     with pytest.raises(BarError, match="missing 'volume'"):
         predictor.update(bar)
+
+
+def test_signals_do_not_depend_on_where_the_warm_up_started(make_bars):
+    """Warm-up stability: once warm, a predictor started at bar 0 and one started later agree."""
+    bars = make_bars(260, seed=17)
+    early, late = _predictor(bars, "lstm"), _predictor(bars, "lstm")
+    records = bars.to_dict("records")
+    from_start = [early.update(bar) for bar in records]
+    from_later = [late.update(bar) for bar in records[100:]]
+    assert from_start[100 + late.bars_needed :] == from_later[late.bars_needed :]
+
+
+def test_a_tampered_or_foreign_checkpoint_is_refused_by_the_predictor(tmp_path, make_bars):
+    from models.checkpoint import WEIGHTS, CheckpointError, save_checkpoint
+    from pipelines.features.core import feature_fingerprint
+
+    bars = make_bars(100, seed=18)
+    predictor = _predictor(bars, "lstm")
+    spec = architecture(predictor.params, len(predictor.scaler.features))
+    meta = {"scaler": predictor.scaler.to_dict(), "feature_fingerprint": feature_fingerprint()}
+    sha = save_checkpoint(tmp_path / "ok", copy.deepcopy(predictor.network).float(), spec, meta)
+    loaded = LivePredictor.from_checkpoint(tmp_path / "ok", sha, predictor.params, "k")
+    assert loaded.predict_bars(bars)["prediction"] == pytest.approx(
+        predictor.predict_bars(bars)["prediction"]
+    )
+
+    save_checkpoint(tmp_path / "foreign", predictor.network, spec, {**meta, "feature_fingerprint": "0" * 16})
+    with pytest.raises(CheckpointError, match="trained on features"):
+        LivePredictor.from_checkpoint(tmp_path / "foreign", None, predictor.params, "k")  # type: ignore[arg-type]
+    with (tmp_path / "ok" / WEIGHTS).open("r+b") as fh:
+        fh.seek(-8, 2)
+        fh.write(b"\x00" * 8)
+    with pytest.raises(CheckpointError, match="sha256"):
+        LivePredictor.from_checkpoint(tmp_path / "ok", sha, predictor.params, "k")
