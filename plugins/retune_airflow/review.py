@@ -87,7 +87,9 @@ def record_review(dag_name: str, **context: Any) -> dict[str, Any]:
     """Apply the reviewer's answer (or the timeout) to the config store and production.yaml."""
     from pipelines.context import RunContext
     from pipelines.store.repository import Repository
+    from retune_airflow.connection import use_retune_connection
 
+    use_retune_connection()
     answer = context["ti"].xcom_pull(task_ids=REVIEW_TASK) or {}
     ctx = RunContext.create(dag_name, context["run_id"], dict(context["params"]))
     responder = answer.get("responded_by_user")

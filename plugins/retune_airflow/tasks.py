@@ -26,7 +26,9 @@ def run_retune_step(step: str, dag_name: str, **context: Any) -> dict[str, Any]:
     from pipelines.data.sources import DataSourceError
     from pipelines.steps import run_step
     from pipelines.validation.suite import BarValidationError
+    from retune_airflow.connection import use_retune_connection
 
+    use_retune_connection()
     try:
         ctx = RunContext.create(
             dag_name, context["run_id"], dict(context["params"]), logical_date=data_date(context)

@@ -1,0 +1,42 @@
+"""The store's URL from the Airflow Connection ``retune_db`` (as docker-compose provides it)."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from retune_airflow.connection import connection_url, use_retune_connection
+
+
+@pytest.fixture
+def clean_env(monkeypatch):
+    monkeypatch.delenv("RETUNE_DB_URL", raising=False)
+    yield monkeypatch
+    os.environ.pop("RETUNE_DB_URL", None)
+
+
+def test_the_connection_becomes_a_psycopg2_url(clean_env):
+    clean_env.setenv("AIRFLOW_CONN_RETUNE_DB", "postgres://retune:p%40ss@db.example:5432/retune")
+    use_retune_connection()
+    assert os.environ["RETUNE_DB_URL"] == "postgresql+psycopg2://retune:p%40ss@db.example:5432/retune"
+    from pipelines.settings import load_settings
+
+    assert load_settings().optuna_url == os.environ["RETUNE_DB_URL"]
+
+
+def test_an_explicit_url_wins_and_no_connection_keeps_the_default(clean_env):
+    clean_env.setenv("AIRFLOW_CONN_RETUNE_DB", "postgres://retune:x@db.example:5432/retune")
+    clean_env.setenv("RETUNE_DB_URL", "sqlite:////tmp/explicit.db")
+    use_retune_connection()
+    assert os.environ["RETUNE_DB_URL"] == "sqlite:////tmp/explicit.db"
+    clean_env.delenv("RETUNE_DB_URL")
+    clean_env.delenv("AIRFLOW_CONN_RETUNE_DB")
+    use_retune_connection()
+    assert "RETUNE_DB_URL" not in os.environ
+
+
+def test_an_unsupported_connection_type_is_named():
+    from airflow.sdk import Connection
+
+    with pytest.raises(ValueError, match="'mysql'"):
+        connection_url(Connection(conn_id="retune_db", conn_type="mysql", host="h"))
