@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -49,11 +50,20 @@ FLAVOURS: dict[str, dict[str, Any]] = {
 }
 
 
+def schedule_for(name: str) -> str | None:
+    """``RETUNE_DAILY_SCHEDULE`` / ``RETUNE_WEEKLY_SCHEDULE`` (a cron or preset, or ``none`` for
+    manual runs only), else the flavour's default."""
+    value = os.environ.get(f"RETUNE_{name.upper()}_SCHEDULE")
+    if value is None:
+        return FLAVOURS[name]["schedule"]
+    return None if value.strip().lower() in ("", "none", "off") else value.strip()
+
+
 def build_dag(name: str, schedule: str | None = None) -> DAG:
     flavour = FLAVOURS[name]
     with DAG(
         dag_id=f"retune_{name}",
-        schedule=schedule if schedule is not None else flavour["schedule"],
+        schedule=schedule if schedule is not None else schedule_for(name),
         start_date=datetime(2024, 1, 1),
         catchup=False,
         max_active_runs=1,

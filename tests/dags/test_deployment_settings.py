@@ -1,4 +1,4 @@
-"""The store's URL from the Airflow Connection ``retune_db`` (as docker-compose provides it)."""
+"""Deployment settings: the store from the Airflow Connection `retune_db`, schedules from the environment."""
 
 from __future__ import annotations
 
@@ -40,3 +40,18 @@ def test_an_unsupported_connection_type_is_named():
 
     with pytest.raises(ValueError, match="'mysql'"):
         connection_url(Connection(conn_id="retune_db", conn_type="mysql", host="h"))
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"), [(None, "0 22 * * 1-5"), ("none", None), ("@hourly", "@hourly")]
+)
+def test_schedules_are_configurable_by_environment(monkeypatch, value, expected):
+    from retune_airflow.dag_factory import build_dag
+
+    if value is None:
+        monkeypatch.delenv("RETUNE_DAILY_SCHEDULE", raising=False)
+    else:
+        monkeypatch.setenv("RETUNE_DAILY_SCHEDULE", value)
+    dag = build_dag("daily")
+    assert dag.schedule == expected
+    assert dag.max_active_runs == 1
