@@ -52,7 +52,7 @@ def evaluate_run(ctx: RunContext, repo: Repository, bars: pd.DataFrame, features
         else:
             champion_score = score_holdout(champion, bars, features, start, config, objective)
             comparison = compare(challenger_score, champion_score, config)
-            if deployed.data_end is not None and pd.Timestamp(deployed.data_end) >= holdout_start:
+            if deployed.data_end is not None and _naive(deployed.data_end) >= holdout_start:
                 notes.append(
                     f"the champion v{deployed.version} was trained on bars up to "
                     f"{deployed.data_end:%Y-%m-%d}, inside the holdout (from {holdout_start:%Y-%m-%d}): "
@@ -87,3 +87,9 @@ def _predictor(
         model_version=version.version,
         **versions,
     )
+
+
+def _naive(moment) -> pd.Timestamp:
+    """Bars are naive UTC; PostgreSQL hands datetimes back time-zone aware."""
+    stamp = pd.Timestamp(moment)
+    return stamp.tz_convert(None) if stamp.tzinfo is not None else stamp

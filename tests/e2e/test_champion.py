@@ -38,8 +38,10 @@ CONFIG = {
 }
 
 
-@pytest.fixture
-def world(tmp_path, monkeypatch, make_bars):
+@pytest.fixture(params=["sqlite", "postgresql"])
+def world(request, tmp_path, monkeypatch, make_bars):
+    if request.param == "postgresql":  # our tables and the Optuna studies
+        monkeypatch.setenv("RETUNE_DB_URL", request.getfixturevalue("postgres_url"))
     data = tmp_path / "data"
     data.mkdir()
     make_bars(700, seed=21, start="2019-01-01").to_csv(data / "bars.csv", index=False)
@@ -87,7 +89,7 @@ def test_first_model_then_a_fine_tuned_challenger_on_an_unseen_holdout(world, mo
     assert model.metrics["frozen_layers"] == 1 and model.metrics["replayed_windows"] > 0
     assert model.metrics["feature_kinds"]["known_in_advance"] == ["dow_sin", "dow_cos"]
     holdout_start = pd.Timestamp(evaluation["holdout"]["start"])
-    assert pd.Timestamp(model.data_end) < holdout_start  # the fine-tune never saw the holdout
+    assert pd.Timestamp(model.data_end).tz_localize(None) < holdout_start  # the fine-tune never saw it
     champion, challenger = evaluation["champion"], evaluation["challenger"]
     assert champion["model_version"] == 1 and challenger["model_version"] == 2
     assert len(champion["fold_scores"]) == len(challenger["fold_scores"]) == 3

@@ -26,6 +26,8 @@ REVIEWED_CONFIG = {
     # a gate that this small planted-signal search passes: the review is what is under test
     "dsr_threshold": 0.0,
     "max_drawdown_limit": 1.0,
+    "champion_alpha": 1.0,  # a challenger that merely exists beats the champion
+    "champion_margin": -1.0e9,
     "epochs": 3,
     "window_bars": 600,
     "n_folds": 2,

@@ -1,0 +1,190 @@
+"""A real Airflow deployment in subprocesses: api-server, scheduler (LocalExecutor) and
+dag-processor on a PostgreSQL metadata database, driven through the public REST API.
+
+Used by the scheduler end-to-end test and by the ``airflow_overhead_ratio`` benchmark.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import uuid
+from contextlib import contextmanager
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+USER, PASSWORD = "ops", "stack-test-password"
+ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def throwaway_database(admin_url: str = ADMIN_URL, prefix: str = "retune_stack"):
+    """A fresh PostgreSQL database; its SQLAlchemy URL. Dropped afterwards."""
+    import psycopg2
+    from psycopg2 import sql
+    from sqlalchemy.engine import make_url
+
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    admin = psycopg2.connect(admin_url, connect_timeout=5)
+    admin.autocommit = True
+    with admin.cursor() as cur:
+        cur.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    url = make_url(admin_url).set(drivername="postgresql+psycopg2", database=name)
+    try:
+        yield url.render_as_string(hide_password=False)
+    finally:
+        with admin.cursor() as cur:
+            cur.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = %s AND pid <> pg_backend_pid()",
+                (name,),
+            )
+            cur.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)))
+        admin.close()
+
+
+class AirflowStack:
+    """Start with ``with AirflowStack(env, airflow_home, metadata_url) as stack:``."""
+
+    COMPONENTS = (
+        ["api-server", "--host", "127.0.0.1", "--port", "{port}"],
+        ["scheduler"],
+        ["dag-processor"],
+    )
+
+    def __init__(self, env: dict[str, str], airflow_home: Path, metadata_url: str):
+        self.port = free_port()
+        self.home = airflow_home
+        self.home.mkdir(parents=True, exist_ok=True)
+        passwords = self.home / "passwords.json"
+        passwords.write_text(json.dumps({USER: PASSWORD}))
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.env = dict(
+            env,
+            AIRFLOW_HOME=str(airflow_home),
+            AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=metadata_url,
+            AIRFLOW__CORE__EXECUTOR="LocalExecutor",
+            AIRFLOW__CORE__PARALLELISM="4",
+            AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION="False",
+            AIRFLOW__CORE__EXECUTION_API_SERVER_URL=f"{self.base}/execution/",
+            AIRFLOW__API__BASE_URL=self.base,
+            AIRFLOW__API_AUTH__JWT_SECRET=uuid.uuid4().hex,
+            AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS=f"{USER}:admin",
+            AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE=str(passwords),
+            AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL="5",
+            AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC="1",
+            # manual runs only: a scheduled run would queue ahead of the one under test
+            RETUNE_DAILY_SCHEDULE="none",
+            RETUNE_WEEKLY_SCHEDULE="none",
+        )
+        self.processes: list[subprocess.Popen] = []
+        self.token = ""
+
+    def __enter__(self) -> AirflowStack:
+        migrate = subprocess.run(
+            [str(BIN / "airflow"), "db", "migrate"], env=self.env, cwd=ROOT, capture_output=True, text=True
+        )
+        if migrate.returncode != 0:
+            raise RuntimeError(f"airflow db migrate failed:\n{migrate.stderr[-3000:]}")
+        for args in self.COMPONENTS:
+            log = (self.home / f"{args[0]}.log").open("w")
+            self.processes.append(
+                subprocess.Popen(
+                    [str(BIN / "airflow"), *(a.format(port=self.port) for a in args)],
+                    env=self.env,
+                    cwd=ROOT,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                )
+            )
+        self._wait_for_api()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for process in self.processes:
+            process.terminate()
+        for process in self.processes:
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+    def logs(self, tail: int = 4000) -> str:
+        return "\n".join(f"--- {p.name}\n{p.read_text()[-tail:]}" for p in sorted(self.home.glob("*.log")))
+
+    def call(self, method: str, path: str, body: dict | None = None) -> dict:
+        request = urllib.request.Request(
+            self.base + path,
+            data=None if body is None else json.dumps(body).encode(),
+            method=method,
+            headers={"Content-Type": "application/json", "Authorization": f"Bearer {self.token}"},
+        )
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return json.loads(response.read() or b"{}")
+
+    def _wait_for_api(self, timeout: float = 180) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if any(p.poll() is not None for p in self.processes):
+                raise RuntimeError(f"an Airflow component exited:\n{self.logs()}")
+            try:
+                self.token = self.call("POST", "/auth/token", {"username": USER, "password": PASSWORD})[
+                    "access_token"
+                ]
+                return
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                time.sleep(1)
+        raise RuntimeError(f"the api-server did not come up:\n{self.logs()}")
+
+    def wait_for_dag(self, dag_id: str, timeout: float = 180) -> None:
+        """Until the dag-processor has parsed ``dag_id`` and it is unpaused."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                dag = self.call("GET", f"/api/v2/dags/{dag_id}")
+                if dag.get("is_paused"):
+                    self.call("PATCH", f"/api/v2/dags/{dag_id}", {"is_paused": False})
+                return
+            except urllib.error.HTTPError as exc:
+                if exc.code != 404:
+                    raise
+            time.sleep(2)
+        raise RuntimeError(f"{dag_id} was never parsed:\n{self.logs()}")
+
+    def trigger(self, dag_id: str, conf: dict, run_id: str) -> str:
+        run = self.call(
+            "POST",
+            f"/api/v2/dags/{dag_id}/dagRuns",
+            {"dag_run_id": run_id, "logical_date": None, "conf": conf},
+        )
+        return run["dag_run_id"]
+
+    def wait_for_run(self, dag_id: str, run_id: str, timeout: float = 1200) -> dict:
+        """The finished DAG run (state success or failed)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            run = self.call("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}")
+            if run["state"] in ("success", "failed"):
+                return run
+            if any(p.poll() is not None for p in self.processes):
+                raise RuntimeError(f"an Airflow component exited:\n{self.logs()}")
+            time.sleep(2)
+        raise TimeoutError(f"{dag_id} {run_id} did not finish in {timeout} s:\n{self.logs()}")
+
+    def task_states(self, dag_id: str, run_id: str) -> dict[str, str]:
+        items = self.call("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances")["task_instances"]
+        return {
+            t["task_id"] + (f"[{t['map_index']}]" if t["map_index"] >= 0 else ""): t["state"] for t in items
+        }
