@@ -171,7 +171,7 @@ class AirflowStack:
         )
         return run["dag_run_id"]
 
-    def wait_for_run(self, dag_id: str, run_id: str, timeout: float = 1200) -> dict:
+    def wait_for_run(self, dag_id: str, run_id: str, timeout: float = 1200, poll: float = 2) -> dict:
         """The finished DAG run (state success or failed)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -180,7 +180,7 @@ class AirflowStack:
                 return run
             if any(p.poll() is not None for p in self.processes):
                 raise RuntimeError(f"an Airflow component exited:\n{self.logs()}")
-            time.sleep(2)
+            time.sleep(poll)
         raise TimeoutError(f"{dag_id} {run_id} did not finish in {timeout} s:\n{self.logs()}")
 
     def task_states(self, dag_id: str, run_id: str) -> dict[str, str]:
