@@ -47,7 +47,7 @@ def evaluate_run(ctx: RunContext, repo: Repository, bars: pd.DataFrame, features
     else:
         try:
             champion = _predictor(ctx.model_key, deployed, active.params, config_version=active.version)
-        except CheckpointError as exc:
+        except (CheckpointError, ValueError) as exc:  # tampered, other features, or stale params
             comparison = unopposed(f"the deployed model v{deployed.version} cannot run: {exc}")
         else:
             champion_score = score_holdout(champion, bars, features, start, config, objective)
