@@ -55,3 +55,20 @@ def test_schedules_are_configurable_by_environment(monkeypatch, value, expected)
     dag = build_dag("daily")
     assert dag.schedule == expected
     assert dag.max_active_runs == 1
+
+
+def test_the_scheduler_preload_imports_the_task_libraries_and_starts_no_thread():
+    """Tasks fork from the scheduler: its preload must leave a fork-safe process (one thread)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, threading\n"
+        "from retune_airflow.scheduler import preload\n"
+        "preload()\n"
+        "print(threading.active_count(), 'torch' in sys.modules, 'vectorbt' in sys.modules,"
+        " 'great_expectations' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split() == ["1", "True", "True", "False"]

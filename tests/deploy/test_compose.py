@@ -36,7 +36,7 @@ CORE_SERVICES = {
 CELERY_SERVICES = {"redis", "airflow-worker"}
 AIRFLOW_COMMANDS = {
     "airflow-apiserver": "api-server",
-    "airflow-scheduler": "scheduler",
+    "airflow-scheduler": "python -m retune_airflow.scheduler",  # `airflow scheduler`, warm imports
     "airflow-dag-processor": "dag-processor",
     "airflow-triggerer": "triggerer",
     "airflow-worker": "celery worker",

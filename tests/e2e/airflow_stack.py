@@ -59,9 +59,9 @@ class AirflowStack:
     """Start with ``with AirflowStack(env, airflow_home, metadata_url) as stack:``."""
 
     COMPONENTS = (
-        ["api-server", "--host", "127.0.0.1", "--port", "{port}"],
-        ["scheduler"],
-        ["dag-processor"],
+        ["airflow", "api-server", "--host", "127.0.0.1", "--port", "{port}"],
+        ["python", "-m", "retune_airflow.scheduler"],  # `airflow scheduler`, task libraries preloaded
+        ["airflow", "dag-processor"],
     )
 
     def __init__(self, env: dict[str, str], airflow_home: Path, metadata_url: str):
@@ -99,10 +99,10 @@ class AirflowStack:
         if migrate.returncode != 0:
             raise RuntimeError(f"airflow db migrate failed:\n{migrate.stderr[-3000:]}")
         for args in self.COMPONENTS:
-            log = (self.home / f"{args[0]}.log").open("w")
+            log = (self.home / f"{args[-1]}.log").open("w")
             self.processes.append(
                 subprocess.Popen(
-                    [str(BIN / "airflow"), *(a.format(port=self.port) for a in args)],
+                    [str(BIN / args[0]), *(a.format(port=self.port) for a in args[1:])],
                     env=self.env,
                     cwd=ROOT,
                     stdout=log,
