@@ -423,7 +423,7 @@ def run_worker(
             settings.timeout_minutes,
             study.study_name,
         )
-        if not _work_on_stage(study, objective, stage, target, deadline, lock, started, patience):
+        if not _work_on_stage(study, objective, stage, target, deadline, lock, started, patience, worker):
             break
     return study
 
@@ -437,6 +437,7 @@ def _work_on_stage(
     lock: StudyLock,
     started: float,
     patience: int,
+    worker: int,
 ) -> bool:
     """Run trials of ``stage`` until the study holds ``target`` finished ones (True) or time is up."""
     poll = min(5.0, float(heartbeat_seconds()))
@@ -454,7 +455,7 @@ def _work_on_stage(
                 wait = counts.finished + counts.running >= target
                 if not wait:  # ask() takes a queued trial first, else samples a new one
                     study.optimize(
-                        _claimed(objective, stage, lock),
+                        _claimed(objective, stage, lock, worker),
                         n_trials=1,
                         callbacks=[_progress(started)],
                         gc_after_trial=False,
@@ -463,7 +464,9 @@ def _work_on_stage(
             # our trial was failed as stale while it ran (its heartbeats were lost): its retry is queued
             log.warning("a trial of %s was retried elsewhere while it ran: %s", study.study_name, exc)
             continue
-        except STORAGE_ERRORS as exc:
+        except Exception as exc:
+            if not _storage_failure(exc):
+                raise
             now = time.monotonic()
             outage_since = outage_since or now
             if now - outage_since > patience:
@@ -520,11 +523,12 @@ class StudyLock:
             conn.close()
 
 
-def _claimed(objective: Callable[[optuna.Trial], float], stage: str, lock: StudyLock):
-    """The trial exists and is RUNNING: tag its stage, then let the other workers count."""
+def _claimed(objective: Callable[[optuna.Trial], float], stage: str, lock: StudyLock, worker: int):
+    """The trial exists and is RUNNING: tag its stage (and who runs it), then let the others count."""
 
     def run(trial: optuna.Trial) -> float:
         trial.set_user_attr("stage", stage)
+        trial.set_user_attr("worker", worker)
         lock.release()
         return objective(trial)
 
@@ -542,6 +546,20 @@ def _retrying(call: Callable[[], Any], patience: int) -> Any:
             log.warning("optuna storage unreachable, retrying: %s", _short(exc))
             time.sleep(2.0)
             waited += 2.0
+
+
+def _storage_failure(exc: BaseException) -> bool:
+    """Whether the database caused ``exc``. Optuna 5's ``_run_trial`` can turn a storage error into
+    an ``UnboundLocalError`` (its ``finally`` reads ``updated_state`` when both ``tell`` and the
+    re-read of the trial failed), so the chain of causes is searched, not just the type."""
+    seen: BaseException | None = exc
+    for _ in range(10):
+        if seen is None:
+            return False
+        if isinstance(seen, STORAGE_ERRORS):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 def _short(exc: BaseException) -> str:
