@@ -64,6 +64,9 @@ def main(argv: list[str]) -> int:
     url, run_id, n_trials, worker = argv[0], argv[1], int(argv[2]), int(argv[3])
     logging.basicConfig(level=logging.INFO, format=f"%(asctime)s worker {worker} %(name)s: %(message)s")
     run_worker(run_id, data(), config(), SPACE, settings(n_trials), url, worker=worker)
+    import torch
+
+    logging.getLogger("search_worker_main").info("torch threads: %d", torch.get_num_threads())
     return 0
 
 

@@ -90,6 +90,7 @@ def test_two_worker_processes_share_one_study_and_stop_at_exactly_n(postgres_url
     log = tmp_path / "workers.log"
     procs = [start_worker(postgres_url, run_id, n, w, log) for w in (0, 1)]
     assert finish(procs) == [0, 0], log.read_text()[-4000:]
+    assert log.read_text().count("torch threads: 1") == 2  # the trainer pins each process to one thread
     study = load(postgres_url, run_id)
     assert_exactly(study, n)
     assert len(study.trials) == n  # nothing failed, nothing extra
