@@ -440,7 +440,7 @@ def _work_on_stage(
     worker: int,
 ) -> bool:
     """Run trials of ``stage`` until the study holds ``target`` finished ones (True) or time is up."""
-    poll = min(5.0, float(heartbeat_seconds()))
+    poll = 1.0  # a waiting worker re-reads the study this often: it exits within 1 s of the last trial
     outage_since: float | None = None
     while time.monotonic() < deadline:
         try:
