@@ -75,11 +75,27 @@ def problems(study: optuna.Study) -> int:
     return abs(len(finished) - TRIALS) + (len(numbers) - len(set(numbers))) + len(unfinished)
 
 
+def busy_cpu_s() -> float:
+    """CPU seconds the whole machine has spent busy (``/proc/stat``)."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle + iowait
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+def own_cpu_s() -> float:
+    """CPU seconds of this process and its finished children (the workers)."""
+    import resource
+
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+
 def one_arm(url: str, workers: int, tag: str) -> dict:
     run_id = f"bench-{tag}-{workers}w"
     conf = config()
     prepare_study(run_id, conf, conf.search_space, settings(TRIALS), url)
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    busy, own = busy_cpu_s(), own_cpu_s()
     launched = datetime.now()
     started = time.perf_counter()
     procs = [
@@ -94,6 +110,9 @@ def one_arm(url: str, workers: int, tag: str) -> dict:
     ]
     errors = [p.communicate()[1] for p in procs]
     wall = time.perf_counter() - started
+    # CPU the rest of the machine used meanwhile (PostgreSQL included): on 2 cores, another job
+    # running beside the workers shows up here
+    other_cpu = (busy_cpu_s() - busy) - (own_cpu_s() - own)
     failed = [e[-2000:] for p, e in zip(procs, errors, strict=True) if p.returncode != 0]
     if failed:
         raise RuntimeError(f"{workers}-worker arm failed:\n" + "\n".join(failed))
@@ -115,6 +134,7 @@ def one_arm(url: str, workers: int, tag: str) -> dict:
             str(w): sum(1 for t in study.trials if t.user_attrs.get("worker") == w) for w in range(workers)
         },
         "problems": problems(study),
+        "other_cpu_s": round(other_cpu, 1),
     }
 
 
