@@ -236,12 +236,20 @@ def _check_trials(study) -> None:
     """Nothing downstream may read a half-finished study: no RUNNING trial, no COMPLETE one
     without a finite value (Optuna writes state and value in one transaction; this says so)."""
     import math
+    import warnings
 
+    import optuna
     from optuna.trial import TrialState
 
+    with warnings.catch_warnings():  # a killed worker's trial, once stale, no longer blocks the run
+        warnings.simplefilter("ignore")
+        optuna.storages.fail_stale_trials(study)
     running = [t.number for t in study.trials if t.state == TrialState.RUNNING]
     if running:
-        raise RuntimeError(f"study {study.study_name} still has RUNNING trials {running}: a worker is alive")
+        raise RuntimeError(
+            f"study {study.study_name} still has RUNNING trials {running}: a worker is alive, or died less "
+            "than two heartbeats ago (a retry of this task goes on once they are stale)"
+        )
     broken = [
         t.number
         for t in study.trials

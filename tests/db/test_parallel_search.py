@@ -16,6 +16,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from pathlib import Path
 
 import optuna
@@ -27,6 +28,40 @@ from pipelines.search.study import make_storage, prepare_study, study_name
 
 ROOT = Path(__file__).resolve().parents[2]
 WORKER = Path(__file__).with_name("search_worker_main.py")
+ADMIN_URL = os.environ.get("RETUNE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+@pytest.fixture(scope="module")
+def optuna_pg_url():
+    """A throwaway PostgreSQL database of its own: Optuna's tables must not land in the shared
+    ``postgres_url`` database, whose schema a migration test compares with our ORM."""
+    import psycopg2
+    from psycopg2 import sql
+    from sqlalchemy.engine import make_url
+
+    name = f"retune_optuna_test_{uuid.uuid4().hex[:12]}"
+    try:
+        admin = psycopg2.connect(ADMIN_URL, connect_timeout=5)
+    except psycopg2.OperationalError as exc:
+        pytest.fail(f"PostgreSQL is required but not reachable at {ADMIN_URL}: {exc}", pytrace=False)
+    admin.autocommit = True
+    with admin.cursor() as cur:
+        cur.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    try:
+        yield (
+            make_url(ADMIN_URL)
+            .set(drivername="postgresql+psycopg2", database=name)
+            .render_as_string(hide_password=False)
+        )
+    finally:
+        with admin.cursor() as cur:
+            cur.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = %s AND pid <> pg_backend_pid()",
+                (name,),
+            )
+            cur.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)))
+        admin.close()
 
 
 def worker_env(**extra: str) -> dict[str, str]:
@@ -84,14 +119,14 @@ def finish(procs: list[subprocess.Popen], timeout: float = 120) -> list[int]:
     return codes
 
 
-def test_two_worker_processes_share_one_study_and_stop_at_exactly_n(postgres_url, tmp_path):
+def test_two_worker_processes_share_one_study_and_stop_at_exactly_n(optuna_pg_url, tmp_path):
     run_id, n = "parallel-two", 8
-    prepared(postgres_url, run_id, n)
+    prepared(optuna_pg_url, run_id, n)
     log = tmp_path / "workers.log"
-    procs = [start_worker(postgres_url, run_id, n, w, log) for w in (0, 1)]
+    procs = [start_worker(optuna_pg_url, run_id, n, w, log) for w in (0, 1)]
     assert finish(procs) == [0, 0], log.read_text()[-4000:]
     assert log.read_text().count("torch threads: 1") == 2  # the trainer pins each process to one thread
-    study = load(postgres_url, run_id)
+    study = load(optuna_pg_url, run_id)
     assert_exactly(study, n)
     assert len(study.trials) == n  # nothing failed, nothing extra
     ran = {t.user_attrs["worker"] for t in study.trials}
@@ -99,9 +134,9 @@ def test_two_worker_processes_share_one_study_and_stop_at_exactly_n(postgres_url
     params = [tuple(sorted(t.params.items())) for t in study.trials]
     assert len(set(params)) == n  # the workers' samplers are seeded apart: no repeated draws
     # a worker run again after the budget is spent changes nothing (an Airflow retry)
-    again = start_worker(postgres_url, run_id, n, 1, log)
+    again = start_worker(optuna_pg_url, run_id, n, 1, log)
     assert finish([again]) == [0]
-    assert len(load(postgres_url, run_id).trials) == n
+    assert len(load(optuna_pg_url, run_id).trials) == n
 
 
 def wait_for_running_trial(url: str, run_id: str, after: set[int], timeout: float = 60) -> int:
@@ -118,20 +153,20 @@ def wait_for_running_trial(url: str, run_id: str, after: set[int], timeout: floa
     raise AssertionError("no trial started")
 
 
-def test_a_worker_killed_three_times_mid_trial_loses_no_trial(postgres_url, tmp_path):
+def test_a_worker_killed_three_times_mid_trial_loses_no_trial(optuna_pg_url, tmp_path):
     run_id, n = "killed-worker", 5
-    prepared(postgres_url, run_id, n)
+    prepared(optuna_pg_url, run_id, n)
     log = tmp_path / "worker.log"
     killed: set[int] = set()
     for _ in range(3):
-        proc = start_worker(postgres_url, run_id, n, 0, log)
-        killed.add(wait_for_running_trial(postgres_url, run_id, killed))
+        proc = start_worker(optuna_pg_url, run_id, n, 0, log)
+        killed.add(wait_for_running_trial(optuna_pg_url, run_id, killed))
         proc.send_signal(signal.SIGKILL)
         proc.wait()
-    last = start_worker(postgres_url, run_id, n, 0, log)  # the next attempt fails and retries them
+    last = start_worker(optuna_pg_url, run_id, n, 0, log)  # the next attempt fails and retries them
     assert finish([last]) == [0], log.read_text()[-4000:]
 
-    study = load(postgres_url, run_id)
+    study = load(optuna_pg_url, run_id)
     assert_exactly(study, n)
     states = by_state(study)
     failed = states["FAIL"]

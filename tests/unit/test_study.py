@@ -315,3 +315,15 @@ def test_parallel_workers_need_postgresql(data, storage, caplog, tmp_path):
         result = search_prepare(ctx)
     assert result["workers"] == [0]  # the DAG maps one worker
     assert "4 workers asked for, running 1" in caplog.text and "PostgreSQL" in caplog.text
+
+
+def test_finalize_refuses_a_study_with_a_running_trial(storage):
+    from pipelines.search.study import make_storage
+    from pipelines.steps import _check_trials
+
+    study = optuna.create_study(storage=make_storage(storage), study_name="busy", direction="maximize")
+    study.tell(study.ask(), 1.0)
+    _check_trials(study)  # finished trials only: fine
+    study.ask()  # a worker is running this one (and it is not stale yet)
+    with pytest.raises(RuntimeError, match=r"RUNNING trials \[1\]"):
+        _check_trials(study)
