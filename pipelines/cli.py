@@ -27,6 +27,7 @@ def _run(args: argparse.Namespace) -> int:
         "model_family": args.model_family,
         "data": args.data,
         "as_of": args.as_of,
+        "workers": args.workers,
     }
     config_path = None
     if args.config:  # a bare name is a config under RETUNE_HOME/configs; anything else a file
@@ -187,6 +188,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--as-of", help="use data up to this date (YYYY-MM-DD); default today")
     run.add_argument(
         "--config", help="config file (JSON/YAML, seed search-space format), or a name in RETUNE_HOME/configs"
+    )
+    run.add_argument(
+        "--workers", type=int, default=1, help="search worker processes (1-16; >1 needs a PostgreSQL store)"
     )
     run.add_argument("--run-id", help="resume or name a run (default: cli__<timestamp>)")
     run.set_defaults(func=_run)

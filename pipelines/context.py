@@ -41,6 +41,8 @@ class RunParams(BaseModel):
     # a config's name under RETUNE_HOME/configs, never a path: params may come from a trigger form
     config: str | None = Field(None, pattern=r"^[A-Za-z0-9_-]{1,64}$")
     review_timeout_minutes: int = Field(24 * 60, ge=1, le=7 * 24 * 60)
+    # search worker processes sharing the run's study (more than one needs a PostgreSQL store)
+    workers: int = Field(1, ge=1, le=16)
 
     @field_validator("data")
     @classmethod

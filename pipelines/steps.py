@@ -131,32 +131,87 @@ def narrow(ctx: RunContext) -> StepResult:
 
 
 def search(ctx: RunContext) -> StepResult:
-    """Run the Optuna study over the narrowed space; write trials, best params/config and plots."""
-    from pipelines.search.history import prior_backtests
-    from pipelines.search.outputs import write_search_outputs
-    from pipelines.search.study import SearchSettings, run_study, study_name
+    """Run the Optuna study over the narrowed space; write trials, best params/config and plots.
+
+    In one process this is prepare, the workers, finalize; ``workers`` > 1 (PostgreSQL store
+    only) starts the extra workers as processes beside this one. The DAG runs the three parts
+    as its own tasks, the workers as a mapped task.
+    """
+    workers = search_prepare(ctx)["workers"]
+    if len(workers) > 1:
+        _run_worker_processes(ctx, workers)
+    else:
+        search_worker(ctx, 0)
+    return search_finalize(ctx)
+
+
+def search_prepare(ctx: RunContext) -> StepResult:
+    """Create the run's study and seed it exactly once; say which workers may share it."""
+    from pipelines.search.study import is_sqlite, prepare_study, study_name
 
     repo = _repo(ctx)
-    data = _prepared_data(ctx)
-    space = _narrowed_space(ctx)
-    active = repo.active_config(ctx.model_key)
-    previous = repo.previous_studies(ctx.model_key, before_run=ctx.run_id, limit=1)
-    study = run_study(
-        ctx.run_id,
-        data,
-        ctx.config,
-        space,
-        SearchSettings(
-            ctx.params.n_trials, ctx.params.timeout_minutes, ctx.params.objective, ctx.params.mode
-        ),
-        ctx.settings.optuna_url,
-        incumbent=active.params if active else None,
-        previous_study=previous[0] if previous else None,
+    done = ctx.run_dir / "search_prepare.json"
+    if done.is_file():  # a retry seeds from what the first attempt saw, not from today's store
+        seed: dict[str, Any] = {k: load_json(done)[k] for k in ("incumbent", "previous_study")}
+    else:
+        active = repo.active_config(ctx.model_key)
+        previous = repo.previous_studies(ctx.model_key, before_run=ctx.run_id, limit=1)
+        seed = {
+            "incumbent": active.params if active else None,
+            "previous_study": previous[0] if previous else None,
+        }
+    prepare_study(
+        ctx.run_id, ctx.config, _narrowed_space(ctx), _search_settings(ctx), ctx.settings.optuna_url, **seed
     )
+    workers = ctx.params.workers
+    if workers > 1 and is_sqlite(ctx.settings.optuna_url):
+        log.warning(
+            "search: %d workers asked for, running 1: parallel search workers need a PostgreSQL "
+            "Optuna store (RETUNE_OPTUNA_URL), and this one is SQLite",
+            workers,
+        )
+        workers = 1
+    # what every worker must see alike, even if the active config changes meanwhile
+    dump_json(ctx.run_dir / "search_prepare.json", {**seed, "workers": workers})
+    repo.update_run(ctx.run_id, study_name=study_name(ctx.run_id))
+    return {"study": study_name(ctx.run_id), "workers": list(range(workers))}
+
+
+def search_worker(ctx: RunContext, worker: int = 0) -> StepResult:
+    """Run trials on the prepared study until it holds the run's budget (shared by all workers)."""
+    from pipelines.search.study import run_worker, stage_counts
+
+    seed = load_json(ctx.run_dir / "search_prepare.json")
+    study = run_worker(
+        ctx.run_id,
+        _prepared_data(ctx),
+        ctx.config,
+        _narrowed_space(ctx),
+        _search_settings(ctx),
+        ctx.settings.optuna_url,
+        incumbent=seed["incumbent"],
+        worker=worker,
+    )
+    counts = [stage_counts(study, stage) for stage in ("coarse", "fine")]
+    return {"worker": worker, "study": study.study_name, "n_finished": sum(c.finished for c in counts)}
+
+
+def search_finalize(ctx: RunContext) -> StepResult:
+    """Write trials, best params/config, plots and the selection statistics of the finished study."""
+    import optuna
+
+    from pipelines.search.history import prior_backtests
+    from pipelines.search.outputs import write_search_outputs
+    from pipelines.search.study import make_storage, study_name
+
+    repo = _repo(ctx)
+    storage = make_storage(ctx.settings.optuna_url)
+    study = optuna.load_study(study_name=study_name(ctx.run_id), storage=storage)
+    _check_trials(study)
     family = study.user_attrs.get("model_family", ctx.config.hyperparams.model_family)
     summary = write_search_outputs(
         study,
-        data,
+        _prepared_data(ctx),
         ctx.config,
         ctx.report_dir,
         ctx.params.objective,
@@ -175,6 +230,65 @@ def search(ctx: RunContext) -> StepResult:
         "dsr": stats["dsr"]["dsr"] if stats["dsr"] else None,
         "pbo": stats["pbo"]["pbo"] if stats["pbo"] else None,
     }
+
+
+def _check_trials(study) -> None:
+    """Nothing downstream may read a half-finished study: no RUNNING trial, no COMPLETE one
+    without a finite value (Optuna writes state and value in one transaction; this says so)."""
+    import math
+    import warnings
+
+    import optuna
+    from optuna.trial import TrialState
+
+    with warnings.catch_warnings():  # a killed worker's trial, once stale, no longer blocks the run
+        warnings.simplefilter("ignore")
+        optuna.storages.fail_stale_trials(study)
+    running = [t.number for t in study.trials if t.state == TrialState.RUNNING]
+    if running:
+        raise RuntimeError(
+            f"study {study.study_name} still has RUNNING trials {running}: a worker is alive, or died less "
+            "than two heartbeats ago (a retry of this task goes on once they are stale)"
+        )
+    broken = [
+        t.number
+        for t in study.trials
+        if t.state == TrialState.COMPLETE and (t.value is None or not math.isfinite(t.value))
+    ]
+    if broken:
+        raise RuntimeError(f"study {study.study_name}: COMPLETE trials {broken} have no finite value")
+
+
+def _search_settings(ctx: RunContext):
+    from pipelines.search.study import SearchSettings
+
+    p = ctx.params
+    return SearchSettings(p.n_trials, p.timeout_minutes, p.objective, p.mode)
+
+
+def _run_worker_processes(ctx: RunContext, workers: list[int]) -> None:
+    """Worker 0 here, the others as processes (not threads: the GIL would serialize them)."""
+    import multiprocessing
+
+    spawn = multiprocessing.get_context("spawn")  # fork would copy torch's and the engines' state
+    extra = [
+        spawn.Process(target=_worker_process, args=(ctx, w), name=f"search-worker-{w}") for w in workers[1:]
+    ]
+    for process in extra:
+        process.start()
+    try:
+        search_worker(ctx, workers[0])
+    finally:
+        for process in extra:
+            process.join()
+    failed = [p.name for p in extra if p.exitcode != 0]
+    if failed:
+        raise RuntimeError(f"search workers failed: {', '.join(failed)} (see their log)")
+
+
+def _worker_process(ctx: RunContext, worker: int) -> None:
+    logging.basicConfig(level=logging.INFO, format=f"%(asctime)s worker {worker} %(name)s: %(message)s")
+    search_worker(ctx, worker)
 
 
 def finetune(ctx: RunContext) -> StepResult:
@@ -228,6 +342,13 @@ def promote(ctx: RunContext) -> StepResult:
     return outcome
 
 
+# The DAG runs the search as three tasks (the workers mapped); ``search`` above runs them in one.
+SEARCH_PARTS: dict[str, Callable[..., StepResult]] = {
+    "search_prepare": search_prepare,
+    "search_worker": search_worker,
+    "search_finalize": search_finalize,
+}
+
 STEPS: dict[str, Step] = {
     "validate": validate,
     "features": build_features,
@@ -240,15 +361,16 @@ STEPS: dict[str, Step] = {
 }
 
 
-def run_step(name: str, ctx: RunContext) -> StepResult:
+def run_step(name: str, ctx: RunContext, **kwargs: Any) -> StepResult:
     """Run one step; on failure record it against the run (state, step, message) and re-raise."""
+    known: dict[str, Callable[..., StepResult]] = {**STEPS, **SEARCH_PARTS}
     try:
-        step = STEPS[name]
+        step = known[name]
     except KeyError:
-        raise KeyError(f"unknown step {name!r}; steps: {', '.join(STEPS)}") from None
-    log.info("[%s] %s: start", ctx.run_id, name)
+        raise KeyError(f"unknown step {name!r}; steps: {', '.join(known)}") from None
+    log.info("[%s] %s%s: start", ctx.run_id, name, f" {kwargs}" if kwargs else "")
     try:
-        result = step(ctx)
+        result = step(ctx, **kwargs)
     except Exception as exc:
         _record_failure(ctx, name, exc)
         raise

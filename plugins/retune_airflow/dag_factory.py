@@ -7,14 +7,16 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from airflow.providers.standard.operators.python import PythonOperator
-from airflow.sdk import DAG, Asset, chain
+from airflow.sdk import DAG, Asset, chain, task
 
 from retune_airflow.params import run_params
 from retune_airflow.review import REVIEW_TASK, PromotionReviewOperator, publish_if_changed, record_review
-from retune_airflow.tasks import run_retune_step
+from retune_airflow.tasks import prepare_search, run_retune_step, search_worker
 
 # Mirrors pipelines.steps.STEPS (a test keeps them equal) without importing it at parse time.
 STEP_NAMES = ("validate", "features", "narrow", "search", "finetune", "evaluate", "report", "promote")
+# The search step as tasks: prepare the study, N mapped worker processes, write the outputs.
+SEARCH_TASKS = ("search", "search_worker", "search_finalize")
 
 # Updated whenever the active config changes, so downstream DAGs (e.g. a deploy) can react.
 PRODUCTION_CONFIG = Asset("retune_production_config", uri="file:///retune/config/production.yaml")
@@ -78,12 +80,16 @@ def build_dag(name: str, schedule: str | None = None) -> DAG:
             "max_retry_delay": timedelta(minutes=15),
         },
     ) as dag:
-        steps = [
-            PythonOperator(
-                task_id=step, python_callable=run_retune_step, op_kwargs={"step": step, "dag_name": name}
+        steps: list[Any] = []
+        for step in STEP_NAMES:
+            if step == "search":
+                steps.extend(search_tasks(name))
+                continue
+            steps.append(
+                PythonOperator(
+                    task_id=step, python_callable=run_retune_step, op_kwargs={"step": step, "dag_name": name}
+                )
             )
-            for step in STEP_NAMES
-        ]
         chain(*steps)
         promote = steps[-1]
         review = PromotionReviewOperator(task_id=REVIEW_TASK, dag_name=name, retries=0)
@@ -99,3 +105,22 @@ def build_dag(name: str, schedule: str | None = None) -> DAG:
         promote >> review >> recorded
         [promote, recorded] >> publish
     return dag
+
+
+def search_tasks(name: str) -> list[Any]:
+    """prepare -> search_worker (mapped over the worker indices prepare returns) -> finalize.
+
+    The mapping list comes from prepare's XCom, not the ``workers`` Param directly: prepare
+    validates it and drops to one worker on an SQLite store. Each mapped worker is a process of
+    its own; a killed one is retried by Airflow and its stale trial by any live worker.
+    """
+    prepare = PythonOperator(task_id="search", python_callable=prepare_search, op_kwargs={"dag_name": name})
+    workers = (
+        task(task_id="search_worker")(search_worker).partial(dag_name=name).expand(worker=prepare.output)
+    )
+    finalize = PythonOperator(
+        task_id="search_finalize",
+        python_callable=run_retune_step,
+        op_kwargs={"step": "search_finalize", "dag_name": name},
+    )
+    return [prepare, workers, finalize]

@@ -67,6 +67,14 @@ def run_params(n_trials: int, timeout_minutes: int) -> dict[str, Param]:
             maximum=7 * 24 * 60,
             description="How long a proposal waits for approval; on timeout nothing changes.",
         ),
+        "workers": Param(
+            1,
+            type="integer",
+            minimum=1,
+            maximum=16,
+            description="Search worker processes sharing the study (mapped tasks). More than one needs "
+            "a PostgreSQL Optuna store; on SQLite the search runs one worker and logs why.",
+        ),
         "as_of": Param(
             None,
             type=["null", "string"],

@@ -20,7 +20,9 @@ def data_date(context: dict[str, Any]) -> datetime | None:
     return getattr(dag_run, "run_after", None)
 
 
-def run_retune_step(step: str, dag_name: str, **context: Any) -> dict[str, Any]:
+def run_retune_step(
+    step: str, dag_name: str, step_kwargs: dict[str, Any] | None = None, **context: Any
+) -> dict[str, Any]:
     from pipelines.config import ConfigError
     from pipelines.context import RunContext
     from pipelines.data.sources import DataSourceError
@@ -33,7 +35,17 @@ def run_retune_step(step: str, dag_name: str, **context: Any) -> dict[str, Any]:
         ctx = RunContext.create(
             dag_name, context["run_id"], dict(context["params"]), logical_date=data_date(context)
         )
-        return run_step(step, ctx)
+        return run_step(step, ctx, **(step_kwargs or {}))
     except (BarValidationError, ConfigError, DataSourceError) as exc:
         # Bad input does not get better on retry: fail now, with the message.
         raise AirflowFailException(str(exc)) from exc
+
+
+def prepare_search(dag_name: str, **context: Any) -> list[int]:
+    """The search's first task: prepare the study; its return value is what ``search_worker`` maps over."""
+    return list(run_retune_step("search_prepare", dag_name, **context)["workers"])
+
+
+def search_worker(worker: int, dag_name: str, **context: Any) -> dict[str, Any]:
+    """One mapped search worker: trials on the shared study until it holds the run's budget."""
+    return run_retune_step("search_worker", dag_name, step_kwargs={"worker": worker}, **context)

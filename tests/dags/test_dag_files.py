@@ -57,6 +57,9 @@ print(json.dumps({{
     "doc": bool(dag.doc_md),
     "retries": dag.default_args["retries"],
     "params": sorted(dag.params.keys()),
+    "mapped": sorted(t.task_id for t in dag.tasks if getattr(t, "is_mapped", False)),
+    "worker_upstream": sorted(dag.get_task("search_worker").upstream_task_ids),
+    "finalize_upstream": sorted(dag.get_task("search_finalize").upstream_task_ids),
 }}))
 """
     info = _run_probe(probe, tmp_path)
@@ -64,8 +67,13 @@ print(json.dumps({{
     assert info["dag_id"] == "retune_" + dag_file.removeprefix("retune_").removesuffix(".py")
     from pipelines.steps import STEPS
 
-    # the pipeline's steps in order, then the review (human in the loop) and the Asset update
-    assert info["tasks"] == [*STEPS, "review", "record_review", "publish"]
+    # the pipeline's steps in order (search as prepare, mapped workers, finalize), then the
+    # review (human in the loop) and the Asset update
+    search = ["search", "search_worker", "search_finalize"]
+    steps = [t for step in STEPS for t in (search if step == "search" else [step])]
+    assert info["tasks"] == [*steps, "review", "record_review", "publish"]
+    assert info["mapped"] == ["search_worker"]
+    assert info["worker_upstream"] == ["search"] and info["finalize_upstream"] == ["search_worker"]
     assert info["max_active_runs"] == 1
     assert "retune" in info["tags"] and info["doc"] and info["retries"] >= 1
     assert {
@@ -77,6 +85,7 @@ print(json.dumps({{
         "data",
         "config",
         "review_timeout_minutes",
+        "workers",
     } <= set(info["params"])
 
 
@@ -107,6 +116,10 @@ print(json.dumps({{"errors": bag.import_errors, "dag_ids": sorted(bag.dag_ids)}}
         ("config", "spx; rm -rf /"),
         ("review_timeout_minutes", 0),
         ("review_timeout_minutes", 10**7),
+        ("workers", 0),
+        ("workers", 17),
+        ("workers", "2; rm -rf /"),
+        ("workers", 1.5),
     ],
 )
 def test_trigger_params_reject_bad_values(name, value):
@@ -120,6 +133,24 @@ def test_trigger_params_reject_bad_values(name, value):
         params[name].resolve(value)
     # the defaults themselves are valid
     assert params["data"].resolve("csv:bars/spx.csv") == "csv:bars/spx.csv"
+    assert params["workers"].resolve(16) == 16
+
+
+def test_workers_param_matches_the_run_params():
+    """The trigger form and the core agree on the bounds (1..16, default 1)."""
+    from pipelines.config import ConfigError
+    from pipelines.context import parse_params
+
+    sys.path.insert(0, str(ROOT / "plugins"))
+    from retune_airflow.params import run_params
+
+    param = run_params(20, 30)["workers"]
+    assert param.value == 1 and parse_params({}).workers == 1
+    assert param.schema["minimum"] == 1 and param.schema["maximum"] == 16
+    assert parse_params({"workers": 16}).workers == 16
+    for bad in (0, 17):
+        with pytest.raises(ConfigError, match="workers"):
+            parse_params({"workers": bad})
 
 
 def _imports(path: Path) -> set[str]:

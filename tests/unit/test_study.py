@@ -277,3 +277,60 @@ def test_a_single_trial_gives_no_deflated_sharpe(data, storage):
     study = run_study("one", data, tiny_config(), SPACE, settings(1), storage)
     stats = selection_statistics(study, best_fresh_trial(study), prior_backtests=1000, pbo_splits=4)
     assert stats["dsr"] is None and stats["pbo"] is None  # nothing to deflate against: the gate fails
+
+
+def test_prepare_seeds_once_even_when_a_retry_finds_it_half_done(data, storage):
+    from pipelines.search.study import PREPARED, prepare_study
+
+    config = tiny_config()
+    run_study("prev", data, config, SPACE, settings(3), storage)
+    incumbent = {"lr": 0.01, "hidden_size": 8, "seq_len": 8, "entry_threshold": 0.1, "long_short": False}
+    args = ("next", config, SPACE, settings(3), storage, incumbent, study_name("prev"))
+    first = prepare_study(*args)
+    seeded = [(t.number, t.state, t.params) for t in first.trials]
+    assert len(seeded) == 3 + 1  # three carried over, production queued
+    first.set_user_attr(PREPARED, False)  # as if the first attempt died before marking it
+    again = prepare_study(*args)
+    assert [(t.number, t.state, t.params) for t in again.trials] == seeded
+    assert again.user_attrs["n_carried_over"] == 3 and again.user_attrs[PREPARED] is True
+
+
+def test_parallel_workers_need_postgresql(data, storage, caplog, tmp_path):
+    import json
+
+    from pipelines.context import RunContext
+    from pipelines.search.study import prepare_study, run_worker
+    from pipelines.steps import search_prepare
+
+    prepare_study("solo", tiny_config(), SPACE, settings(2), storage)
+    with pytest.raises(ConfigError, match="PostgreSQL"):
+        run_worker("solo", data, tiny_config(), SPACE, settings(2), storage, worker=1)
+
+    from pipelines.store.migrate import upgrade
+    from pipelines.store.repository import Repository
+
+    ctx = RunContext.create("daily", "sqlite-workers", {"workers": 4})
+    upgrade(ctx.settings.db_url)
+    repo = Repository(ctx.settings.db_url)
+    run = {"dag_id": "daily", "model_key": ctx.model_key, "as_of": ctx.as_of, "data_source": "x"}
+    repo.start_run(ctx.run_id, **run, params={})
+    repo.close()
+    ctx.run_dir.mkdir(parents=True)
+    after = {k: v.model_dump(mode="json") for k, v in SPACE.items()}
+    (ctx.run_dir / "narrowing.json").write_text(json.dumps({"after": after}))
+    with caplog.at_level("WARNING"):
+        result = search_prepare(ctx)
+    assert result["workers"] == [0]  # the DAG maps one worker
+    assert "4 workers asked for, running 1" in caplog.text and "PostgreSQL" in caplog.text
+
+
+def test_finalize_refuses_a_study_with_a_running_trial(storage):
+    from pipelines.search.study import make_storage
+    from pipelines.steps import _check_trials
+
+    study = optuna.create_study(storage=make_storage(storage), study_name="busy", direction="maximize")
+    study.tell(study.ask(), 1.0)
+    _check_trials(study)  # finished trials only: fine
+    study.ask()  # a worker is running this one (and it is not stale yet)
+    with pytest.raises(RuntimeError, match=r"RUNNING trials \[1\]"):
+        _check_trials(study)
