@@ -7,11 +7,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from airflow.providers.standard.operators.python import PythonOperator
-from airflow.sdk import DAG, Asset, chain, task
+from airflow.sdk import DAG, Asset, chain, task, task_group
 
-from retune_airflow.params import run_params
+from retune_airflow.params import fleet_params, run_params
 from retune_airflow.review import REVIEW_TASK, PromotionReviewOperator, publish_if_changed, record_review
-from retune_airflow.tasks import prepare_search, run_retune_step, search_worker
+from retune_airflow.tasks import plan_fleet, prepare_search, run_retune_step, search_worker
 
 # Mirrors pipelines.steps.STEPS (a test keeps them equal) without importing it at parse time.
 STEP_NAMES = ("validate", "features", "narrow", "search", "finetune", "evaluate", "report", "promote")
@@ -36,6 +36,12 @@ the default: "Required actions" in the UI, or `retune approve RUN`). Reject or n
 * Bad data fails `validate` with each failed expectation named; nothing downstream runs.
 """
 
+FLEET_DOC = """
+* **Fleet:** one task group `model` per config in the `configs` Param (each config its own model
+  key, e.g. one per instrument), mapped at run time; each key is a run of its own
+  (`<run id>__<config>`), with its own report, review and production entry.
+"""
+
 FLAVOURS: dict[str, dict[str, Any]] = {
     "daily": {
         "schedule": "0 22 * * 1-5",
@@ -52,33 +58,40 @@ FLAVOURS: dict[str, dict[str, Any]] = {
 }
 
 
-def schedule_for(name: str) -> str | None:
-    """``RETUNE_DAILY_SCHEDULE`` / ``RETUNE_WEEKLY_SCHEDULE`` (a cron or preset, or ``none`` for
-    manual runs only), else the flavour's default."""
+def schedule_for(name: str, default: str | None = None) -> str | None:
+    """``RETUNE_DAILY_SCHEDULE`` / ``RETUNE_WEEKLY_SCHEDULE`` / ``RETUNE_DAILY_FLEET_SCHEDULE`` ...
+    (a cron or preset, or ``none`` for manual runs only), else ``default``."""
     value = os.environ.get(f"RETUNE_{name.upper()}_SCHEDULE")
     if value is None:
-        return FLAVOURS[name]["schedule"]
+        return default
     return None if value.strip().lower() in ("", "none", "off") else value.strip()
 
 
-def build_dag(name: str, schedule: str | None = None) -> DAG:
-    flavour = FLAVOURS[name]
-    with DAG(
-        dag_id=f"retune_{name}",
-        schedule=schedule if schedule is not None else schedule_for(name),
-        start_date=datetime(2024, 1, 1),
-        catchup=False,
-        max_active_runs=1,
-        tags=["retune", name],
-        doc_md=DOC.format(name=name, model=flavour["model"]),
-        params=run_params(flavour["n_trials"], flavour["timeout"]),
-        default_args={
+def _dag_settings(name: str) -> dict[str, Any]:
+    """What the single-key and fleet DAGs of a flavour share."""
+    return {
+        "start_date": datetime(2024, 1, 1),
+        "catchup": False,
+        "max_active_runs": 1,
+        "default_args": {
             "owner": "retune",
             "retries": 2,
             "retry_delay": timedelta(minutes=1),
             "retry_exponential_backoff": 2.0,
             "max_retry_delay": timedelta(minutes=15),
         },
+    }
+
+
+def build_dag(name: str, schedule: str | None = None) -> DAG:
+    flavour = FLAVOURS[name]
+    with DAG(
+        dag_id=f"retune_{name}",
+        schedule=schedule if schedule is not None else schedule_for(name, flavour["schedule"]),
+        tags=["retune", name],
+        doc_md=DOC.format(name=name, model=flavour["model"]),
+        params=run_params(flavour["n_trials"], flavour["timeout"]),
+        **_dag_settings(name),
     ) as dag:
         steps: list[Any] = []
         for step in STEP_NAMES:
@@ -91,20 +104,63 @@ def build_dag(name: str, schedule: str | None = None) -> DAG:
                 )
             )
         chain(*steps)
-        promote = steps[-1]
-        review = PromotionReviewOperator(task_id=REVIEW_TASK, dag_name=name, retries=0)
-        recorded = PythonOperator(
-            task_id="record_review", python_callable=record_review, op_kwargs={"dag_name": name}
-        )
-        publish = PythonOperator(
-            task_id="publish",
-            python_callable=publish_if_changed,
-            outlets=[PRODUCTION_CONFIG],
-            trigger_rule="none_failed_min_one_success",
-        )
-        promote >> review >> recorded
-        [promote, recorded] >> publish
+        review_tail(name, steps[-1])
     return dag
+
+
+def build_fleet_dag(name: str) -> DAG:
+    """Several model keys in one run (e.g. one per instrument): a task group per config named in
+    the ``configs`` Param, mapped at run time, so the keys run in parallel on the executor.
+
+    Airflow cannot map a task inside a mapped task group, so here a key's search is one task
+    and its ``workers`` run as processes beside it (the single-key DAG maps them as tasks).
+    """
+    flavour = FLAVOURS[name]
+    configs = [c.strip() for c in os.environ.get("RETUNE_FLEET_CONFIGS", "").split(",") if c.strip()]
+    with DAG(
+        dag_id=f"retune_{name}_fleet",
+        schedule=schedule_for(f"{name}_fleet"),  # manual unless RETUNE_<NAME>_FLEET_SCHEDULE says
+        tags=["retune", name, "fleet"],
+        doc_md=DOC.format(name=f"{name} fleet", model=flavour["model"]) + FLEET_DOC,
+        params={**run_params(flavour["n_trials"], flavour["timeout"]), **fleet_params(configs)},
+        **_dag_settings(name),
+    ) as dag:
+        plan = PythonOperator(task_id="plan", python_callable=plan_fleet, op_kwargs={"dag_name": name})
+
+        @task_group(group_id="model")
+        def model(config: str) -> None:
+            steps = [
+                PythonOperator(
+                    task_id=step,
+                    python_callable=run_retune_step,
+                    op_kwargs={"step": step, "dag_name": name, "config": config},
+                )
+                for step in STEP_NAMES
+            ]
+            chain(*steps)
+            review_tail(name, steps[-1], config)
+
+        model.expand(config=plan.output)
+    return dag
+
+
+def review_tail(name: str, promote: Any, config: Any = None) -> None:
+    """promote -> review (asks only under policy review) -> record_review; publish the Asset
+    when the active config changed."""
+    review = PromotionReviewOperator(task_id=REVIEW_TASK, dag_name=name, config=config, retries=0)
+    recorded = PythonOperator(
+        task_id="record_review",
+        python_callable=record_review,
+        op_kwargs={"dag_name": name, "config": config},
+    )
+    publish = PythonOperator(
+        task_id="publish",
+        python_callable=publish_if_changed,
+        outlets=[PRODUCTION_CONFIG],
+        trigger_rule="none_failed_min_one_success",
+    )
+    promote >> review >> recorded
+    [promote, recorded] >> publish
 
 
 def search_tasks(name: str) -> list[Any]:

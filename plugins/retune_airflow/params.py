@@ -16,6 +16,9 @@ DATA_PATTERN = (
 )
 
 
+CONFIG_NAME_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
+
+
 def run_params(n_trials: int, timeout_minutes: int) -> dict[str, Param]:
     return {
         "n_trials": Param(
@@ -57,7 +60,7 @@ def run_params(n_trials: int, timeout_minutes: int) -> dict[str, Param]:
         "config": Param(
             None,
             type=["null", "string"],
-            pattern=r"^[A-Za-z0-9_-]{1,64}$",
+            pattern=CONFIG_NAME_PATTERN,
             description="Name of a config in $RETUNE_HOME/configs (<name>.yaml); default: the bundled one.",
         ),
         "review_timeout_minutes": Param(
@@ -81,4 +84,19 @@ def run_params(n_trials: int, timeout_minutes: int) -> dict[str, Param]:
             format="date",
             description="Use bars up to this date (YYYY-MM-DD); default: the run's date.",
         ),
+    }
+
+
+def fleet_params(configs: list[str]) -> dict[str, Param]:
+    """The fleet DAG's list of config names: one mapped task group (model key) per name."""
+    return {
+        "configs": Param(
+            configs,
+            type="array",
+            maxItems=50,
+            uniqueItems=True,
+            items={"type": "string", "pattern": CONFIG_NAME_PATTERN},
+            description="Config names in $RETUNE_HOME/configs, one per model key (e.g. per instrument); "
+            "default: $RETUNE_FLEET_CONFIGS.",
+        )
     }

@@ -25,7 +25,12 @@ REVIEW_TASK = "review"
 class PromotionReviewOperator(HITLOperator):
     """Ask operations staff to approve the run's proposed config, with the gate in the body."""
 
-    def __init__(self, *, dag_name: str, params: Any = None, **kwargs: Any) -> None:
+    # ``config`` is the fleet group's mapped config name, resolved like any templated field
+    template_fields = (*HITLOperator.template_fields, "config")
+
+    def __init__(
+        self, *, dag_name: str, config: str | None = None, params: Any = None, **kwargs: Any
+    ) -> None:
         # The form asks for a reason (see _form_params_only for the DAG's own Params).
         reason = Param("", type="string", maxLength=1000, description="Why (goes to the audit)")
         super().__init__(
@@ -37,13 +42,14 @@ class PromotionReviewOperator(HITLOperator):
             **kwargs,
         )
         self.dag_name = dag_name
+        self.config = config
 
     def execute(self, context: Any) -> Any:
-        outcome = context["ti"].xcom_pull(task_ids="promote") or {}
+        outcome = pull_sibling(context["ti"], "promote") or {}
         if outcome.get("decision") != "awaiting approval":
             raise AirflowSkipException(f"nothing to review: {outcome.get('decision', 'no proposal')}")
         self.response_timeout = timedelta(minutes=int(context["params"]["review_timeout_minutes"]))
-        self.body = review_body(self.dag_name, context["run_id"], dict(context["params"]))
+        self.body = review_body(self.dag_name, context, self.config)
         self._form_params_only()
         return super().execute(context)
 
@@ -57,12 +63,13 @@ class PromotionReviewOperator(HITLOperator):
         self.params = ParamsDict({"reason": self.params.get_param("reason")})
 
 
-def review_body(dag_name: str, raw_run_id: str, params: dict[str, Any]) -> str:
+def review_body(dag_name: str, context: dict[str, Any], config: str | None = None) -> str:
     """Markdown: the gate's checks with their numbers, the proposed change and the report."""
     from pipelines.artifacts import load_json
-    from pipelines.context import RunContext
+    from retune_airflow.tasks import run_context
 
-    ctx = RunContext.create(dag_name, raw_run_id, params)
+    ctx = run_context(dag_name, context, config)
+    params = context["params"]
     gate = load_json(ctx.run_dir / "gate.json")
     search = load_json(ctx.run_dir / "search.json")
     rows = "\n".join(
@@ -83,15 +90,15 @@ def review_body(dag_name: str, raw_run_id: str, params: dict[str, Any]) -> str:
     )
 
 
-def record_review(dag_name: str, **context: Any) -> dict[str, Any]:
+def record_review(dag_name: str, config: str | None = None, **context: Any) -> dict[str, Any]:
     """Apply the reviewer's answer (or the timeout) to the config store and production.yaml."""
-    from pipelines.context import RunContext
     from pipelines.store.repository import Repository
     from retune_airflow.connection import use_retune_connection
+    from retune_airflow.tasks import run_context
 
     use_retune_connection()
-    answer = context["ti"].xcom_pull(task_ids=REVIEW_TASK) or {}
-    ctx = RunContext.create(dag_name, context["run_id"], dict(context["params"]))
+    answer = pull_sibling(context["ti"], REVIEW_TASK) or {}
+    ctx = run_context(dag_name, context, config)
     responder = answer.get("responded_by_user")
     chosen = answer.get("chosen_options") or []
     reason = (answer.get("params_input") or {}).get("reason") or ""
@@ -133,8 +140,17 @@ def _apply_answer(
 def publish_if_changed(**context: Any) -> dict[str, Any]:
     """Succeed (and so emit the production-config Asset event) only when the active version changed."""
     ti = context["ti"]
-    promoted = (ti.xcom_pull(task_ids="promote") or {}).get("decision") == "promoted"
-    approved = (ti.xcom_pull(task_ids="record_review") or {}).get("changed", False)
+    promoted = (pull_sibling(ti, "promote") or {}).get("decision") == "promoted"
+    approved = (pull_sibling(ti, "record_review") or {}).get("changed", False)
     if not (promoted or approved):
         raise AirflowSkipException("the active config did not change")
     return {"changed": True}
+
+
+def pull_sibling(ti: Any, task_id: str) -> Any:
+    """The XCom of ``task_id`` in the caller's task group; in a fleet run's mapped group, the one
+    of the same model key (map index) — unqualified, Airflow would return every key's."""
+    group = ti.task_id.rpartition(".")[0]
+    if not group:
+        return ti.xcom_pull(task_ids=task_id)
+    return ti.xcom_pull(task_ids=f"{group}.{task_id}", map_indexes=ti.map_index)

@@ -20,11 +20,26 @@ def data_date(context: dict[str, Any]) -> datetime | None:
     return getattr(dag_run, "run_after", None)
 
 
+def run_context(dag_name: str, context: dict[str, Any], config: str | None = None):
+    """The RunContext of a task. In a fleet run (one task group per model key) ``config`` names
+    the group's config, and the run id gets it as a suffix: each key is a run of its own."""
+    from pipelines.context import RunContext
+
+    params, raw_run_id = dict(context["params"]), context["run_id"]
+    if config is not None:
+        params["config"], raw_run_id = config, f"{raw_run_id}__{config}"
+    params.pop("configs", None)
+    return RunContext.create(dag_name, raw_run_id, params, logical_date=data_date(context))
+
+
 def run_retune_step(
-    step: str, dag_name: str, step_kwargs: dict[str, Any] | None = None, **context: Any
+    step: str,
+    dag_name: str,
+    step_kwargs: dict[str, Any] | None = None,
+    config: str | None = None,
+    **context: Any,
 ) -> dict[str, Any]:
     from pipelines.config import ConfigError
-    from pipelines.context import RunContext
     from pipelines.data.sources import DataSourceError
     from pipelines.steps import run_step
     from pipelines.validation.suite import BarValidationError
@@ -32,9 +47,7 @@ def run_retune_step(
 
     use_retune_connection()
     try:
-        ctx = RunContext.create(
-            dag_name, context["run_id"], dict(context["params"]), logical_date=data_date(context)
-        )
+        ctx = run_context(dag_name, context, config)
         return run_step(step, ctx, **(step_kwargs or {}))
     except (BarValidationError, ConfigError, DataSourceError) as exc:
         # Bad input does not get better on retry: fail now, with the message.
@@ -49,3 +62,23 @@ def prepare_search(dag_name: str, **context: Any) -> list[int]:
 def search_worker(worker: int, dag_name: str, **context: Any) -> dict[str, Any]:
     """One mapped search worker: trials on the shared study until it holds the run's budget."""
     return run_retune_step("search_worker", dag_name, step_kwargs={"worker": worker}, **context)
+
+
+def plan_fleet(dag_name: str, **context: Any) -> list[str]:
+    """The fleet's configs, checked before any key starts: each loads, and no two share a model key."""
+    from pipelines.config import ConfigError, load_config
+    from pipelines.settings import load_settings
+
+    names = list(context["params"]["configs"])
+    if not names:
+        raise AirflowFailException("configs is empty: name at least one config under RETUNE_HOME/configs")
+    settings, keys = load_settings(), dict[str, str]()
+    for name in names:
+        try:
+            key = load_config(settings.config_file(name)).model_key
+        except (ConfigError, ValueError) as exc:
+            raise AirflowFailException(f"config {name!r}: {exc}") from exc
+        if key in keys:
+            raise AirflowFailException(f"configs {keys[key]!r} and {name!r} both tune model key {key!r}")
+        keys[key] = name
+    return names
