@@ -238,20 +238,28 @@ def config_asset_events(env: dict) -> int:
         engine.dispose()
 
 
-def expire_review_deadline(env: dict) -> None:
-    """Move the waiting review's deadline (``task_instance.trigger_timeout``) into the past."""
+def expire_review_deadline(env: dict, timeout: float = 60) -> None:
+    """Move the waiting review's deadline (``task_instance.trigger_timeout``) into the past.
+
+    The review's request is listed a moment before its task instance enters ``awaiting_input``:
+    retry until it has.
+    """
     import sqlalchemy as sa
 
     engine = sa.create_engine(env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"])
+    deadline, moved = time.monotonic() + timeout, 0
     try:
-        with engine.begin() as conn:
-            moved = conn.execute(
-                sa.text(
-                    "UPDATE task_instance SET trigger_timeout = :past "
-                    "WHERE task_id = 'review' AND state = 'awaiting_input'"
-                ),
-                {"past": "2000-01-01 00:00:00.000000"},
-            ).rowcount
+        while not moved and time.monotonic() < deadline:
+            with engine.begin() as conn:
+                moved = conn.execute(
+                    sa.text(
+                        "UPDATE task_instance SET trigger_timeout = :past "
+                        "WHERE task_id = 'review' AND state = 'awaiting_input'"
+                    ),
+                    {"past": "2000-01-01 00:00:00.000000"},
+                ).rowcount
+            if not moved:
+                time.sleep(0.5)
     finally:
         engine.dispose()
     assert moved == 1
