@@ -18,7 +18,6 @@ import os
 import subprocess
 import sys
 import time
-import uuid
 from datetime import datetime
 from pathlib import Path
 from statistics import median
@@ -26,6 +25,7 @@ from statistics import median
 import optuna
 from optuna.trial import TrialState
 from parallel_worker import config, settings
+from throwaway_pg import throwaway_database
 
 from pipelines.search.study import make_storage, prepare_study, study_name
 
@@ -33,38 +33,6 @@ NAME = "parallel_2_workers_speedup"
 TRIALS = 12
 ORDER = (1, 2, 2, 1)  # worker counts, interleaved
 WORKER = Path(__file__).with_name("parallel_worker.py")
-ADMIN_URL = os.environ.get("RETUNE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
-
-
-def throwaway_database() -> tuple[str, str]:
-    import psycopg2
-    from psycopg2 import sql
-    from sqlalchemy.engine import make_url
-
-    name = f"retune_bench_{uuid.uuid4().hex[:12]}"
-    admin = psycopg2.connect(ADMIN_URL, connect_timeout=5)
-    admin.autocommit = True
-    with admin.cursor() as cur:
-        cur.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    admin.close()
-    url = make_url(ADMIN_URL).set(drivername="postgresql+psycopg2", database=name)
-    return name, url.render_as_string(hide_password=False)
-
-
-def drop_database(name: str) -> None:
-    import psycopg2
-    from psycopg2 import sql
-
-    admin = psycopg2.connect(ADMIN_URL, connect_timeout=5)
-    admin.autocommit = True
-    with admin.cursor() as cur:
-        cur.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-            "WHERE datname = %s AND pid <> pg_backend_pid()",
-            (name,),
-        )
-        cur.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)))
-    admin.close()
 
 
 def problems(study: optuna.Study) -> int:
@@ -141,14 +109,11 @@ def one_arm(url: str, workers: int, tag: str) -> dict:
 def run() -> dict:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     load_before = Path("/proc/loadavg").read_text().split()[:3]
-    name, url = throwaway_database()
     rows = []
-    try:
+    with throwaway_database("retune_bench") as url:
         for i, workers in enumerate(ORDER):
             rows.append(one_arm(url, workers, f"{i}"))
             print(f"   {workers} worker(s): {rows[-1]['trials_per_min']} trials/min", flush=True)
-    finally:
-        drop_database(name)
     load_after = Path("/proc/loadavg").read_text().split()[:3]
 
     def arm(workers: int, key: str) -> float:

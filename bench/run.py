@@ -62,7 +62,8 @@ def main(argv: list[str] | None = None) -> int:
 
     # Before anything imports numba (vectorbt): keep the JIT cache inside bench/.
     os.environ.setdefault("NUMBA_CACHE_DIR", str(BENCH_DIR / ".cache" / "numba"))
-    for path in (ROOT, BENCH_DIR):  # the project, and the benchmarks' shared fixtures
+    # the project, the benchmarks' shared fixtures, and the tests' throwaway PostgreSQL databases
+    for path in (ROOT, BENCH_DIR, ROOT / "tests"):
         if str(path) not in sys.path:
             sys.path.insert(0, str(path))
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import tempfile
-import uuid
 from pathlib import Path
 
 import numpy as np
@@ -72,51 +71,20 @@ def make_bars():
     return synthetic_bars
 
 
-POSTGRES_ADMIN_URL = os.environ.get(
-    "RETUNE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
-)
-
-
 @pytest.fixture(scope="session")
 def postgres_url():
-    """A fresh PostgreSQL database (``retune_test_<uuid>``) with our migrations applied; dropped afterwards.
+    """A fresh PostgreSQL database (``retune_test_<random>``) with our migrations applied; dropped afterwards.
 
     PostgreSQL is required, not optional: if it is down the tests fail with a message that says so,
     because production runs on PostgreSQL and a silently skipped backend proves nothing.
     """
-    import psycopg2
-    from psycopg2 import sql
-    from sqlalchemy.engine import make_url
+    from throwaway_pg import PostgresUnavailable, throwaway_database
 
     from pipelines.store.migrate import upgrade
 
     try:
-        admin = psycopg2.connect(POSTGRES_ADMIN_URL, connect_timeout=5)
-    except psycopg2.OperationalError as exc:
-        pytest.fail(
-            f"PostgreSQL is required for tests/db but is not reachable at {POSTGRES_ADMIN_URL}: "
-            f"{str(exc).strip()}\nStart it (CI: .ci/run starts the local cluster) or point "
-            "RETUNE_TEST_POSTGRES_URL at a server where the user may CREATE DATABASE.",
-            pytrace=False,
-        )
-    admin.autocommit = True
-    name = f"retune_test_{uuid.uuid4().hex[:16]}"
-    with admin.cursor() as cur:
-        cur.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    url = (
-        make_url(POSTGRES_ADMIN_URL)
-        .set(drivername="postgresql+psycopg2", database=name)
-        .render_as_string(hide_password=False)
-    )
-    try:
-        upgrade(url)
-        yield url
-    finally:
-        with admin.cursor() as cur:
-            cur.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                "WHERE datname = %s AND pid <> pg_backend_pid()",
-                (name,),
-            )
-            cur.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)))
-        admin.close()
+        with throwaway_database() as url:
+            upgrade(url)
+            yield url
+    except PostgresUnavailable as exc:
+        pytest.fail(str(exc), pytrace=False)

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import copy
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -78,84 +79,68 @@ def fit(
     ``frozen_layers``: the first N backbone layers keep their weights (fine-tuning adapts the
     upper layers and the head only); they are trainable again when this returns.
     """
-    frozen = [p for layer in backbone_layers(network)[:frozen_layers] for p in layer]
-    for param in frozen:
+    with frozen(network, frozen_layers):
+        seed_everything(seed)
+        dev = device()
+        network.to(dev)
+        optimizer = torch.optim.Adam([p for p in network.parameters() if p.requires_grad], lr=lr)
+        weights = None if horizon_weights is None else torch.tensor(horizon_weights, device=dev)
+        xt = torch.as_tensor(x, dtype=torch.float32, device=dev)
+        yt = torch.as_tensor(y, dtype=torch.float32, device=dev)
+        has_val = x_val is not None and y_val is not None and len(x_val) > 0
+        result = TrainResult(network=network)
+        best_state, best_loss, bad_epochs = None, float("inf"), 0
+        generator = torch.Generator().manual_seed(seed)
+        for epoch in range(1, epochs + 1):
+            network.train()
+            order = torch.randperm(len(xt), generator=generator).to(dev)
+            total = 0.0
+            for start in range(0, len(xt), batch_size):
+                idx = order[start : start + batch_size]
+                optimizer.zero_grad()
+                loss = weighted_mse(network(xt[idx]), yt[idx], weights)
+                loss.backward()
+                nn.utils.clip_grad_norm_(network.parameters(), 1.0)
+                optimizer.step()
+                total += loss.item() * len(idx)
+            row: dict[str, float | None] = {
+                "epoch": epoch,
+                "train_loss": total / max(len(xt), 1),
+                "val_loss": None,
+                "lr": lr,
+            }
+            if has_val:
+                val_loss = evaluate_loss(network, x_val, y_val, horizon_weights)  # type: ignore[arg-type]
+                row["val_loss"] = val_loss
+                if val_loss < best_loss - 1e-9:
+                    best_loss, bad_epochs, result.best_epoch = val_loss, 0, epoch
+                    best_state = copy.deepcopy(network.state_dict())
+                else:
+                    bad_epochs += 1
+            result.history.append(row)
+            if on_epoch:
+                on_epoch(row)
+            if has_val and patience is not None and bad_epochs >= patience:
+                result.stopped_early = True
+                break
+        if best_state is not None:
+            network.load_state_dict(best_state)
+        network.to("cpu")
+        return result
+
+
+@contextmanager
+def frozen(network: nn.Module, n_layers: int) -> Iterator[None]:
+    """The first ``n_layers`` backbone layers untrainable inside the block, trainable after."""
+    layers = getattr(network, "backbone_layers", None)
+    params = [p for layer in (layers() if callable(layers) else [])[:n_layers] for p in layer]
+    for param in params:
         param.requires_grad_(False)
     try:
-        return _fit(
-            network, x, y, lr, epochs, batch_size, seed, x_val, y_val, patience, on_epoch, horizon_weights
-        )
+        yield
     finally:
-        for param in frozen:
+        for param in params:
             param.requires_grad_(True)
-
-
-def backbone_layers(network: nn.Module) -> list[list[nn.Parameter]]:
-    layers = getattr(network, "backbone_layers", None)
-    return layers() if callable(layers) else []
-
-
-def _fit(
-    network: nn.Module,
-    x: np.ndarray,
-    y: np.ndarray,
-    lr: float,
-    epochs: int,
-    batch_size: int,
-    seed: int,
-    x_val: np.ndarray | None,
-    y_val: np.ndarray | None,
-    patience: int | None,
-    on_epoch: Callable[[dict], None] | None,
-    horizon_weights: tuple[float, ...] | None,
-) -> TrainResult:
-    seed_everything(seed)
-    dev = device()
-    network.to(dev)
-    optimizer = torch.optim.Adam([p for p in network.parameters() if p.requires_grad], lr=lr)
-    weights = None if horizon_weights is None else torch.tensor(horizon_weights, device=dev)
-    xt = torch.as_tensor(x, dtype=torch.float32, device=dev)
-    yt = torch.as_tensor(y, dtype=torch.float32, device=dev)
-    has_val = x_val is not None and y_val is not None and len(x_val) > 0
-    result = TrainResult(network=network)
-    best_state, best_loss, bad_epochs = None, float("inf"), 0
-    generator = torch.Generator().manual_seed(seed)
-    for epoch in range(1, epochs + 1):
-        network.train()
-        order = torch.randperm(len(xt), generator=generator).to(dev)
-        total = 0.0
-        for start in range(0, len(xt), batch_size):
-            idx = order[start : start + batch_size]
-            optimizer.zero_grad()
-            loss = weighted_mse(network(xt[idx]), yt[idx], weights)
-            loss.backward()
-            nn.utils.clip_grad_norm_(network.parameters(), 1.0)
-            optimizer.step()
-            total += loss.item() * len(idx)
-        row: dict[str, float | None] = {
-            "epoch": epoch,
-            "train_loss": total / max(len(xt), 1),
-            "val_loss": None,
-            "lr": lr,
-        }
-        if has_val:
-            val_loss = evaluate_loss(network, x_val, y_val, horizon_weights)  # type: ignore[arg-type]
-            row["val_loss"] = val_loss
-            if val_loss < best_loss - 1e-9:
-                best_loss, bad_epochs, result.best_epoch = val_loss, 0, epoch
-                best_state = copy.deepcopy(network.state_dict())
-            else:
-                bad_epochs += 1
-        result.history.append(row)
-        if on_epoch:
-            on_epoch(row)
-        if has_val and patience is not None and bad_epochs >= patience:
-            result.stopped_early = True
-            break
-    if best_state is not None:
-        network.load_state_dict(best_state)
-    network.to("cpu")
-    return result
 
 
 def train_new(params: HyperParams, x: np.ndarray, y: np.ndarray, seed: int, **kwargs) -> TrainResult:

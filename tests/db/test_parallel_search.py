@@ -16,52 +16,29 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
 import optuna
 import pytest
 from optuna.trial import TrialState
 from search_worker_main import SPACE, config, settings
+from throwaway_pg import PostgresUnavailable, throwaway_database
 
 from pipelines.search.study import make_storage, prepare_study, study_name
 
 ROOT = Path(__file__).resolve().parents[2]
 WORKER = Path(__file__).with_name("search_worker_main.py")
-ADMIN_URL = os.environ.get("RETUNE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 
 
 @pytest.fixture(scope="module")
 def optuna_pg_url():
     """A throwaway PostgreSQL database of its own: Optuna's tables must not land in the shared
     ``postgres_url`` database, whose schema a migration test compares with our ORM."""
-    import psycopg2
-    from psycopg2 import sql
-    from sqlalchemy.engine import make_url
-
-    name = f"retune_optuna_test_{uuid.uuid4().hex[:12]}"
     try:
-        admin = psycopg2.connect(ADMIN_URL, connect_timeout=5)
-    except psycopg2.OperationalError as exc:
-        pytest.fail(f"PostgreSQL is required but not reachable at {ADMIN_URL}: {exc}", pytrace=False)
-    admin.autocommit = True
-    with admin.cursor() as cur:
-        cur.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    try:
-        yield (
-            make_url(ADMIN_URL)
-            .set(drivername="postgresql+psycopg2", database=name)
-            .render_as_string(hide_password=False)
-        )
-    finally:
-        with admin.cursor() as cur:
-            cur.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                "WHERE datname = %s AND pid <> pg_backend_pid()",
-                (name,),
-            )
-            cur.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)))
-        admin.close()
+        with throwaway_database("retune_optuna_test") as url:
+            yield url
+    except PostgresUnavailable as exc:
+        pytest.fail(str(exc), pytrace=False)
 
 
 def worker_env(**extra: str) -> dict[str, str]:

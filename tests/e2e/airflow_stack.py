@@ -14,13 +14,14 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "tests"))
+
+
 BIN = Path(sys.executable).parent
 USER, PASSWORD = "ops", "stack-test-password"
-ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 
 
 def free_port() -> int:
@@ -29,33 +30,30 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@contextmanager
-def throwaway_database(admin_url: str = ADMIN_URL, prefix: str = "retune_stack"):
-    """A fresh PostgreSQL database; its SQLAlchemy URL. Dropped afterwards."""
-    import psycopg2
-    from psycopg2 import sql
-    from sqlalchemy.engine import make_url
+class RestClient:
+    """Airflow's public REST API as an operator's script would use it."""
 
-    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
-    admin = psycopg2.connect(admin_url, connect_timeout=5)
-    admin.autocommit = True
-    with admin.cursor() as cur:
-        cur.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    url = make_url(admin_url).set(drivername="postgresql+psycopg2", database=name)
-    try:
-        yield url.render_as_string(hide_password=False)
-    finally:
-        with admin.cursor() as cur:
-            cur.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                "WHERE datname = %s AND pid <> pg_backend_pid()",
-                (name,),
-            )
-            cur.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)))
-        admin.close()
+    def __init__(self, base: str):
+        self.base = base
+        self.token = ""
+
+    def call(self, method: str, path: str, body: dict | None = None) -> dict:
+        request = urllib.request.Request(
+            self.base + path,
+            data=None if body is None else json.dumps(body).encode(),
+            method=method,
+            headers={"Content-Type": "application/json", "Authorization": f"Bearer {self.token}"},
+        )
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return json.loads(response.read() or b"{}")
+
+    def login(self, user: str, password: str) -> None:
+        self.token = self.call("POST", "/auth/token", {"username": user, "password": password})[
+            "access_token"
+        ]
 
 
-class AirflowStack:
+class AirflowStack(RestClient):
     """Start with ``with AirflowStack(env, airflow_home, metadata_url) as stack:``."""
 
     COMPONENTS = (
@@ -70,7 +68,7 @@ class AirflowStack:
         self.home.mkdir(parents=True, exist_ok=True)
         passwords = self.home / "passwords.json"
         passwords.write_text(json.dumps({USER: PASSWORD}))
-        self.base = f"http://127.0.0.1:{self.port}"
+        super().__init__(f"http://127.0.0.1:{self.port}")
         self.env = dict(
             env,
             AIRFLOW_HOME=str(airflow_home),
@@ -90,7 +88,6 @@ class AirflowStack:
             RETUNE_WEEKLY_SCHEDULE="none",
         )
         self.processes: list[subprocess.Popen] = []
-        self.token = ""
 
     def __enter__(self) -> AirflowStack:
         migrate = subprocess.run(
@@ -124,25 +121,13 @@ class AirflowStack:
     def logs(self, tail: int = 4000) -> str:
         return "\n".join(f"--- {p.name}\n{p.read_text()[-tail:]}" for p in sorted(self.home.glob("*.log")))
 
-    def call(self, method: str, path: str, body: dict | None = None) -> dict:
-        request = urllib.request.Request(
-            self.base + path,
-            data=None if body is None else json.dumps(body).encode(),
-            method=method,
-            headers={"Content-Type": "application/json", "Authorization": f"Bearer {self.token}"},
-        )
-        with urllib.request.urlopen(request, timeout=30) as response:
-            return json.loads(response.read() or b"{}")
-
     def _wait_for_api(self, timeout: float = 180) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if any(p.poll() is not None for p in self.processes):
                 raise RuntimeError(f"an Airflow component exited:\n{self.logs()}")
             try:
-                self.token = self.call("POST", "/auth/token", {"username": USER, "password": PASSWORD})[
-                    "access_token"
-                ]
+                self.login(USER, PASSWORD)
                 return
             except (urllib.error.URLError, ConnectionError, TimeoutError):
                 time.sleep(1)

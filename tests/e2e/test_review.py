@@ -5,16 +5,15 @@ API (as the "Required actions" UI does); a timeout is resolved by the scheduler'
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import time
-import urllib.request
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from airflow_stack import RestClient, free_port
 from conftest import AS_OF, BIN, ROOT, run
 
 pytestmark = pytest.mark.slow
@@ -60,33 +59,8 @@ def planted_bars(n: int = 700, seed: int = 3) -> pd.DataFrame:
     )
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Api:
-    """Airflow's public REST API as an operator's script would use it."""
-
-    def __init__(self, base: str):
-        self.base = base
-        self.token = ""
-
-    def call(self, method: str, path: str, body: dict | None = None) -> dict:
-        request = urllib.request.Request(
-            self.base + path,
-            data=None if body is None else json.dumps(body).encode(),
-            method=method,
-            headers={"Content-Type": "application/json", "Authorization": f"Bearer {self.token}"},
-        )
-        with urllib.request.urlopen(request, timeout=30) as response:
-            return json.loads(response.read() or b"{}")
-
-    def login(self, user: str, password: str) -> None:
-        self.token = self.call("POST", "/auth/token", {"username": user, "password": password})[
-            "access_token"
-        ]
+class Api(RestClient):
+    """The REST client, plus waiting for a run's review request."""
 
     def pending_review(self, run: DagRun, timeout: float = 600) -> dict:
         """The review request of ``run``, once it waits for an answer."""
