@@ -28,7 +28,8 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "e2e"))
 
-from airflow_stack import BIN, AirflowStack, throwaway_database  # noqa: E402
+from airflow_stack import BIN, AirflowStack  # noqa: E402
+from throwaway_pg import throwaway_database  # noqa: E402
 
 NAME = "airflow_overhead_ratio"
 REPEATS = 3  # the first of each arm is the cold start (empty numba cache, first imports): reported apart

@@ -17,9 +17,6 @@ import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "tests"))
-
-
 BIN = Path(sys.executable).parent
 USER, PASSWORD = "ops", "stack-test-password"
 

@@ -9,8 +9,9 @@ import shutil
 from pathlib import Path
 
 import pytest
-from airflow_stack import AirflowStack, throwaway_database
+from airflow_stack import AirflowStack
 from conftest import AS_OF, BIN, run
+from throwaway_pg import throwaway_database
 
 pytestmark = pytest.mark.slow
 
