@@ -110,7 +110,7 @@ class LivePredictor:
 
     def update(self, bar: Mapping[str, Any]) -> dict[str, Any] | None:
         """Take the next bar (timestamp + OHLCV); return its signal, or None while warming up."""
-        timestamp = pd.Timestamp(bar["timestamp"])
+        timestamp = _checked_time(bar)
         if self._last_bar is not None and timestamp <= self._last_bar:
             raise BarError(f"bar {timestamp} is not after the previous bar {self._last_bar}")
         values = {col: _checked(bar, col) for col in OHLCV}
@@ -174,3 +174,16 @@ def _checked(bar: Mapping[str, Any], col: str) -> float:
     if not math.isfinite(value) or value < 0 or (value == 0 and col != "volume"):
         raise BarError(f"bar {col}={value} must be finite and {'>= 0' if col == 'volume' else '> 0'}")
     return value
+
+
+def _checked_time(bar: Mapping[str, Any]) -> pd.Timestamp:
+    """The bar's time as naive UTC, like the bars training reads."""
+    try:
+        timestamp = pd.Timestamp(bar["timestamp"])
+    except KeyError:
+        raise BarError("bar is missing 'timestamp'") from None
+    except (TypeError, ValueError):
+        raise BarError(f"bar timestamp={bar['timestamp']!r} is not a time") from None
+    if timestamp is pd.NaT:
+        raise BarError("bar timestamp is missing (NaT)")
+    return timestamp.tz_convert(None) if timestamp.tzinfo is not None else timestamp

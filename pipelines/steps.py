@@ -101,7 +101,9 @@ def narrow(ctx: RunContext) -> StepResult:
     names = ctx.config.narrowing_rules  # validated when the config was parsed
     rules = DEFAULT_RULES if names is None else rules_by_name(names)
     repo = _repo(ctx)
-    bars = pd.read_parquet(ctx.run_dir / "bars.parquet").tail(ctx.config.window_bars)
+    # the regime before the holdout: what decides the search ranges must not peek at it either
+    bars = pd.read_parquet(ctx.run_dir / "bars.parquet").iloc[: -ctx.config.holdout_bars]
+    bars = bars.tail(ctx.config.window_bars)
     top, best = prior_trials(repo, ctx.settings.optuna_url, ctx.model_key, ctx.run_id)
     active = repo.active_config(ctx.model_key)
     deployed = parent_model(ctx, repo)
@@ -401,9 +403,9 @@ def _now():
     return utcnow()
 
 
-def _prepared_data(ctx: RunContext, full: bool = False, holdout: bool = False):
-    """The run's bars, features and labels: the search window (or, ``full``, all history),
-    without the holdout unless asked for — search and fine-tune never see the holdout."""
+def _prepared_data(ctx: RunContext, full: bool = False):
+    """The run's bars, features and labels before the holdout (search and fine-tune never see
+    it): the search window, or with ``full`` all that history."""
     import pandas as pd
 
     from pipelines.search.objective import PreparedData
@@ -411,8 +413,7 @@ def _prepared_data(ctx: RunContext, full: bool = False, holdout: bool = False):
     bars = pd.read_parquet(ctx.run_dir / "bars.parquet")
     frame = pd.read_parquet(ctx.run_dir / "features.parquet")
     data = PreparedData(bars, frame.drop(columns="next_return"), frame["next_return"])
-    if not holdout:
-        data = data.before(len(bars) - ctx.config.holdout_bars)
+    data = data.before(len(bars) - ctx.config.holdout_bars)
     return data if full else data.tail(ctx.config.window_bars)
 
 

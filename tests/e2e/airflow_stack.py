@@ -6,7 +6,10 @@ Used by the scheduler end-to-end test and by the ``airflow_overhead_ratio`` benc
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import signal
 import socket
 import subprocess
 import sys
@@ -101,19 +104,24 @@ class AirflowStack(RestClient):
                     cwd=ROOT,
                     stdout=log,
                     stderr=subprocess.STDOUT,
+                    start_new_session=True,  # a group of its own: stopping it stops its children
                 )
             )
         self._wait_for_api()
         return self
 
     def __exit__(self, *exc) -> None:
+        """Stop every component with the processes it started (executor workers, log server)."""
         for process in self.processes:
-            process.terminate()
+            _signal_group(process, signal.SIGTERM)
         for process in self.processes:
             try:
                 process.wait(timeout=30)
             except subprocess.TimeoutExpired:
-                process.kill()
+                _signal_group(process, signal.SIGKILL)
+        time.sleep(1)
+        for process in self.processes:  # children that outlived their parent
+            _signal_group(process, signal.SIGKILL)
 
     def logs(self, tail: int = 4000) -> str:
         return "\n".join(f"--- {p.name}\n{p.read_text()[-tail:]}" for p in sorted(self.home.glob("*.log")))
@@ -170,3 +178,8 @@ class AirflowStack(RestClient):
         return {
             t["task_id"] + (f"[{t['map_index']}]" if t["map_index"] >= 0 else ""): t["state"] for t in items
         }
+
+
+def _signal_group(process: subprocess.Popen, sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, sig)

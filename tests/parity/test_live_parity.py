@@ -149,3 +149,20 @@ def test_a_tampered_or_foreign_checkpoint_is_refused_by_the_predictor(tmp_path, 
         fh.write(b"\x00" * 8)
     with pytest.raises(CheckpointError, match="sha256"):
         LivePredictor.from_checkpoint(tmp_path / "ok", sha, predictor.params, "k")
+
+
+@pytest.mark.parametrize(
+    ("bar", "message"),
+    [({"open": 1.0}, "missing 'timestamp'"), ({"timestamp": "not a time"}, "is not a time")],
+)
+def test_a_bar_without_a_usable_time_is_named(make_bars, bar, message):
+    predictor = _predictor(make_bars(30, seed=19), "lstm", seq_len=5)
+    with pytest.raises(BarError, match=message):
+        predictor.update(bar)
+
+
+def test_time_zone_aware_bars_are_read_as_utc(make_bars):
+    bars = make_bars(120, seed=20)
+    aware = bars.assign(timestamp=bars["timestamp"].dt.tz_localize("UTC").dt.tz_convert("America/New_York"))
+    naive_signal = _predictor(bars, "lstm").predict_bars(bars)
+    assert _predictor(bars, "lstm").predict_bars(aware) == naive_signal
