@@ -125,7 +125,7 @@ def build_fleet_dag(name: str) -> DAG:
         params={**run_params(flavour["n_trials"], flavour["timeout"]), **fleet_params(configs)},
         **_dag_settings(name),
     ) as dag:
-        plan = PythonOperator(task_id="plan", python_callable=plan_fleet, op_kwargs={"dag_name": name})
+        plan = PythonOperator(task_id="plan", python_callable=plan_fleet)
 
         @task_group(group_id="model")
         def model(config: str) -> None:

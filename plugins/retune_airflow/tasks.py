@@ -64,7 +64,7 @@ def search_worker(worker: int, dag_name: str, **context: Any) -> dict[str, Any]:
     return run_retune_step("search_worker", dag_name, step_kwargs={"worker": worker}, **context)
 
 
-def plan_fleet(dag_name: str, **context: Any) -> list[str]:
+def plan_fleet(**context: Any) -> list[str]:
     """The fleet's configs, checked before any key starts: each loads, and no two share a model key."""
     from pipelines.config import ConfigError, load_config
     from pipelines.settings import load_settings
