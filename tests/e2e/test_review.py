@@ -133,12 +133,12 @@ def review_env(request, e2e_env, tmp_path_factory):
 class DagRun:
     """`airflow dags test` in the background, its log in a file (a full pipe would stall it)."""
 
-    def __init__(self, env: dict, log: Path, **conf):
+    def __init__(self, env: dict, log: Path, dag_id: str = "retune_daily", **conf):
         conf = {"n_trials": 3, "as_of": AS_OF, "data": "csv:planted.csv", "config": "reviewed", **conf}
         self.log = log
         with log.open("w") as out:
             self.process = subprocess.Popen(
-                [str(BIN / "airflow"), "dags", "test", "retune_daily", "--conf", json.dumps(conf)],
+                [str(BIN / "airflow"), "dags", "test", dag_id, "--conf", json.dumps(conf)],
                 env=env,
                 cwd=ROOT,
                 stdout=out,
@@ -241,11 +241,12 @@ def expire_review_deadline(env: dict, timeout: float = 60) -> None:
 
 def answer(api: Api, detail: dict, option: str, reason: str) -> None:
     ti = detail["task_instance"]
-    assert ti["task_id"] == "review"
+    assert ti["task_id"].rpartition(".")[2] == "review"
     assert "deflated_sharpe" in detail["body"] and "retune approve" in detail["body"]
     api.call(
         "PATCH",
-        f"/api/v2/dags/{ti['dag_id']}/dagRuns/{ti['dag_run_id']}/taskInstances/review/-1/hitlDetails",
+        f"/api/v2/dags/{ti['dag_id']}/dagRuns/{ti['dag_run_id']}/taskInstances/{ti['task_id']}/"
+        f"{ti['map_index']}/hitlDetails",
         {"chosen_options": [option], "params_input": {"reason": reason}},
     )
 
@@ -293,3 +294,27 @@ def test_approve_then_reject_then_timeout(review_env, tmp_path):
     assert [(v, s) for v, s, _ in versions] == [(1, "active"), (2, "rejected"), (3, "expired")]
     assert audit[-1][:2] == ("timeout", "airflow:timeout") and audit[-1][4] == 3
     assert after_timeout == production  # never approved by default
+
+
+def test_a_fleet_run_asks_only_for_its_reviewed_key(review_env, tmp_path):
+    """In the fleet DAG each key's review sits in its mapped group: the one under policy review
+    asks (for its own proposal), the one under auto does not, and the answer lands on the right key."""
+    env, api = review_env
+    auto = {**REVIEWED_CONFIG, "model_key": "fleet_auto_key", "promotion_policy": "auto"}
+    (Path(env["RETUNE_HOME"]) / "configs" / "fleet_auto.yaml").write_text(yaml.safe_dump(auto))
+    before = store(env)[0]
+    fleet = DagRun(
+        env, tmp_path / "fleet.log", dag_id="retune_daily_fleet", configs=["fleet_auto", "reviewed"]
+    )
+    request = api.pending_review(fleet)
+    assert request["task_instance"]["task_id"] == "model.review"
+    assert request["task_instance"]["map_index"] == 1  # "reviewed", the second config
+    assert "__reviewed" in request["body"]
+    answer(api, request, "Approve", "fleet proposal checked")
+    fleet.finish()
+    versions, audit, production = store(env)
+    assert len(versions) == len(before) + 1
+    version, state, source_run = versions[-1]
+    assert state == "active" and source_run.endswith("__reviewed")
+    assert audit[-1][:3] == ("approve", "airflow:ops_bob", "fleet proposal checked")
+    assert yaml.safe_load(production or b"")["models"][KEY]["config_version"] == version
