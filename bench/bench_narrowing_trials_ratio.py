@@ -26,6 +26,7 @@ from search_fixtures import median, small_config, sqlite_url
 from pipelines.config import Categorical, FloatRange, IntRange, ParamSpec, parse_config
 from pipelines.narrowing.base import Evidence
 from pipelines.narrowing.optimizer import DataDrivenOptimizer, data_evidence
+from pipelines.search.history import top_quantile
 from pipelines.search.objective import PreparedData
 from pipelines.search.space import suggest
 from pipelines.search.study import SearchSettings, best_fresh_trial, run_study
@@ -36,6 +37,7 @@ SYNTHETIC_SEEDS = tuple(range(10))  # cheap: more seeds
 TRIALS = 100
 PRIOR_TRIALS = 60
 TOP_QUANTILE = 0.25
+PRIOR_END = "2016-12-30"
 
 SYNTHETIC_SPACE: dict[str, ParamSpec] = parse_config(
     {
@@ -102,9 +104,14 @@ def tpe_study(space: dict[str, ParamSpec], objective, seed: int, n: int) -> optu
 
 
 def top_trials(study: optuna.Study) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    done = sorted((t for t in study.trials if t.value is not None), key=lambda t: t.value, reverse=True)  # type: ignore[arg-type,return-value]
-    keep = max(int(len(done) * TOP_QUANTILE), 1)
-    return [t.params for t in done[:keep]], dict(done[0].params)
+    """The evidence the narrow step reads from a prior study: its top-quantile trials and best."""
+    top = top_quantile(study, TOP_QUANTILE)
+    return top, dict(top[0])
+
+
+def complete_values(study: optuna.Study) -> list[float]:
+    """Each trial's value in order, -inf unless complete: a pruned trial's value covers fewer folds."""
+    return [t.value if t.state == optuna.trial.TrialState.COMPLETE else -math.inf for t in study.trials]  # type: ignore[misc]
 
 
 def trials_to_reach(values: list[float], target: float) -> int | None:
@@ -122,6 +129,16 @@ def compare(full_values: list[float], narrow_values: list[float]) -> dict[str, A
         "trials_needed": needed,
         "ratio": 1.0 if needed is None else needed / TRIALS,
     }
+
+
+def width_share(before: dict[str, ParamSpec], after: dict[str, ParamSpec]) -> float:
+    """How much of each numeric range narrowing kept (log scale for loguniform), averaged."""
+    shares = [
+        _unit(spec, after[name].high) - _unit(spec, after[name].low)  # type: ignore[union-attr]
+        for name, spec in before.items()
+        if isinstance(spec, FloatRange | IntRange) and isinstance(after[name], FloatRange | IntRange)
+    ]
+    return round(float(np.mean(shares)), 3)
 
 
 def inside(space: dict[str, ParamSpec], point: dict[str, Any]) -> bool:
@@ -150,8 +167,9 @@ def synthetic_seed(seed: int) -> dict[str, Any]:
     narrowed = DataDrivenOptimizer().narrow(SYNTHETIC_SPACE, evidence)
     full = tpe_study(SYNTHETIC_SPACE, lambda p: synthetic_value(p, optimum), seed, TRIALS)
     narrow = tpe_study(narrowed.after, lambda p: synthetic_value(p, optimum), seed, TRIALS)
-    result = compare([t.value for t in full.trials], [t.value for t in narrow.trials])  # type: ignore[misc]
+    result = compare(complete_values(full), complete_values(narrow))
     result["optimum_inside_narrowed_box"] = inside(narrowed.after, optimum)
+    result["width_share_kept"] = width_share(SYNTHETIC_SPACE, narrowed.after)
     result["rules_fired"] = sorted({f.rule for f in narrowed.firings})
     return result
 
@@ -159,7 +177,7 @@ def synthetic_seed(seed: int) -> dict[str, Any]:
 def sp500_seed(seed: int, bars: pd.DataFrame) -> dict[str, Any]:
     config = small_config(seed=seed)
     space = config.search_space
-    earlier = bars[bars["timestamp"] <= "2016-12-30"].reset_index(drop=True)
+    earlier = bars[bars["timestamp"] <= PRIOR_END].reset_index(drop=True)
     prior_data = PreparedData.from_bars(earlier, config.window_bars)
     prior = run_study(
         f"sp-prior-{seed}", prior_data, config, space, SearchSettings(PRIOR_TRIALS, 60), sqlite_url("prior")
@@ -175,8 +193,9 @@ def sp500_seed(seed: int, bars: pd.DataFrame) -> dict[str, Any]:
             f"sp-{arm}-{seed}", data, config, arm_space, SearchSettings(TRIALS, 60), sqlite_url(arm)
         )
         assert best_fresh_trial(study) is not None
-        arms[arm] = [t.value if t.value is not None else -math.inf for t in study.trials]
+        arms[arm] = complete_values(study)
     result = compare(arms["full"], arms["narrowed"])
+    result["width_share_kept"] = width_share(space, narrowed.after)
     result["rules_fired"] = sorted({f.rule for f in narrowed.firings})
     return result
 

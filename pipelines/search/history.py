@@ -21,21 +21,31 @@ def prior_trials(
             study = optuna.load_study(study_name=name, storage=storage)
         except KeyError:  # the study was deleted; nothing to learn from it
             continue
-        done = [
-            t
-            for t in study.trials
-            if t.state == optuna.trial.TrialState.COMPLETE and "carried_over_from" not in t.user_attrs
-        ]
-        if not done:
+        best = top_quantile(study, quantile)
+        if not best:
             continue
-        done.sort(key=lambda t: t.value or float("-inf"), reverse=True)
-        keep = max(int(len(done) * quantile), 1)
-        # a trial's chosen strategy variant belongs to its params: it was scored, not searched
-        top.extend({**t.params, **(t.user_attrs.get("strategy") or {})} for t in done[:keep])
+        top.extend(best)
         if latest_best is None:
-            latest_best = dict(top[-keep])
+            latest_best = dict(best[0])
     storage.engine.dispose()
     return top, latest_best
+
+
+def top_quantile(study: optuna.Study, quantile: float = 0.25) -> list[dict[str, Any]]:
+    """Params of a study's top-quantile complete trials, best first (at least one if any completed).
+
+    Only complete trials it ran itself count: a pruned trial's value is a partial mean over fewer
+    folds, and a carried-over trial was scored on older data. A trial's chosen strategy variant
+    belongs to its params: it was scored, not searched.
+    """
+    done = [
+        t
+        for t in study.trials
+        if t.state == optuna.trial.TrialState.COMPLETE and "carried_over_from" not in t.user_attrs
+    ]
+    done.sort(key=lambda t: t.value if t.value is not None else float("-inf"), reverse=True)
+    keep = max(int(len(done) * quantile), 1) if done else 0
+    return [{**t.params, **(t.user_attrs.get("strategy") or {})} for t in done[:keep]]
 
 
 def prior_backtests(repo: Repository, optuna_url: str, model_key: str, run_id: str, family: str) -> int:

@@ -246,6 +246,34 @@ def test_history_reads_earlier_runs_of_the_model_key(data, storage):
     repo.close()
 
 
+def test_top_quantile_ranks_only_complete_trials_the_study_ran_itself():
+    """A pruned trial's value is a partial mean over fewer folds and a carried-over one was scored
+    on older data: neither may rank as evidence, however high its value."""
+    from optuna.distributions import FloatDistribution
+    from optuna.trial import TrialState, create_trial
+
+    from pipelines.search.history import top_quantile
+
+    study = optuna.create_study(direction="maximize")
+    dist = {"lr": FloatDistribution(1e-4, 1e-1, log=True)}
+
+    def add(lr, value, state=TrialState.COMPLETE, **attrs):
+        study.add_trial(
+            create_trial(params={"lr": lr}, distributions=dist, value=value, state=state, user_attrs=attrs)
+        )
+
+    assert top_quantile(study) == []
+    add(1e-2, 9.0, TrialState.PRUNED)
+    add(2e-2, 8.0, carried_over_from="older")
+    for i, value in enumerate([0.5, 2.0, 1.0, 1.5]):
+        add(1e-3 * (i + 1), value, strategy={"entry_threshold": 0.1 * i})
+    assert top_quantile(study, 0.5) == [
+        {"lr": 2e-3, "entry_threshold": 0.1},
+        {"lr": 4e-3, "entry_threshold": pytest.approx(0.3)},
+    ]
+    assert top_quantile(study, 0.1) == [{"lr": 2e-3, "entry_threshold": 0.1}]  # at least the best
+
+
 def test_carry_over_takes_only_the_previous_runs_own_trials_of_the_same_objective(data, storage):
     config = tiny_config()
     run_study("c1", data, config, SPACE, settings(3), storage)
