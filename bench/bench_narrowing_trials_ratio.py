@@ -32,8 +32,8 @@ from pipelines.search.space import suggest
 from pipelines.search.study import SearchSettings, best_fresh_trial, run_study
 
 NAME = "narrowing_trials_ratio"
-SEEDS = (0, 1, 2, 3, 4)  # real objective
-SYNTHETIC_SEEDS = tuple(range(10))  # cheap: more seeds
+SEEDS = tuple(range(8))  # real objective
+SYNTHETIC_SEEDS = tuple(range(40))  # cheap, and a 10-seed median swings by +-0.2
 TRIALS = 100
 PRIOR_TRIALS = 60
 TOP_QUANTILE = 0.25
@@ -71,6 +71,20 @@ def synthetic_optimum(rng: np.random.Generator) -> dict[str, Any]:
             to, back = (math.log, math.exp) if log else (float, float)
             u = rng.uniform(0.15, 0.85)
             out[name] = back(to(spec.low) + u * (to(spec.high) - to(spec.low)))
+    return out
+
+
+def attainable(optimum: dict[str, Any]) -> dict[str, Any]:
+    """The objective's best point in the configured space: int coordinates on their step grid.
+
+    The quadratic is separable, so each int coordinate's best value is the grid point nearest
+    the continuous optimum; that point, not the continuous one, is what a search can find.
+    """
+    out = dict(optimum)
+    for name, spec in SYNTHETIC_SPACE.items():
+        if isinstance(spec, IntRange):
+            steps = round((optimum[name] - spec.low) / spec.step)
+            out[name] = min(max(spec.low + steps * spec.step, spec.low), spec.high)
     return out
 
 
@@ -168,7 +182,7 @@ def synthetic_seed(seed: int) -> dict[str, Any]:
     full = tpe_study(SYNTHETIC_SPACE, lambda p: synthetic_value(p, optimum), seed, TRIALS)
     narrow = tpe_study(narrowed.after, lambda p: synthetic_value(p, optimum), seed, TRIALS)
     result = compare(complete_values(full), complete_values(narrow))
-    result["optimum_inside_narrowed_box"] = inside(narrowed.after, optimum)
+    result["optimum_inside_narrowed_box"] = inside(narrowed.after, attainable(optimum))
     result["width_share_kept"] = width_share(SYNTHETIC_SPACE, narrowed.after)
     result["rules_fired"] = sorted({f.rule for f in narrowed.firings})
     return result

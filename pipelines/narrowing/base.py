@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import statistics
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, NamedTuple, Protocol, TypeGuard
@@ -129,6 +130,36 @@ class NarrowingRule(Protocol):
         records a firing only when a range actually changes. (Widening may read the range.)
         """
         ...
+
+
+class Cluster(NamedTuple):
+    """Where a set of values clusters: median and sample standard deviation (of logs for scales)."""
+
+    centre: float
+    spread: float
+    log: bool
+
+    @classmethod
+    def of(cls, values: Sequence[float], log: bool) -> Cluster:
+        to = math.log if log else float
+        points = [to(v) for v in values]
+        return cls(statistics.median(points), statistics.stdev(points), log)
+
+    def target(self, spreads: float, at_least: float = 0.0) -> Target:
+        """``centre`` ± ``spreads`` spreads, at least ± ``at_least`` (in the spread's units)."""
+        half = max(spreads * self.spread, at_least)
+        if self.log:
+            return between(math.exp(self.centre - half), math.exp(self.centre + half))
+        return between(self.centre - half, self.centre + half)
+
+    def numbers(self) -> dict[str, float]:
+        """The firing's evidence: centre and spread as values (a spread factor for scales)."""
+        if self.log:
+            return {
+                "top_median": rounded(math.exp(self.centre)),
+                "top_spread_factor": rounded(math.exp(self.spread)),
+            }
+        return {"top_median": rounded(self.centre), "top_spread": rounded(self.spread)}
 
 
 def describe(spec: ParamSpec) -> dict[str, Any]:

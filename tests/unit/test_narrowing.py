@@ -241,7 +241,10 @@ def test_prior_top_trials_tighten_learning_rate():
     trials = [{"lr": 1e-4}, {"lr": 1.5e-4}, {"lr": 2e-4}]
     result = narrow(SPACE, neutral(prior_top_trials=trials), PriorTopTrialsTightenLearningRate())
     after = result.after["lr"]
-    assert after.low == pytest.approx(5e-5) and after.high == pytest.approx(4e-4)
+    half = 2.5 * np.log([1e-4, 1.5e-4, 2e-4]).std(ddof=1)  # 2.5 standard deviations of log(lr)
+    assert after.low == pytest.approx(1.5e-4 * np.exp(-half)) and after.high == pytest.approx(
+        1.5e-4 * np.exp(half)
+    )
     assert len(result.firings) == 1
 
 

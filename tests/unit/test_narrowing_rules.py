@@ -20,7 +20,7 @@ from pipelines.narrowing.rules.edge_widening import BestOnEdgeWidensRange
 from pipelines.narrowing.rules.high_loss import HighLossAddsCapacity
 from pipelines.narrowing.rules.loss_stagnation import LossStagnationShiftsLearningRate
 from pipelines.narrowing.rules.overfitting import OverfittingGapAddsRegularization
-from pipelines.narrowing.rules.prior_envelope import PriorTopTrialsTightenRanges
+from pipelines.narrowing.rules.prior_ranges import PriorTopTrialsTightenRanges
 from pipelines.narrowing.rules.trend import StrongTrendPicksTradeSide
 from pipelines.narrowing.rules.weak_signal import WeakSignalRaisesEntryThreshold
 
@@ -372,7 +372,7 @@ def test_data_evidence_leaves_what_it_cannot_measure_unset():
     assert data_evidence(pd.DataFrame({"close": [100.0]}))["recent_drift"] is None
 
 
-# --- prior studies: the envelope of the top trials --------------------------------------------
+# --- prior studies: where the top trials cluster ---------------------------------------------
 
 
 def top_trials(n: int, dropout=(0.1, 0.2), seq_len=(20, 30), hidden_size=16) -> list[dict]:
@@ -387,28 +387,48 @@ def top_trials(n: int, dropout=(0.1, 0.2), seq_len=(20, 30), hidden_size=16) -> 
     ]
 
 
-def test_prior_top_trials_tighten_every_numeric_range_around_their_envelope():
+def around_median(values, spreads=2.5):
+    values = np.asarray(values, dtype=float)
+    half = spreads * values.std(ddof=1)
+    return np.median(values) - half, np.median(values) + half
+
+
+def test_prior_top_trials_tighten_every_numeric_range_around_their_cluster():
     rule = PriorTopTrialsTightenRanges()
-    result = narrow(neutral(prior_top_trials=top_trials(6)), rule)
+    trials = top_trials(6)
+    result = narrow(neutral(prior_top_trials=trials), rule)
     dropout, seq_len = result.after["dropout"], result.after["seq_len"]
-    assert bounds(dropout) == pytest.approx((0.05, 0.25))  # [0.1, 0.2] + half its width each side
-    assert bounds(seq_len) == (15, 35)  # [20, 30] + 5 bars each side, on the step-5 grid
+    assert bounds(dropout) == pytest.approx(around_median([t["dropout"] for t in trials]))
+    assert bounds(seq_len) == (20, 30)  # the step-5 grid points inside 25 +- 9.4 bars
     assert result.after["hidden_size"] == SPACE["hidden_size"]  # categoricals are left alone
     assert result.after["lr"] == SPACE["lr"]  # the learning rate has its own rule
     fired = {f.param: f for f in result.firings}
     assert set(fired) == {"dropout", "seq_len"}
-    assert fired["seq_len"].evidence == {"n_top_trials": 6, "top_min": 20, "top_max": 30}
-    again = DataDrivenOptimizer(rules=[rule]).narrow(result.after, neutral(prior_top_trials=top_trials(6)))
+    assert fired["seq_len"].evidence == {"n_top_trials": 6, "top_median": 25, "top_spread": 3.742}
+    again = DataDrivenOptimizer(rules=[rule]).narrow(result.after, neutral(prior_top_trials=trials))
     assert again.after == result.after and again.firings == []
 
 
-def test_prior_envelope_needs_enough_top_trials():
+def test_a_stray_top_trial_does_not_stretch_the_range_to_reach_it():
+    """A min-max envelope would grow past 0.45 for one straggler; the cluster's spread does not."""
+    trials = top_trials(9, dropout=(0.10, 0.12)) + [dict(top_trials(1)[0], dropout=0.45)]
+    dropout = narrow(neutral(prior_top_trials=trials), PriorTopTrialsTightenRanges()).after["dropout"]
+    assert dropout.low < 0.11 < dropout.high < 0.45
+
+
+def test_an_int_range_keeps_a_step_each_side_when_the_top_trials_agree():
+    result = narrow(neutral(prior_top_trials=top_trials(6, seq_len=(40, 40))), PriorTopTrialsTightenRanges())
+    assert bounds(result.after["seq_len"]) == (35, 45)
+
+
+def test_prior_ranges_need_enough_top_trials():
     result = narrow(neutral(prior_top_trials=top_trials(4)), PriorTopTrialsTightenRanges())
     assert result.firings == []
 
 
-def test_prior_envelope_keeps_the_incumbent():
+def test_prior_ranges_keep_the_incumbent():
     evidence = neutral(prior_top_trials=top_trials(6), incumbent={"dropout": 0.45, "seq_len": 60})
     result = narrow(evidence, PriorTopTrialsTightenRanges())
-    assert result.after["dropout"].low == pytest.approx(0.05) and result.after["dropout"].high == 0.45
-    assert result.after["seq_len"].low == 15 and result.after["seq_len"].high == 60
+    assert result.after["dropout"].low == pytest.approx(around_median(np.linspace(0.1, 0.2, 6))[0])
+    assert result.after["dropout"].high == 0.45
+    assert result.after["seq_len"].low == 20 and result.after["seq_len"].high == 60

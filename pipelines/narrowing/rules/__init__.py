@@ -15,7 +15,7 @@ from pipelines.narrowing.rules.edge_widening import BestOnEdgeWidensRange
 from pipelines.narrowing.rules.high_loss import HighLossAddsCapacity
 from pipelines.narrowing.rules.loss_stagnation import LossStagnationShiftsLearningRate
 from pipelines.narrowing.rules.overfitting import OverfittingGapAddsRegularization
-from pipelines.narrowing.rules.prior_envelope import PriorTopTrialsTightenRanges
+from pipelines.narrowing.rules.prior_ranges import PriorTopTrialsTightenRanges
 from pipelines.narrowing.rules.prior_trials import PriorTopTrialsTightenLearningRate
 from pipelines.narrowing.rules.short_history import ShortHistoryCapsModelSize
 from pipelines.narrowing.rules.trend import StrongTrendPicksTradeSide

@@ -1,4 +1,8 @@
-"""Past studies' best trials say where the learning rate works: tighten around them."""
+"""Past studies' best trials say where the learning rate works: tighten around them.
+
+The learning rate is a scale: its top-trial values cluster in logs, so the range becomes their
+median ± ``spreads`` standard deviations of log(lr) (plain values for a uniform lr range).
+"""
 
 from __future__ import annotations
 
@@ -6,37 +10,35 @@ import math
 from dataclasses import dataclass
 
 from pipelines.config import FloatRange
-from pipelines.narrowing.base import Evidence, Proposal, between, rounded
+from pipelines.narrowing.base import Cluster, Evidence, Proposal, rounded
 
 
 @dataclass(frozen=True)
 class PriorTopTrialsTightenLearningRate:
     name: str = "prior_top_trials_tighten_learning_rate"
     min_trials: int = 3
-    margin: float = 2.0  # factor kept on each side of the observed top-trial range
+    spreads: float = 2.5  # standard deviations kept on each side of the top trials' median
 
     def propose(self, space, evidence: Evidence) -> list[Proposal]:
         spec = space.get("lr")
         lrs = [float(t["lr"]) for t in evidence.prior_top_trials if _positive(t.get("lr"))]
         if spec is None or len(lrs) < self.min_trials:
             return []
-        low, high = min(lrs) / self.margin, max(lrs) * self.margin
-        if isinstance(spec, FloatRange) and spec.type == "uniform":
-            width = max(lrs) - min(lrs)
-            low, high = min(lrs) - width, max(lrs) + width
-        numbers = {
-            "n_top_trials": len(lrs),
-            "top_lr_min": rounded(min(lrs)),
-            "top_lr_max": rounded(max(lrs)),
-        }
-        decades = math.log10(high / low) if low > 0 else float("nan")
+        cluster = Cluster.of(lrs, log=not (isinstance(spec, FloatRange) and spec.type == "uniform"))
+        target = cluster.target(self.spreads)
+        decades = math.log10(target.high / target.low) if target.low > 0 else float("nan")
         return [
             Proposal(
                 "lr",
-                between(low, high),
+                target,
                 f"the top {len(lrs)} prior trials used lr in [{min(lrs):.2g}, {max(lrs):.2g}]; "
-                f"search {decades:.1f} decades around them",
-                numbers,
+                f"search {self.spreads:g} standard deviations around their median ({decades:.1f} decades)",
+                {
+                    "n_top_trials": len(lrs),
+                    "top_lr_min": rounded(min(lrs)),
+                    "top_lr_max": rounded(max(lrs)),
+                    **cluster.numbers(),
+                },
             )
         ]
 
