@@ -26,13 +26,13 @@ class PriorTopTrialsTightenLearningRate:
             return []
         cluster = Cluster.of(lrs, log=not (isinstance(spec, FloatRange) and spec.type == "uniform"))
         target = cluster.target(self.spreads)
-        decades = math.log10(target.high / target.low) if target.low > 0 else float("nan")
+        decades = f" ({math.log10(target.high / target.low):.1f} decades)" if target.low > 0 else ""
         return [
             Proposal(
                 "lr",
                 target,
                 f"the top {len(lrs)} prior trials used lr in [{min(lrs):.2g}, {max(lrs):.2g}]; "
-                f"search {self.spreads:g} standard deviations around their median ({decades:.1f} decades)",
+                f"search {self.spreads:g} standard deviations around their median{decades}",
                 {
                     "n_top_trials": len(lrs),
                     "top_lr_min": rounded(min(lrs)),
