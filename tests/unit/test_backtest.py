@@ -178,3 +178,18 @@ def test_metrics_match_the_plain_vectorbt_portfolio(make_bars):
             equal_nan=True,
             err_msg=column,
         )
+
+
+def test_backtests_run_on_vectorbt_rust_kernels_without_numba_compiling(make_bars):
+    """Every task process would otherwise JIT-compile the simulation (~15 s each, twice a run)."""
+    from vectorbt.portfolio.nb import simulate_from_signals_nb
+
+    bars = make_bars(80, seed=3)
+    close = pd.Series(bars["close"].to_numpy(), index=pd.DatetimeIndex(bars["timestamp"]))
+    preds = pd.Series(np.random.default_rng(3).normal(0, 1, len(close)), index=close.index)
+    for long_short in (False, True):
+        metrics, _ = backtest_with_returns(
+            close, positions_from_predictions(preds, [0.0, 0.5], long_short), Costs()
+        )
+        assert (metrics["n_trades"] > 0).all()
+    assert simulate_from_signals_nb.signatures == []
