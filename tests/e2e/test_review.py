@@ -1,6 +1,10 @@
 """Reviewed promotion through real DAG runs: `airflow dags test` parks the `review` task awaiting
 input; an `airflow api-server` on the same metadata DB takes the answer through Airflow's HITL REST
-API (as the "Required actions" UI does); a timeout is resolved by the scheduler's own sweep."""
+API (as the "Required actions" UI does); a timeout is resolved by the scheduler's own sweep.
+
+Each flow runs on one store backend (approve/reject/timeout on PostgreSQL, production's; the fleet
+run on SQLite): the store's review semantics are tested on both in tests/db/test_store_review.py,
+and what these add, Airflow driving them, does not depend on the backend."""
 
 from __future__ import annotations
 
@@ -77,7 +81,7 @@ class Api(RestClient):
         raise AssertionError(f"no review was requested:\n{run.output()}")
 
 
-@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+@pytest.fixture(scope="module")
 def review_env(request, e2e_env, tmp_path_factory):
     """Airflow (metadata on SQLite) with an api-server; our store and the Optuna studies on SQLite
     or on the throwaway PostgreSQL database."""
@@ -251,6 +255,7 @@ def answer(api: Api, detail: dict, option: str, reason: str) -> None:
     )
 
 
+@pytest.mark.parametrize("review_env", ["postgresql"], indirect=True)
 def test_approve_then_reject_then_timeout(review_env, tmp_path):
     env, api = review_env
 
@@ -296,6 +301,7 @@ def test_approve_then_reject_then_timeout(review_env, tmp_path):
     assert after_timeout == production  # never approved by default
 
 
+@pytest.mark.parametrize("review_env", ["sqlite"], indirect=True)
 def test_a_fleet_run_asks_only_for_its_reviewed_key(review_env, tmp_path):
     """In the fleet DAG each key's review sits in its mapped group: the one under policy review
     asks (for its own proposal), the one under auto does not, and the answer lands on the right key."""
