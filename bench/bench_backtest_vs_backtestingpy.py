@@ -169,7 +169,7 @@ def check_parity(ours: pd.DataFrame, theirs: pd.DataFrame) -> dict[str, Any]:
 
 
 def cold(arm: str, cache_dir: str) -> dict[str, float]:
-    """First call of one arm in a fresh interpreter (import, then numba JIT or disk cache)."""
+    """First call of one arm in a fresh interpreter (import, then any remaining numba JIT or disk cache)."""
     env = {**os.environ, "NUMBA_CACHE_DIR": cache_dir, "PYTHONPATH": str(ROOT)}
     out = subprocess.run(
         [sys.executable, __file__, "--cold", arm],
@@ -272,7 +272,7 @@ def run() -> dict[str, Any]:
 def _versions() -> dict[str, str]:
     from importlib.metadata import version
 
-    return {p: version(p) for p in ("vectorbt", "backtesting", "numba", "pandas", "numpy")}
+    return {p: version(p) for p in ("vectorbt", "vectorbt-rust", "backtesting", "numba", "pandas", "numpy")}
 
 
 if __name__ == "__main__":

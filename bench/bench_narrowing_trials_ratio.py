@@ -4,12 +4,16 @@ For each seed: a prior study (the previous period) runs on a slightly different 
 top-quantile trials and best are the evidence the DataDrivenOptimizer narrows from. Then two
 TPE studies with the same seed run 100 trials each, one on the configured space and one on the
 narrowed space; the value is (first trial of the narrowed study reaching the unnarrowed
-study's final best) / 100, or 1.0 when it never does. Two objectives:
+study's final best) / 100, or 1.0 when it never does. A third study, unnarrowed with another
+seed (the twin), is scored the same way: what a narrowing that changes nothing would get. Two
+objectives:
 
 * synthetic: a smooth function of the hyperparameters with a known optimum that moves a little
   between the prior period and now (details: how often that optimum lies inside the narrowed box);
 * S&P 500: the real walk-forward objective (small LSTMs, vectorbt, fees) on arch's S&P 500
-  bars; the prior study sees data up to 2016, the compared studies data up to 2018.
+  bars; the prior study sees data up to 2016, the compared studies data up to 2018. How much the
+  hyperparameters matter there at all is measured too: the share of the score's variance that is
+  between configurations rather than between training seeds of one configuration.
 """
 
 from __future__ import annotations
@@ -27,8 +31,9 @@ from pipelines.config import Categorical, FloatRange, IntRange, ParamSpec, parse
 from pipelines.narrowing.base import Evidence
 from pipelines.narrowing.optimizer import DataDrivenOptimizer, data_evidence
 from pipelines.search.history import top_quantile
-from pipelines.search.objective import PreparedData
+from pipelines.search.objective import PreparedData, make_objective
 from pipelines.search.space import suggest
+from pipelines.search.strategy import StrategyGrid, split_space
 from pipelines.search.study import SearchSettings, best_fresh_trial, run_study
 
 NAME = "narrowing_trials_ratio"
@@ -38,6 +43,8 @@ TRIALS = 100
 PRIOR_TRIALS = 60
 TOP_QUANTILE = 0.25
 PRIOR_END = "2016-12-30"
+TWIN_SEED = 1000  # the twin study's seed offset
+STRUCTURE_CONFIGS, STRUCTURE_SEEDS = 24, (0, 1, 2)
 
 SYNTHETIC_SPACE: dict[str, ParamSpec] = parse_config(
     {
@@ -134,14 +141,20 @@ def trials_to_reach(values: list[float], target: float) -> int | None:
     return int(hit[0]) + 1 if len(hit) else None
 
 
-def compare(full_values: list[float], narrow_values: list[float]) -> dict[str, Any]:
-    target = float(np.max(full_values))
-    needed = trials_to_reach(narrow_values, target)
+def ratio(values: list[float], target: float) -> float:
+    needed = trials_to_reach(values, target)
+    return 1.0 if needed is None else needed / TRIALS
+
+
+def compare(full: list[float], narrowed: list[float], twin: list[float]) -> dict[str, Any]:
+    """The narrowed study's ratio, and the twin's: an unnarrowed study with another seed."""
+    target = float(np.max(full))
     return {
         "unnarrowed_best": round(target, 5),
-        "narrowed_best": round(float(np.max(narrow_values)), 5),
-        "trials_needed": needed,
-        "ratio": 1.0 if needed is None else needed / TRIALS,
+        "narrowed_best": round(float(np.max(narrowed)), 5),
+        "trials_needed": trials_to_reach(narrowed, target),
+        "ratio": ratio(narrowed, target),
+        "twin_ratio": ratio(twin, target),
     }
 
 
@@ -179,9 +192,15 @@ def synthetic_seed(seed: int) -> dict[str, Any]:
         prior_best_params=best,
     )
     narrowed = DataDrivenOptimizer().narrow(SYNTHETIC_SPACE, evidence)
-    full = tpe_study(SYNTHETIC_SPACE, lambda p: synthetic_value(p, optimum), seed, TRIALS)
-    narrow = tpe_study(narrowed.after, lambda p: synthetic_value(p, optimum), seed, TRIALS)
-    result = compare(complete_values(full), complete_values(narrow))
+    arms = {
+        arm: complete_values(tpe_study(arm_space, lambda p: synthetic_value(p, optimum), arm_seed, TRIALS))
+        for arm, arm_space, arm_seed in (
+            ("full", SYNTHETIC_SPACE, seed),
+            ("narrowed", narrowed.after, seed),
+            ("twin", SYNTHETIC_SPACE, seed + TWIN_SEED),
+        )
+    }
+    result = compare(arms["full"], arms["narrowed"], arms["twin"])
     result["optimum_inside_narrowed_box"] = inside(narrowed.after, attainable(optimum))
     result["width_share_kept"] = width_share(SYNTHETIC_SPACE, narrowed.after)
     result["rules_fired"] = sorted({f.rule for f in narrowed.firings})
@@ -202,16 +221,56 @@ def sp500_seed(seed: int, bars: pd.DataFrame) -> dict[str, Any]:
     narrowed = DataDrivenOptimizer().narrow(space, evidence)
     data = PreparedData.from_bars(bars, config.window_bars)
     arms = {}
-    for arm, arm_space in (("full", space), ("narrowed", narrowed.after)):
+    twin_config = small_config(seed=seed + TWIN_SEED)
+    for arm, arm_config, arm_space in (
+        ("full", config, space),
+        ("narrowed", config, narrowed.after),
+        ("twin", twin_config, space),
+    ):
         study = run_study(
-            f"sp-{arm}-{seed}", data, config, arm_space, SearchSettings(TRIALS, 60), sqlite_url(arm)
+            f"sp-{arm}-{seed}", data, arm_config, arm_space, SearchSettings(TRIALS, 60), sqlite_url(arm)
         )
         assert best_fresh_trial(study) is not None
         arms[arm] = complete_values(study)
-    result = compare(arms["full"], arms["narrowed"])
+    result = compare(arms["full"], arms["narrowed"], arms["twin"])
     result["width_share_kept"] = width_share(space, narrowed.after)
     result["rules_fired"] = sorted({f.rule for f in narrowed.firings})
     return result
+
+
+def parameter_share(bars: pd.DataFrame) -> dict[str, Any]:
+    """How much of the S&P objective's variance the hyperparameters explain.
+
+    Random configurations, each scored with several training seeds; the intraclass correlation
+    (between-configuration variance over total, one seed's view) is near 0 when a trial's score
+    is training noise, so that a search's best is the luckiest seed, not the best configuration.
+    """
+    config = small_config()
+    data = PreparedData.from_bars(bars, config.window_bars)
+    model_space, _ = split_space(config.search_space)
+    draws = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    points = []
+    for _ in range(STRUCTURE_CONFIGS):
+        trial = draws.ask()
+        points.append(suggest(trial, model_space))
+        draws.tell(trial, 0.0)
+    scores = np.empty((len(points), len(STRUCTURE_SEEDS)))
+    for column, seed in enumerate(STRUCTURE_SEEDS):
+        seeded = small_config(seed=seed)
+        grid = StrategyGrid.from_space(seeded.search_space, seeded.hyperparams, seeded.strategy_grid_points)
+        objective = make_objective(data, seeded, model_space, "sharpe", grid)
+        for row, point in enumerate(points):
+            scores[row, column] = objective(optuna.trial.FixedTrial(point))
+    k = len(STRUCTURE_SEEDS)
+    within = float(scores.var(axis=1, ddof=1).mean())
+    between = float(scores.mean(axis=1).var(ddof=1)) - within / k
+    return {
+        "configurations": len(points),
+        "training_seeds": k,
+        "between_configuration_variance": round(between, 5),
+        "training_seed_variance": round(within, 5),
+        "intraclass_correlation": round(between / (between + within), 3),
+    }
 
 
 def run() -> dict:
@@ -226,6 +285,8 @@ def run() -> dict:
     for seed in SEEDS:
         sp500[seed] = sp500_seed(seed, bars)
         print(f"   sp500 seed {seed}: {sp500[seed]['ratio']}")
+    structure = parameter_share(bars)
+    print(f"   sp500 intraclass correlation {structure['intraclass_correlation']}")
     synthetic_ratio = median([r["ratio"] for r in synthetic.values()])
     sp500_ratio = median([r["ratio"] for r in sp500.values()])
     inside_share = float(np.mean([r["optimum_inside_narrowed_box"] for r in synthetic.values()]))
@@ -237,6 +298,9 @@ def run() -> dict:
         "details": {
             "synthetic_ratio": synthetic_ratio,
             "sp500_ratio": sp500_ratio,
+            "synthetic_twin_ratio": median([r["twin_ratio"] for r in synthetic.values()]),
+            "sp500_twin_ratio": median([r["twin_ratio"] for r in sp500.values()]),
+            "sp500_parameter_share": structure,
             "synthetic_optimum_inside_narrowed_box_share": inside_share,
             "synthetic_optimum_inside_goal": ">= 0.95",
             "prior_trials": PRIOR_TRIALS,
