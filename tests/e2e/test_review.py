@@ -108,8 +108,9 @@ def review_env(request, e2e_env, tmp_path_factory):
             else f"sqlite:///{home / 'retune.db'}"
         ),
     )
-    out = run([str(BIN / "airflow"), "db", "migrate"], env)
-    assert out.returncode == 0, out.stderr[-3000:]
+    for init in (["airflow", "db", "migrate"], ["retune", "db", "upgrade"]):  # as a deployment does
+        out = run([str(BIN / init[0]), *init[1:]], env)
+        assert out.returncode == 0, out.stderr[-3000:]
     server = subprocess.Popen(
         [str(BIN / "airflow"), "api-server", "--port", str(port), "--host", "127.0.0.1"],
         env=env,
