@@ -54,7 +54,7 @@ def status_payload(limit: int = 20, repair: bool = True) -> dict[str, Any]:
     With ``repair`` it first migrates the store and rewrites production.yaml if a crash left it
     behind the store; readers that must not write (the UI) pass ``repair=False``.
     """
-    from pipelines.promotion.production_file import sync_production_file
+    from pipelines.promotion.production_file import describe_production_file, sync_production_file
     from pipelines.store.migrate import upgrade
     from pipelines.store.repository import Repository
 
@@ -77,9 +77,11 @@ def status_payload(limit: int = 20, repair: bool = True) -> dict[str, Any]:
             }
             for a in actives
         ]
+        path = settings.production_config
         return {
             "active": active[0] if len(active) == 1 else (active or None),
-            "production_config": str(settings.production_config),
+            "production_config": str(path) if path.is_file() and actives else None,
+            "production_config_status": describe_production_file(repo, path),
             "versions": [
                 {
                     "model_key": v.model_key,
@@ -100,6 +102,7 @@ def status_payload(limit: int = 20, repair: bool = True) -> dict[str, Any]:
                     "best_value": r.best_value,
                     "n_trials": r.n_trials,
                     "decision": r.decision,
+                    **_verdict_fields(r.verdict),
                     "failed_step": r.failed_step,
                     "error": r.error,
                     "started_at": _iso(r.started_at),
@@ -111,13 +114,21 @@ def status_payload(limit: int = 20, repair: bool = True) -> dict[str, Any]:
         repo.close()
 
 
+VERDICT_FIELDS = ("dsr", "pbo", "n_backtests", "n_effective", "sr0", "benchmark", "gate")
+
+
+def _verdict_fields(verdict: dict[str, Any] | None) -> dict[str, Any]:
+    """A run's selection statistics, benchmark comparison and gate checks (None before promote)."""
+    return {key: (verdict or {}).get(key) for key in VERDICT_FIELDS}
+
+
 def _status(args: argparse.Namespace) -> int:
     payload = status_payload(args.limit)
     if args.json:
         print(json.dumps(payload, indent=2, default=str))
         return 0
     active = payload["active"]
-    print(f"production config: {payload['production_config']}")
+    print(f"production config: {payload['production_config_status']}")
     print(f"active: {json.dumps(active, default=str) if active else 'none yet'}")
     for run in payload["runs"]:
         print(

@@ -23,6 +23,7 @@ Objective = Literal["sharpe", "return", "sortino", "calmar"]
 SearchMode = Literal["bayesian", "random", "grid"]
 BayesianSampler = Literal["tpe", "cmaes", "gp"]
 PrunerName = Literal["median", "hyperband", "wilcoxon", "none"]
+BenchmarkName = Literal["buy_and_hold", "flat"]  # what a strategy gets for free (search/benchmark.py)
 # Strategy parameters act on a model's predictions, not on its training: every value of them
 # is scored on one set of predictions in one vectorized backtest instead of being searched.
 STRATEGY_PARAMS = ("entry_threshold", "long_short")
@@ -111,6 +112,10 @@ class PipelineConfig(_Frozen):
     # selection statistics, the gate and who decides
     promotion_policy: Literal["review", "auto", "off"] = "review"  # review: a person approves
     dsr_threshold: float = Field(0.95, ge=0, le=1)
+    # skill is measured against what is free: holding the instrument, or cash for neutral books
+    benchmark: BenchmarkName = "buy_and_hold"
+    benchmark_alpha: float = Field(0.05, gt=0, le=1)  # walk-forward paired test vs it (1: off)
+    holdout_benchmark_alpha: float = Field(0.5, gt=0, le=1)  # on the holdout (0.5: alpha > 0; 1: off)
     max_drawdown_limit: float = Field(0.35, gt=0, le=1)  # worst fold drawdown the gate accepts
     pbo_splits: int = Field(8, ge=2, le=16, multiple_of=2)
     fees: float = Field(0.0005, ge=0, lt=0.1)

@@ -202,7 +202,6 @@ def search_finalize(ctx: RunContext) -> StepResult:
     """Write trials, best params/config, plots and the selection statistics of the finished study."""
     import optuna
 
-    from pipelines.search.history import prior_backtests
     from pipelines.search.outputs import write_search_outputs
     from pipelines.search.study import make_storage, study_name
 
@@ -217,8 +216,11 @@ def search_finalize(ctx: RunContext) -> StepResult:
         ctx.config,
         ctx.report_dir,
         ctx.params.objective,
-        prior_backtests=prior_backtests(repo, ctx.settings.optuna_url, ctx.model_key, ctx.run_id, family),
+        population=repo.selection_population(ctx.model_key, family, exclude_run=ctx.run_id),
+        family=family,
     )
+    stats = summary["statistics"]
+    repo.record_selection(ctx.model_key, ctx.run_id, **stats["share"])
     repo.update_run(
         ctx.run_id,
         study_name=study_name(ctx.run_id),
@@ -226,11 +228,11 @@ def search_finalize(ctx: RunContext) -> StepResult:
         n_trials=summary["n_trials"],
     )
     dump_json(ctx.run_dir / "search.json", summary)
-    stats = summary["statistics"]
     return {
         **{k: summary[k] for k in ("best_value", "n_trials", "n_complete", "n_pruned")},
         "dsr": stats["dsr"]["dsr"] if stats["dsr"] else None,
         "pbo": stats["pbo"]["pbo"] if stats["pbo"] else None,
+        "n_effective": stats["n_effective_ever"],
     }
 
 
@@ -340,7 +342,7 @@ def promote(ctx: RunContext) -> StepResult:
 
     repo = _repo(ctx)
     outcome = promote_run(ctx, repo)
-    repo.update_run(ctx.run_id, state="success", decision=outcome["decision"], finished_at=_now())
+    repo.update_run(ctx.run_id, state="success", decision=outcome["decision"][:500], finished_at=_now())
     return outcome
 
 

@@ -17,10 +17,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from pipelines.config import PipelineConfig
+from pipelines.config import BenchmarkName, PipelineConfig
 from pipelines.evaluation.parity import batch_predictions
 from pipelines.predictor import LivePredictor
 from pipelines.search.backtest import Costs, backtest_with_returns, positions_from_predictions, score
+from pipelines.search.benchmark import BenchmarkComparison, benchmark_returns, compare_to_benchmark
 
 
 @dataclass
@@ -32,10 +33,16 @@ class HoldoutScore:
     fold_scores: list[float]
     fold_metrics: list[dict[str, float]]
     returns: np.ndarray = field(repr=False)
+    benchmark_returns: np.ndarray = field(repr=False)  # the free benchmark on the same blocks
+    exposure: float = 0.0  # share of holdout bars with a position
 
     @property
     def mean_score(self) -> float:
         return float(np.mean(self.fold_scores))
+
+    def against_benchmark(self, benchmark: BenchmarkName) -> BenchmarkComparison:
+        """This contender's holdout trading against the free benchmark, paired bar by bar."""
+        return compare_to_benchmark(self.returns, self.benchmark_returns, benchmark, self.exposure)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -68,8 +75,9 @@ def score_holdout(
     close = pd.Series(bars["close"].to_numpy()[start:], index=predictions.index)
     params = predictor.params
     positions = positions_from_predictions(predictions, [params.entry_threshold], params.long_short)
-    scores, metrics_rows, returns = [], [], []
+    scores, metrics_rows, returns, bench = [], [], [], []
     for lo, hi in holdout_blocks(0, len(close), config.holdout_folds):
+        bench.append(benchmark_returns(close.to_numpy()[lo:hi], config.benchmark))
         metrics, fold_returns = backtest_with_returns(
             close.iloc[lo:hi],
             positions.iloc[lo:hi],
@@ -86,6 +94,8 @@ def score_holdout(
         fold_scores=scores,
         fold_metrics=metrics_rows,
         returns=np.concatenate(returns),
+        benchmark_returns=np.concatenate(bench),
+        exposure=float((positions.to_numpy() != 0).mean()),
     )
 
 

@@ -69,6 +69,7 @@ def evaluate_run(ctx: RunContext, repo: Repository, bars: pd.DataFrame, features
             "objective": objective,
         },
         "challenger": challenger_score.to_dict(),
+        "benchmark": challenger_score.against_benchmark(config.benchmark).to_dict(),
         "champion": champion_score.to_dict() if champion_score else None,
         "comparison": comparison.to_dict(),
         "parity": parity.to_dict(),

@@ -18,6 +18,11 @@ class GateCheck:
     threshold: Any
     passed: bool
 
+    def describe(self) -> str:
+        """``name value (needs threshold)``, numbers rounded for people."""
+        value = f"{self.value:.3g}" if isinstance(self.value, float) else str(self.value)
+        return f"{self.name} {value} (needs {self.threshold})"
+
 
 @dataclass(frozen=True)
 class GateResult:
@@ -38,7 +43,7 @@ class GateResult:
         if self.policy == "off":
             return "kept: promotion is off"
         if not self.passed:
-            return f"kept: gate failed ({', '.join(self.failed)})"
+            return f"kept: gate failed ({'; '.join(c.describe() for c in self.checks if not c.passed)})"
         return "promote" if self.policy == "auto" else "awaiting approval"
 
     def to_dict(self) -> dict[str, Any]:
@@ -62,13 +67,19 @@ def evaluate_gate(
     max_drawdown_limit: float,
     evaluation: dict[str, Any],
     policy: Policy = "review",
+    walk_forward_benchmark: dict[str, Any] | None = None,
+    benchmark_alpha: float = 0.05,
+    holdout_benchmark_alpha: float = 0.5,
 ) -> GateResult:
     """Checks the search result must pass before its parameters can trade.
 
     The Deflated Sharpe Ratio check is what stops a lucky winner of many backtests: it is the
     probability that the winner's Sharpe beats what the best of that many skill-less trials
-    would show. ``evaluation`` (the evaluate step's result) adds the holdout duel with the
-    deployed model and the train/serve parity check, which no policy can skip.
+    would show. The benchmark checks ask whether the winner adds anything over what it gets
+    for free (buy-and-hold, or flat), paired bar by bar: on its walk-forward folds
+    (``walk_forward_benchmark``, from the search) and on the holdout. ``evaluation`` (the
+    evaluate step's result) adds the holdout duel with the deployed model and the train/serve
+    parity check, which no policy can skip.
     """
     comparison, parity = evaluation["comparison"], evaluation["parity"]
     penalty = PENALTY[objective]
@@ -85,6 +96,8 @@ def evaluate_gate(
             f">= -{max_drawdown_limit} (worst fold)",
             worst_drawdown >= -max_drawdown_limit,
         ),
+        _benchmark_check("beats_benchmark", walk_forward_benchmark, benchmark_alpha),
+        _benchmark_check("beats_benchmark_holdout", evaluation.get("benchmark"), holdout_benchmark_alpha),
         GateCheck("beats_champion", comparison["reason"], "see reason", bool(comparison["challenger_wins"])),
         GateCheck(
             "train_serve_parity",
@@ -94,3 +107,14 @@ def evaluate_gate(
         ),
     ]
     return GateResult(checks=checks, policy=policy)
+
+
+def _benchmark_check(name: str, comparison: dict[str, Any] | None, alpha: float) -> GateCheck:
+    """The one-sided paired test "alpha over the free benchmark > 0" at level ``alpha`` (a p
+    below 0.5 already means a positive alpha; ``alpha`` = 1 turns the check off)."""
+    if comparison is None:
+        return GateCheck(name, "no comparable returns", f"p <= {alpha}", alpha >= 1.0)
+    p, per_bar = comparison["p_value"], comparison["alpha_per_bar"]
+    threshold = f"p <= {alpha} (paired, over {comparison['benchmark']})"
+    value = f"p={p:.3f}, alpha/bar {per_bar:+.1e}, beta {comparison['beta']:.2f}"
+    return GateCheck(name, value, threshold, p <= alpha)

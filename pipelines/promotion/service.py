@@ -9,7 +9,7 @@ from typing import Any
 from pipelines.artifacts import dump_json, load_json
 from pipelines.context import RunContext
 from pipelines.promotion.gate import GateResult, evaluate_gate
-from pipelines.promotion.production_file import sync_production_file
+from pipelines.promotion.production_file import describe_production_file, sync_production_file
 from pipelines.settings import Settings
 from pipelines.store.repository import Repository
 from pipelines.store.tables import ConfigVersion
@@ -32,6 +32,9 @@ def gate_for_run(ctx: RunContext) -> GateResult:
         max_drawdown_limit=ctx.config.max_drawdown_limit,
         evaluation=load_json(ctx.run_dir / "evaluation.json"),
         policy=ctx.config.promotion_policy,
+        walk_forward_benchmark=search["statistics"].get("benchmark"),
+        benchmark_alpha=ctx.config.benchmark_alpha,
+        holdout_benchmark_alpha=ctx.config.holdout_benchmark_alpha,
     )
 
 
@@ -75,8 +78,30 @@ def promote_run(ctx: RunContext, repo: Repository) -> dict[str, Any]:
             outcome.update(config_version=version.version)
     log.info("%s: %s", ctx.model_key, outcome["decision"])
     sync_production_file(repo, ctx.settings.production_config)
-    outcome["production_config"] = str(ctx.settings.production_config)
+    outcome["production_config"] = describe_production_file(
+        repo, ctx.settings.production_config, ctx.model_key
+    )
+    repo.update_run(ctx.run_id, verdict=run_verdict(ctx, gate))
     return outcome
+
+
+def run_verdict(ctx: RunContext, gate: GateResult) -> dict[str, Any]:
+    """What decided this run, for ``status --json`` and the UI: the selection statistics with
+    raw and effective N, the benchmark comparisons and every gate check with its number."""
+    stats = load_json(ctx.run_dir / "search.json")["statistics"]
+    return {
+        "dsr": (stats.get("dsr") or {}).get("dsr"),
+        "pbo": (stats.get("pbo") or {}).get("pbo"),
+        "n_backtests": stats.get("n_backtests_ever"),
+        "n_effective": stats.get("n_effective_ever"),
+        "sr0": (stats.get("dsr") or {}).get("sr0"),
+        "benchmark": {
+            "name": ctx.config.benchmark,
+            "walk_forward": stats.get("benchmark"),
+            "holdout": load_json(ctx.run_dir / "evaluation.json").get("benchmark"),
+        },
+        "gate": gate.to_dict(),
+    }
 
 
 def review(

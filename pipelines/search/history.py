@@ -46,22 +46,3 @@ def top_quantile(study: optuna.Study, quantile: float = 0.25) -> list[dict[str, 
     done.sort(key=lambda t: t.value if t.value is not None else float("-inf"), reverse=True)
     keep = max(int(len(done) * quantile), 1) if done else 0
     return [{**t.params, **(t.user_attrs.get("strategy") or {})} for t in done[:keep]]
-
-
-def prior_backtests(repo: Repository, optuna_url: str, model_key: str, run_id: str, family: str) -> int:
-    """Backtests every earlier study of this model key and family tried (the DSR's N).
-
-    Read from the study summaries' counters (set by ``run_study``), so years of daily runs cost
-    one query, not one study load each.
-    """
-    names = set(repo.all_studies(model_key, before_run=run_id))
-    if not names:
-        return 0
-    total = 0
-    for summary in optuna.get_all_study_summaries(optuna_url, include_best_trial=False):
-        attrs = summary.user_attrs
-        if summary.study_name not in names or attrs.get("model_family", family) not in (family, "mixed"):
-            continue
-        fresh = summary.n_trials - int(attrs.get("n_carried_over", 0))
-        total += fresh * int(attrs.get("n_variants", 1))
-    return total

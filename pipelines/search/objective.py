@@ -19,7 +19,9 @@ import pandas as pd
 from pipelines.config import HyperParams, ParamSpec, PipelineConfig
 from pipelines.features.core import FeatureScaler, compute_features, next_return, windows_ending_in
 from pipelines.search.backtest import Costs, backtest_with_returns, score
+from pipelines.search.benchmark import BenchmarkName, active_returns, benchmark_returns
 from pipelines.search.space import resolve, suggest
+from pipelines.search.stats import effective_trials
 from pipelines.search.strategy import StrategyGrid
 from pipelines.training.trainer import next_bar, predict, train_new
 
@@ -190,17 +192,27 @@ def make_objective(
             chosen = int(np.argmax(values.mean(axis=0)))
             trial.report(float(values[-1, chosen] if per_fold else values[:, chosen].mean()), step)
             if trial.should_prune():
-                _record(trial, outcomes, chosen, grid)
+                _record(trial, outcomes, chosen, grid, config.benchmark)
                 raise optuna.TrialPruned(f"pruned after fold {step}")
-        _record(trial, outcomes, chosen, grid)  # once per trial: each attribute is a storage write
+        _record(
+            trial, outcomes, chosen, grid, config.benchmark
+        )  # once per trial: each attribute is a storage write
         return float(values[:, chosen].mean())
 
     return run_trial
 
 
-def _record(trial: optuna.Trial, outcomes: list[FoldOutcome], chosen: int, grid: StrategyGrid) -> None:
-    """What the report and the statistics read back: the chosen variant, fold by fold."""
+def _record(
+    trial: optuna.Trial,
+    outcomes: list[FoldOutcome],
+    chosen: int,
+    grid: StrategyGrid,
+    benchmark: BenchmarkName,
+) -> None:
+    """What the report and the statistics read back: the chosen variant, fold by fold, and how
+    many independent bets the trial's strategy variants were (for the DSR's effective N)."""
     trial.set_user_attr("strategy", grid.variant(chosen))
+    trial.set_user_attr("n_effective_variants", round(variant_bets(outcomes, benchmark), 3))
     trial.set_user_attr(
         "fold_metrics",
         [
@@ -215,4 +227,25 @@ def _record(trial: optuna.Trial, outcomes: list[FoldOutcome], chosen: int, grid:
     trial.set_user_attr(
         "fold_returns",
         [np.round(np.nan_to_num(o.returns[:, chosen]), RETURNS_DIGITS).tolist() for o in outcomes],
+    )
+
+
+def variant_bets(outcomes: list[FoldOutcome], benchmark: BenchmarkName) -> float:
+    """Independent bets among a trial's strategy variants: the effective number of their
+    active return streams over the folds it ran (thresholds of one prediction set are close)."""
+    returns = np.vstack([np.nan_to_num(o.returns) for o in outcomes])
+    bench = np.concatenate([benchmark_returns(o.close.to_numpy(), benchmark) for o in outcomes])
+    active = np.column_stack([active_returns(returns[:, j], bench) for j in range(returns.shape[1])])
+    return effective_trials(active)
+
+
+def fold_benchmark_returns(data: PreparedData, config: PipelineConfig) -> np.ndarray:
+    """The benchmark's per-bar returns on the walk-forward validation bars, folds concatenated,
+    each fold held from its own first close (as each fold's backtest starts flat)."""
+    close = data.bars["close"].to_numpy()
+    return np.concatenate(
+        [
+            benchmark_returns(close[f.val_start : f.val_end], config.benchmark)
+            for f in config_folds(len(data.bars), config)
+        ]
     )

@@ -8,7 +8,7 @@ trial's out-of-sample equity, and the study plots as standalone HTML files.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +18,7 @@ import pandas as pd
 from pipelines.artifacts import dump_json
 from pipelines.config import PipelineConfig
 from pipelines.search.backtest import Costs, run_portfolio
-from pipelines.search.objective import PreparedData, config_folds, evaluate_fold
+from pipelines.search.objective import PreparedData, config_folds, evaluate_fold, fold_benchmark_returns
 from pipelines.search.selection import degenerate_audit, selection_statistics
 from pipelines.search.space import resolve
 from pipelines.search.strategy import StrategyGrid
@@ -50,8 +50,11 @@ def write_search_outputs(
     config: PipelineConfig,
     out_dir: Path,
     objective: str,
-    prior_backtests: int = 0,
+    population: Sequence[Any] = (),
+    family: str = "lstm",
 ) -> dict[str, Any]:
+    """Write the search's files and return its summary, the selection statistics included
+    (``population``: the earlier searches of this model key and family, from the ledger)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     trials = study.trials_dataframe(attrs=("number", "value", "state", "params", "duration", "user_attrs"))
     trials.drop(columns=[c for c in trials if c.endswith(("fold_returns", "fold_metrics"))]).to_csv(
@@ -66,8 +69,19 @@ def write_search_outputs(
     best_params = chosen_params(config, best)
     dump_json(out_dir / "best_params.json", best_params)
     dump_json(out_dir / "best_config.json", best_config(config, best_params))
-    best_equity(data, config, best_params, objective).to_csv(out_dir / "best_equity.csv")
+    equity = best_equity(data, config, best_params, objective)
+    equity.to_csv(out_dir / "best_equity.csv")
     plots = write_plots(study, out_dir / "plots")
+    statistics = selection_statistics(
+        study,
+        best,
+        fold_benchmark_returns(data, config),
+        config.benchmark,
+        population,
+        family,
+        config.pbo_splits,
+        exposure=float((equity["position"] != 0).mean()),
+    )
     return {
         "study": study.study_name,
         "best_value": float(best.value),  # type: ignore[arg-type]
@@ -81,7 +95,7 @@ def write_search_outputs(
         "n_failed": audit["failed"],
         "n_penalized": sum(1 for t in study.trials if t.user_attrs.get("penalties")),
         "audit": audit,
-        "statistics": selection_statistics(study, best, prior_backtests, config.pbo_splits),
+        "statistics": statistics,
         "plots": plots,
         "objective": objective,
     }

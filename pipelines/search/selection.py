@@ -1,23 +1,64 @@
-"""How much to trust the search's winner: Deflated Sharpe, PBO and the degenerate-trial audit.
+"""How much to trust the search's winner: Deflated Sharpe, PBO, the benchmark, the audit.
 
-The best of many backtests looks good by construction. The Deflated Sharpe Ratio discounts
-the winner's Sharpe for every backtest ever tried for this model family (each trial scores a
-whole strategy grid, so each variant counts) and for non-normal returns; the Probability of
-Backtest Overfitting asks, by combinatorially symmetric cross-validation over the trials'
-out-of-sample returns, how often the in-sample winner ends up below the median out of sample.
+The best of many backtests looks good by construction. The Deflated Sharpe Ratio discounts the
+winner's Sharpe by the best a population of skill-less trials would show; the population is
+every trial this model key and family ever ran (the selection ledger in our store), and both
+of the DSR's inputs come from it: N is its *effective* number of independent trials and the
+variance is that of its trials' Sharpe ratios. Two rules make a rerun unable to wear the gate
+down: reruns add to N (they never replace it), and the bar SR0 never falls below one an earlier
+search of the population already set, because the expected best of a population is at least
+the expected best of any part of it. An unchanged winner's DSR can therefore only fall.
+
+Every Sharpe here is of *active* returns (``pipelines.search.benchmark``): skill over what
+holding the instrument gives for free, not exposure to it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
 import optuna
 
-from pipelines.search.stats import deflated_sharpe_ratio, probability_of_backtest_overfitting, sharpe_ratio
+from pipelines.search.benchmark import BenchmarkName, active_returns, compare_to_benchmark
+from pipelines.search.stats import (
+    deflated_sharpe_ratio,
+    effective_trials,
+    expected_max_sharpe,
+    probability_of_backtest_overfitting,
+    sharpe_ratio,
+)
 from pipelines.search.study import fresh_trials
 
 State = optuna.trial.TrialState
+
+
+@dataclass(frozen=True)
+class PopulationShare:
+    """What one search adds to the model key's trial population (a selection-ledger row)."""
+
+    family: str
+    n_backtests: int  # every strategy variant of every finished trial
+    n_effective: float  # independent bets among them
+    n_sharpes: int  # trials whose Sharpe enters the variance
+    sharpe_sum: float
+    sharpe_sq_sum: float
+    sr0: float  # the bar this run's winner had to clear
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def pooled_variance(shares: Sequence[Any]) -> float:
+    """Sample variance of every trial Sharpe in the shares, from their counts, sums and squares."""
+    n = sum(s.n_sharpes for s in shares)
+    if n < 2:
+        return 0.0
+    total = sum(s.sharpe_sum for s in shares)
+    squares = sum(s.sharpe_sq_sum for s in shares)
+    return max((squares - total * total / n) / (n - 1), 0.0)
 
 
 def backtests_in(trials: list[optuna.trial.FrozenTrial]) -> int:
@@ -32,33 +73,88 @@ def trial_returns(trial: optuna.trial.FrozenTrial) -> np.ndarray:
 
 
 def selection_statistics(
-    study: optuna.Study, best: optuna.trial.FrozenTrial, prior_backtests: int, pbo_splits: int
+    study: optuna.Study,
+    best: optuna.trial.FrozenTrial,
+    bench: np.ndarray,
+    benchmark: BenchmarkName,
+    population: Sequence[Any],
+    family: str,
+    pbo_splits: int,
+    exposure: float | None = None,
 ) -> dict[str, Any]:
-    """DSR of the best trial (N = prior + this study's backtests) and PBO over this study's trials."""
+    """DSR of the best trial against the whole population, PBO over this study, the benchmark.
+
+    ``bench`` is the benchmark's per-bar returns on the walk-forward validation bars (folds
+    concatenated, each held from its own first close); ``population`` the earlier searches'
+    ledger rows. The result's ``share`` is this run's row for the ledger.
+    """
     trials = fresh_trials(study)
-    n_backtests = prior_backtests + backtests_in(trials)
     complete = [t for t in trials if t.state == State.COMPLETE]
-    full_length = len(trial_returns(best))
-    series = [r for r in map(trial_returns, complete) if len(r) == full_length and full_length > 0]
-    sharpes = np.array([sharpe_ratio(r) for r in series])
-    variance = float(np.var(sharpes, ddof=1)) if len(sharpes) > 1 else 0.0
+    length = len(bench)
+    streams = [active_returns(r, bench) for r in map(trial_returns, complete) if len(r) == length > 0]
+    sharpes = np.array([sharpe_ratio(a) for a in streams])
+    n_backtests = backtests_in(trials)
+    n_effective = _effective_count(streams, complete, trials, n_backtests)
+    floor = max((float(s.sr0) for s in population), default=0.0)
+    provisional = PopulationShare(
+        family, n_backtests, n_effective, len(sharpes), float(sharpes.sum()), float((sharpes**2).sum()), 0.0
+    )
+    shares = [*population, provisional]
+    n_raw_ever = sum(int(s.n_backtests) for s in shares)
+    n_effective_ever = sum(float(s.n_effective) for s in shares)
+    variance = pooled_variance(shares)
+    best_raw = trial_returns(best)
     out: dict[str, Any] = {
-        "n_backtests_ever": n_backtests,
-        "n_backtests_this_run": n_backtests - prior_backtests,
+        "benchmark_name": benchmark,
+        "n_backtests_ever": n_raw_ever,
+        "n_backtests_this_run": n_backtests,
+        "n_effective_ever": n_effective_ever,
+        "n_effective_this_run": n_effective,
+        "n_earlier_searches": len(population),
         "sharpe_variance_across_trials": variance,
+        "sr0_population": expected_max_sharpe(max(n_effective_ever, 1.0), variance),
+        "sr0_floor": floor,
     }
-    returns = trial_returns(best)
-    # Without two comparable trials the spread of Sharpe ratios is unknown and the DSR would not
-    # deflate at all: leave it out (the gate then fails) rather than report a flattering number.
-    enough = len(returns) > 2 and len(sharpes) >= 2
-    out["dsr"] = deflated_sharpe_ratio(returns, max(n_backtests, 1), variance).to_dict() if enough else None
-    if len(series) >= 2 and full_length >= pbo_splits:
-        matrix = np.column_stack(series)
-        out["pbo"] = probability_of_backtest_overfitting(matrix, n_splits=pbo_splits).to_dict()
+    # Without two comparable trials ever, the spread of Sharpe ratios is unknown and the DSR
+    # would not deflate at all: leave it out (the gate then fails) rather than flatter.
+    enough = len(best_raw) == length > 2 and sum(s.n_sharpes for s in shares) >= 2
+    if enough:
+        best_active = active_returns(best_raw, bench)
+        dsr = deflated_sharpe_ratio(best_active, max(n_effective_ever, 1.0), variance, sr0_floor=floor)
+        out["dsr"] = dsr.to_dict()
+        out["benchmark"] = compare_to_benchmark(best_raw, bench, benchmark, exposure).to_dict()
+    else:
+        out["dsr"] = None
+        out["benchmark"] = None
+    sr0 = out["dsr"]["sr0"] if out["dsr"] else max(out["sr0_population"], floor)
+    out["share"] = PopulationShare(**{**provisional.to_dict(), "sr0": sr0}).to_dict()
+    if len(streams) >= 2 and length >= pbo_splits:
+        out["pbo"] = probability_of_backtest_overfitting(
+            np.column_stack(streams), n_splits=pbo_splits
+        ).to_dict()
     else:
         out["pbo"] = None
-        out["pbo_skipped"] = f"needs >= 2 complete trials and >= {pbo_splits} bars (have {len(series)})"
+        out["pbo_skipped"] = f"needs >= 2 complete trials and >= {pbo_splits} bars (have {len(streams)})"
     return out
+
+
+def _effective_count(
+    streams: list[np.ndarray],
+    complete: list[optuna.trial.FrozenTrial],
+    finished: list[optuna.trial.FrozenTrial],
+    n_backtests: int,
+) -> float:
+    """Independent bets of this search: those among its complete trials' active return streams,
+    times the independent variants a trial scores (its strategy grid), with pruned trials taken
+    to be as independent as the complete ones; at most the raw count."""
+    if n_backtests == 0:
+        return 0.0
+    among_trials = effective_trials(np.column_stack(streams)) if len(streams) >= 2 else float(len(streams))
+    per_trial = [float(t.user_attrs.get("n_effective_variants", 1.0)) for t in complete]
+    variants = float(np.median(per_trial)) if per_trial else 1.0
+    n_finished = sum(1 for t in finished if t.state.is_finished())
+    scale = n_finished / len(complete) if complete else 1.0
+    return float(min(max(among_trials * variants * scale, 1.0), n_backtests))
 
 
 def degenerate_audit(study: optuna.Study) -> dict[str, int]:

@@ -76,7 +76,7 @@ def probabilistic_sharpe_ratio(
     return float(sps.norm.cdf(z))
 
 
-def expected_max_sharpe(n_trials: int, sharpe_variance: float) -> float:
+def expected_max_sharpe(n_trials: float, sharpe_variance: float) -> float:
     """SR0: the expected maximum Sharpe of ``n_trials`` independent zero-skill trials.
 
     SR0 = sqrt(V) ((1 - g) Z^-1(1 - 1/N) + g Z^-1(1 - 1/(N e))), g = Euler-Mascheroni, V = variance
@@ -92,11 +92,32 @@ def expected_max_sharpe(n_trials: int, sharpe_variance: float) -> float:
     quantiles = (1.0 - EULER_GAMMA) * sps.norm.ppf(1.0 - 1.0 / n_trials) + EULER_GAMMA * sps.norm.ppf(
         1.0 - 1.0 / (n_trials * math.e)
     )
-    return float(math.sqrt(sharpe_variance) * quantiles)
+    # An effective N just above 1 gives a negative quantile; selection never lowers the bar.
+    return float(math.sqrt(sharpe_variance) * max(quantiles, 0.0))
+
+
+def effective_trials(returns: np.ndarray) -> float:
+    """How many independent bets the columns of a T x N return matrix are: (sum l)^2 / sum l^2
+    over the eigenvalues l of their correlation matrix (the participation ratio), = N^2 / sum rho^2.
+
+    N uncorrelated strategies count N, N copies of one strategy count 1, and anything between
+    counts in between, continuously. The DSR paper estimates N by clustering the trials; this
+    eigenvalue form needs no cluster count and cannot jump when one trial changes cluster.
+    Columns without variance carry no bet and are left out; no column left counts as one.
+    """
+    matrix = np.asarray(returns, dtype=float)
+    if matrix.ndim != 2:
+        raise ValueError(f"returns must be T x N, got shape {matrix.shape}")
+    live = matrix[:, matrix.std(axis=0) > _DEGENERATE_STD] if matrix.shape[0] > 1 else matrix[:, :0]
+    n = live.shape[1]
+    if n <= 1:
+        return 1.0
+    rho = np.corrcoef(live, rowvar=False)
+    return float(min(max(n * n / float(np.sum(rho * rho)), 1.0), n))
 
 
 def deflated_sharpe_from_moments(
-    sharpe: float, n_obs: int, skew: float, kurtosis: float, n_trials: int, sharpe_variance: float
+    sharpe: float, n_obs: int, skew: float, kurtosis: float, n_trials: float, sharpe_variance: float
 ) -> float:
     """DSR = PSR(SR0): the PSR of the winner against the luck of the best of ``n_trials``."""
     sr0 = expected_max_sharpe(n_trials, sharpe_variance)
@@ -111,15 +132,21 @@ class DeflatedSharpe:
     n_obs: int
     skew: float
     kurtosis: float  # raw (normal = 3)
-    n_trials: int
+    n_trials: float  # independent trials the winner was picked from (an effective N may be fractional)
     sharpe_variance: float  # variance of the trials' per-period Sharpe ratios
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
-def deflated_sharpe_ratio(returns: np.ndarray, n_trials: int, sharpe_variance: float) -> DeflatedSharpe:
+def deflated_sharpe_ratio(
+    returns: np.ndarray, n_trials: float, sharpe_variance: float, sr0_floor: float = 0.0
+) -> DeflatedSharpe:
     """DSR of the selected strategy from its per-period returns (NaN/inf dropped).
+
+    ``sr0_floor`` is a bar the benchmark SR0 may not fall below: the expected best of a larger
+    population of trials is never lower than that of a part of it, so a bar set by earlier
+    searches of the same population stays (see ``pipelines.search.selection``).
 
     Skewness and raw kurtosis are the plain sample moments m3/m2^1.5 and m4/m2^2 (scipy
     ``bias=True``): the paper's g3, g4 are the skewness and kurtosis of the selected returns, with
@@ -135,7 +162,7 @@ def deflated_sharpe_ratio(returns: np.ndarray, n_trials: int, sharpe_variance: f
     else:
         skew = float(sps.skew(values, bias=True))
         kurtosis = float(sps.kurtosis(values, fisher=False, bias=True))
-    sr0 = expected_max_sharpe(n_trials, sharpe_variance)
+    sr0 = max(expected_max_sharpe(n_trials, sharpe_variance), sr0_floor)
     dsr = probabilistic_sharpe_ratio(sharpe, sr0, int(values.size), skew, kurtosis)
     return DeflatedSharpe(
         dsr=dsr,
@@ -144,7 +171,7 @@ def deflated_sharpe_ratio(returns: np.ndarray, n_trials: int, sharpe_variance: f
         n_obs=int(values.size),
         skew=skew,
         kurtosis=kurtosis,
-        n_trials=int(n_trials),
+        n_trials=float(n_trials),
         sharpe_variance=float(sharpe_variance),
     )
 

@@ -18,6 +18,7 @@ from pipelines.store.tables import (
     ModelVersion,
     NarrowingFiring,
     Run,
+    SelectionLedgerEntry,
     utcnow,
 )
 
@@ -106,6 +107,34 @@ class Repository:
         with self.session() as s:
             return [name for name in s.scalars(query) if name]
 
+    # selection ledger -----------------------------------------------------------------
+    def selection_population(
+        self, model_key: str, family: str, exclude_run: str
+    ) -> list[SelectionLedgerEntry]:
+        """Every earlier search of this model key and family (a retry's own row left out)."""
+        query = (
+            sa.select(SelectionLedgerEntry)
+            .where(SelectionLedgerEntry.model_key == model_key, SelectionLedgerEntry.run_id != exclude_run)
+            .where(SelectionLedgerEntry.family.in_((family, "mixed")))
+            .order_by(SelectionLedgerEntry.id)
+        )
+        with self.session() as s:
+            return list(s.scalars(query))
+
+    def record_selection(self, model_key: str, run_id: str, **fields: Any) -> None:
+        """This run's share of the population; a retried finalize replaces it, never adds twice."""
+        with self.session() as s:
+            row = s.scalars(
+                sa.select(SelectionLedgerEntry).where(
+                    SelectionLedgerEntry.model_key == model_key, SelectionLedgerEntry.run_id == run_id
+                )
+            ).one_or_none()
+            if row is None:
+                s.add(SelectionLedgerEntry(model_key=model_key, run_id=run_id, **fields))
+            else:
+                for key, value in fields.items():
+                    setattr(row, key, value)
+
     # narrowing ------------------------------------------------------------------------
     def replace_firings(self, run_id: str, firings: list[dict[str, Any]]) -> None:
         with self.session() as s:
@@ -138,15 +167,6 @@ class Repository:
                 sa.select(ModelVersion).where(
                     ModelVersion.model_key == model_key, ModelVersion.version == version
                 )
-            )
-
-    def latest_model_version(self, model_key: str) -> ModelVersion | None:
-        with self.session() as s:
-            return s.scalar(
-                sa.select(ModelVersion)
-                .where(ModelVersion.model_key == model_key)
-                .order_by(ModelVersion.version.desc())
-                .limit(1)
             )
 
     def model_for_run(self, model_key: str, run_id: str) -> ModelVersion | None:

@@ -35,6 +35,8 @@ class Run(Base):
     n_trials: Mapped[int | None] = mapped_column(Integer)
     report_path: Mapped[str | None] = mapped_column(String(1000))
     decision: Mapped[str | None] = mapped_column(String(500))
+    # what decided: DSR, PBO, raw and effective N, the benchmark comparisons, the gate checks
+    verdict: Mapped[dict[str, Any] | None]
 
 
 class ModelVersion(Base):
@@ -84,6 +86,29 @@ class ConfigVersion(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     promoted_at: Mapped[datetime | None]
     approved_by: Mapped[str | None] = mapped_column(String(200))
+
+
+class SelectionLedgerEntry(Base):
+    """One search's share of the population the Deflated Sharpe Ratio deflates against.
+
+    Every trial a model key and family ever ran is counted here: raw backtests, effective
+    independent trials, and the moments of their per-bar (active) Sharpe ratios, so N and the
+    variance of Sharpe ratios always describe the same set; ``sr0`` is the bar the run used.
+    """
+
+    __tablename__ = "retune_selection_ledger"
+    __table_args__ = (UniqueConstraint("model_key", "run_id"),)  # a retried finalize rewrites its row
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    model_key: Mapped[str] = mapped_column(String(64))
+    family: Mapped[str] = mapped_column(String(40))
+    run_id: Mapped[str] = mapped_column(String(200))
+    n_backtests: Mapped[int]
+    n_effective: Mapped[float] = mapped_column(Float)
+    n_sharpes: Mapped[int]
+    sharpe_sum: Mapped[float] = mapped_column(Float)
+    sharpe_sq_sum: Mapped[float] = mapped_column(Float)
+    sr0: Mapped[float] = mapped_column(Float)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class NarrowingFiring(Base):

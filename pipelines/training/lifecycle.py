@@ -27,11 +27,12 @@ log = logging.getLogger(__name__)
 
 
 def parent_model(ctx: RunContext, repo: Repository) -> ModelVersion | None:
-    """The deployed model (the active config's), else the newest registered one."""
+    """The deployed model: the active config's. A model that was registered but never promoted
+    (its gate failed, or it awaits review) is nobody's champion, so it is never fine-tuned."""
     active = repo.active_config(ctx.model_key)
     if active and active.model_version is not None:
         return repo.get_model_version(ctx.model_key, active.model_version)
-    return repo.latest_model_version(ctx.model_key)
+    return None
 
 
 def train_or_finetune(
@@ -198,7 +199,7 @@ def _with_replay(data: PreparedData, scaler: FeatureScaler, seq_len: int, start:
 
 def _why_not_finetune(ctx: RunContext, parent: ModelVersion | None, spec) -> str | None:
     if parent is None:
-        return "no model registered yet for this model key"
+        return "no deployed model for this model key (no config version is active)"
     if ctx.dag == "weekly":
         return "weekly runs retrain fully"
     if parent.feature_fingerprint != feature_fingerprint():

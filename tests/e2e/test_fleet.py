@@ -23,6 +23,7 @@ def fleet_env(e2e_env, tmp_path):
     daily = yaml.safe_load((ROOT / "pipelines" / "defaults" / "daily.yaml").read_text())
     for name in ("alpha", "beta"):
         config = {**daily, "model_key": f"{name}_key", "promotion_policy": "auto", "dsr_threshold": 0.0}
+        config.update(benchmark_alpha=1.0, holdout_benchmark_alpha=1.0)
         (home / "configs" / f"{name}.yaml").write_text(yaml.safe_dump(config))
     (home / "configs" / "alpha_again.yaml").write_text(yaml.safe_dump({**daily, "model_key": "alpha_key"}))
     env = dict(

@@ -28,6 +28,8 @@ REVIEWED_CONFIG = {
     "promotion_policy": "review",
     # a gate that this small planted-signal search passes: the review is what is under test
     "dsr_threshold": 0.0,
+    "benchmark_alpha": 1.0,
+    "holdout_benchmark_alpha": 1.0,
     "max_drawdown_limit": 1.0,
     "champion_alpha": 1.0,  # a challenger that merely exists beats the champion
     "champion_margin": -1.0e9,

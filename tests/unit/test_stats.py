@@ -337,3 +337,23 @@ def test_pbo_to_dict_summarizes_logits():
     assert d["pbo"] == result.pbo and d["n_combinations"] == 6 and d["n_strategies"] == 4
     assert d["logits"] == list(result.logits)
     assert d["logit_median"] == pytest.approx(float(np.median(result.logits)))
+
+
+def test_effective_trials_counts_independent_bets():
+    from pipelines.search.stats import effective_trials
+
+    rng = np.random.default_rng(0)
+    base = rng.normal(size=(2000, 1))
+    assert effective_trials(np.repeat(base, 10, axis=1)) == pytest.approx(1.0)  # ten copies: one bet
+    independent = effective_trials(rng.normal(size=(2000, 10)))
+    assert 9.0 < independent <= 10.0
+    two = np.hstack([np.repeat(base, 5, axis=1), np.repeat(rng.normal(size=(2000, 1)), 5, axis=1)])
+    assert effective_trials(two + rng.normal(scale=0.01, size=two.shape)) == pytest.approx(2.0, rel=0.02)
+    flat = np.hstack([rng.normal(size=(100, 3)), np.zeros((100, 2))])
+    assert effective_trials(flat) <= 3.0  # columns without variance are no bet
+    assert effective_trials(np.zeros((50, 4))) == 1.0
+
+
+def test_expected_max_sharpe_takes_an_effective_n_and_never_goes_negative():
+    assert expected_max_sharpe(1.2, 0.01) == 0.0  # the quantile is negative this close to N = 1
+    assert expected_max_sharpe(10.5, 0.01) > expected_max_sharpe(10.0, 0.01)

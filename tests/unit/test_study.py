@@ -162,11 +162,12 @@ def test_wilcoxon_pruner_gets_per_fold_values(data, storage):
 def test_search_outputs_are_usable_and_honest(data, storage, tmp_path):
     from pipelines.config import load_config
     from pipelines.search.outputs import write_search_outputs
-    from pipelines.search.selection import trial_returns
+    from pipelines.search.selection import PopulationShare, trial_returns
 
     config = tiny_config(pbo_splits=4)
     study = run_study("t6", data, config, SPACE, settings(4), storage)
-    summary = write_search_outputs(study, data, config, tmp_path, "sharpe", prior_backtests=100)
+    earlier = PopulationShare("lstm", 100, 10.0, 10, 0.05, 0.002, sr0=0.01)  # one earlier search
+    summary = write_search_outputs(study, data, config, tmp_path, "sharpe", population=[earlier])
     best = best_fresh_trial(study)
     assert best is not None and summary["best_trial"] == best.number
 
@@ -179,7 +180,11 @@ def test_search_outputs_are_usable_and_honest(data, storage, tmp_path):
 
     stats = summary["statistics"]
     assert stats["n_backtests_ever"] == 100 + 4 * 6  # prior + 4 trials x 6 strategy variants
-    assert stats["dsr"]["n_trials"] == stats["n_backtests_ever"]
+    assert 1.0 <= stats["n_effective_this_run"] <= 4 * 6  # correlated bets count less than raw ones
+    assert stats["dsr"]["n_trials"] == pytest.approx(10.0 + stats["n_effective_this_run"])
+    assert stats["dsr"]["sr0"] >= 0.01  # never below the bar the earlier search set
+    assert stats["share"]["n_backtests"] == 24 and stats["share"]["sr0"] == stats["dsr"]["sr0"]
+    assert stats["benchmark"]["benchmark"] == "buy_and_hold" and stats["benchmark"]["n_bars"] == 120
     assert stats["dsr"]["n_obs"] == len(trial_returns(best)) == 120
     assert 0.0 <= stats["dsr"]["dsr"] <= 1.0
     assert stats["pbo"] is not None and stats["pbo"]["n_strategies"] >= 2
@@ -204,11 +209,10 @@ def test_degenerate_trials_are_counted(data, storage):
 
 
 def test_history_reads_earlier_runs_of_the_model_key(data, storage):
-    """The narrowing evidence (top trials with their chosen strategy) and the DSR's N (every
-    backtest of every earlier study of the key and family, carried-over trials not counted twice)."""
+    """The narrowing evidence: top trials of earlier studies of the key, with their chosen strategy."""
     import pandas as pd
 
-    from pipelines.search.history import prior_backtests, prior_trials
+    from pipelines.search.history import prior_trials
     from pipelines.store.migrate import upgrade
     from pipelines.store.repository import Repository
 
@@ -224,11 +228,6 @@ def test_history_reads_earlier_runs_of_the_model_key(data, storage):
             run_id, study_name=study_name(run_id), state="success", started_at=pd.Timestamp(2021, 1, 1 + i)
         )
     repo.start_run("r3", **run_fields, params={})
-
-    # 4 fresh trials per study, 6 strategy variants each; r2's carried-over trials are not new backtests
-    assert prior_backtests(repo, storage, "k", "r3", "lstm") == 2 * 4 * 6
-    assert prior_backtests(repo, storage, "k", "r3", "transformer") == 0
-    assert prior_backtests(repo, storage, "other", "r3", "lstm") == 0
 
     top, best = prior_trials(repo, storage, "k", "r3", quantile=0.5)
     own_complete = [
@@ -300,10 +299,14 @@ def test_grid_mode_does_not_spend_a_trial_on_the_incumbent(data, storage):
 
 
 def test_a_single_trial_gives_no_deflated_sharpe(data, storage):
+    from pipelines.search.objective import fold_benchmark_returns
     from pipelines.search.selection import selection_statistics
 
     study = run_study("one", data, tiny_config(), SPACE, settings(1), storage)
-    stats = selection_statistics(study, best_fresh_trial(study), prior_backtests=1000, pbo_splits=4)
+    bench = fold_benchmark_returns(data, tiny_config())
+    stats = selection_statistics(
+        study, best_fresh_trial(study), bench, "buy_and_hold", [], "lstm", pbo_splits=4
+    )
     assert stats["dsr"] is None and stats["pbo"] is None  # nothing to deflate against: the gate fails
 
 

@@ -1,0 +1,106 @@
+"""The Deflated Sharpe Ratio against the whole trial population: reruns cannot wear it down."""
+
+from __future__ import annotations
+
+import numpy as np
+import optuna
+import pandas as pd
+import pytest
+
+from pipelines.search.selection import selection_statistics
+from pipelines.store.migrate import upgrade
+from pipelines.store.repository import Repository
+
+BARS = 252
+
+
+def study_with(trial_returns: list[np.ndarray], n_variants: int = 6) -> optuna.Study:
+    """A real Optuna study holding finished trials with the attributes the objective records."""
+    study = optuna.create_study(direction="maximize")
+    dist = optuna.distributions.FloatDistribution(0.0, 1.0)
+    for i, returns in enumerate(trial_returns):
+        study.add_trial(
+            optuna.trial.create_trial(
+                params={"x": i / (len(trial_returns) + 1)},
+                distributions={"x": dist},
+                value=float(returns.mean() / returns.std()),
+                user_attrs={
+                    "n_variants": n_variants,
+                    "n_effective_variants": 2.0,
+                    "fold_returns": [returns[:126].tolist(), returns[126:].tolist()],
+                },
+            )
+        )
+    return study
+
+
+@pytest.fixture
+def repo(tmp_path):
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    upgrade(url)
+    repository = Repository(url)
+    yield repository
+    repository.close()
+
+
+def test_reruns_of_unchanged_data_never_raise_the_winners_dsr(repo):
+    """The measured failure: reruns concentrate the search around the winner (narrowing,
+    carry-over), the spread of trial Sharpes collapses, and with it the expected best of N; the
+    DSR of the same winner then climbed run after run until the gate promoted noise."""
+    rng = np.random.default_rng(11)
+    bench = np.r_[0.0, rng.normal(0.0, 0.01, 125), 0.0, rng.normal(0.0, 0.01, 125)]
+    winner = rng.normal(0.0008, 0.01, BARS)  # the same best backtest every run
+    dsrs, floors, populations, n_effective = [], [], [], []
+    for rerun in range(10):
+        if rerun == 0:  # a broad first search: unrelated configurations
+            others = [rng.normal(0.0, 0.01, BARS) for _ in range(19)]
+        else:  # narrowed reruns: near-copies of the winner
+            others = [0.98 * winner + rng.normal(0.0, 0.0005, BARS) for _ in range(19)]
+        study = study_with([winner, *others])
+        best = study.trials[0]
+        population = repo.selection_population("k", "lstm", exclude_run=f"r{rerun}")
+        stats = selection_statistics(study, best, bench, "buy_and_hold", population, "lstm", pbo_splits=4)
+        repo.record_selection("k", f"r{rerun}", **stats["share"])
+        dsrs.append(stats["dsr"]["dsr"])
+        floors.append(stats["dsr"]["sr0"])
+        populations.append(stats["sr0_population"])
+        n_effective.append(stats["n_effective_ever"])
+    assert all(later <= earlier + 1e-12 for earlier, later in zip(dsrs, dsrs[1:], strict=False)), dsrs
+    assert all(later >= earlier for earlier, later in zip(floors, floors[1:], strict=False)), floors
+    assert all(later > earlier for earlier, later in zip(n_effective, n_effective[1:], strict=False))
+    # the scenario is the real one: the population's own bar did fall; only the floor held it
+    assert min(populations[1:]) < populations[0]
+
+
+def test_a_retried_finalize_replaces_its_share_instead_of_adding_it(repo):
+    rng = np.random.default_rng(2)
+    bench = np.zeros(BARS)
+    study = study_with([rng.normal(0.0, 0.01, BARS) for _ in range(4)])
+    best = max(study.trials, key=lambda t: t.value)
+    for _attempt in range(2):  # an Airflow retry of search_finalize
+        population = repo.selection_population("k", "lstm", exclude_run="r1")
+        stats = selection_statistics(study, best, bench, "flat", population, "lstm", pbo_splits=4)
+        repo.record_selection("k", "r1", **stats["share"])
+    assert len(repo.selection_population("k", "lstm", exclude_run="other")) == 1
+    assert repo.selection_population("k", "transformer", exclude_run="other") == []
+    assert repo.selection_population("other", "lstm", exclude_run="x") == []
+
+
+def test_the_population_is_the_model_keys_and_only_finished_backtests_count(repo):
+    rng = np.random.default_rng(5)
+    bench = np.zeros(BARS)
+    study = study_with([rng.normal(0.0, 0.01, BARS) for _ in range(3)], n_variants=4)
+    study.add_trial(
+        optuna.trial.create_trial(
+            params={"x": 0.9},
+            distributions={"x": optuna.distributions.FloatDistribution(0.0, 1.0)},
+            state=optuna.trial.TrialState.PRUNED,
+            user_attrs={"n_variants": 4},
+        )
+    )
+    best = max((t for t in study.trials if t.state.name == "COMPLETE"), key=lambda t: t.value or 0.0)
+    stats = selection_statistics(study, best, bench, "flat", [], "lstm", pbo_splits=4)
+    assert stats["n_backtests_this_run"] == 4 * 4  # the pruned trial was tried too
+    assert 1.0 <= stats["n_effective_this_run"] <= 16
+    assert stats["share"]["n_sharpes"] == 3  # only complete trials have a full-length Sharpe
+    assert pd.notna(stats["dsr"]["dsr"])
