@@ -1,71 +1,106 @@
-"""How often a search on pure noise would be promoted: the DSR gate vs a naive best-Sharpe pick.
+"""How often does a daily schedule on pure noise promote? Through the real chain.
 
-Ten i.i.d. random-walk series (no strategy has an edge). Each gets a real search; the winner
-is "promoted" by the DSR gate when DSR >= the configured threshold (N = every backtest the
-search tried), and by the naive rule when its walk-forward Sharpe is positive. Repeated for
-several seeds (different series and samplers); the value is the median count over seeds.
+Issue 13: a pipeline that runs every day must not, by repetition, promote a random walk. Each of
+``RETUNE_BENCH_SERIES`` (10) random walks — 3,000 daily bars at the first run, half of them with
+drift (buy-and-hold earns, no rule adds anything) — lives in its own ``RETUNE_HOME`` and is run
+``RETUNE_BENCH_RERUNS`` (10) times by ``retune run`` (default daily config, ``promotion_policy:
+auto``), with one bar appended to its CSV and the as-of moved to it before each rerun, as a daily
+DAG sees a growing history. ``value``: how many series were ever promoted (goal <= 1).
+``details``: per series the decisions, DSR, N; what a naive best-Sharpe gate (best value > 0)
+would have promoted; how many runs the benchmark checks (``beats_benchmark``,
+``beats_benchmark_holdout``) refused.
+
+Before 2026-12-02 this benchmark scored the DSR statistic alone on in-process searches (median of
+5 x 10 series of 1,000 bars); it did not see narrowing, carried-over trials or the stored
+history, which is where the rerun ratchet lives.
 """
 
 from __future__ import annotations
 
 import time
 
-from search_fixtures import median, over_seeds, random_walk, small_config, sqlite_url
+from chain import (
+    SeriesSpec,
+    cleanup,
+    config_overrides,
+    env_int,
+    refused_by_benchmark,
+    run_all,
+    series_summary,
+)
 
-from pipelines.search.objective import PreparedData
-from pipelines.search.selection import selection_statistics
-from pipelines.search.study import SearchSettings, best_fresh_trial, run_study
+from pipelines.data.synthetic import random_walk
 
 NAME = "noise_false_promotions"
-SEEDS = (0, 1, 2, 3, 4)
-SERIES = 10
-TRIALS = 12
-BARS = 1000
+BARS = 3000
+DRIFT = 0.0004  # ~10% a year at 1% daily volatility: buy-and-hold Sharpe ~0.6, no skill
 
 
-def one_series(seed: int, series: int) -> dict:
-    config = small_config(seed=seed)
-    data = PreparedData.from_bars(random_walk(BARS, seed=1000 * seed + series), config.window_bars)
-    run_id = f"noise-{seed}-{series}"
-    study = run_study(
-        run_id, data, config, config.search_space, SearchSettings(TRIALS, 30), sqlite_url(run_id)
-    )
-    best = best_fresh_trial(study)
-    assert best is not None
-    stats = selection_statistics(study, best, prior_backtests=0, pbo_splits=config.pbo_splits)
-    dsr = stats["dsr"]["dsr"] if stats["dsr"] else 0.0
-    return {
-        "best_sharpe": round(float(best.value), 3),  # type: ignore[arg-type]
-        "dsr": round(dsr, 4),
-        "pbo": None if stats["pbo"] is None else round(stats["pbo"]["pbo"], 3),
-        "dsr_gate": dsr >= config.dsr_threshold,
-        "naive_gate": float(best.value) > 0,  # type: ignore[arg-type]
-    }
-
-
-def one_seed(seed: int) -> dict:
-    rows = [one_series(seed, s) for s in range(SERIES)]
-    return {
-        "dsr_promotions": sum(r["dsr_gate"] for r in rows),
-        "naive_promotions": sum(r["naive_gate"] for r in rows),
-        "series": rows,
-    }
+def specs(n_series: int, reruns: int) -> list[SeriesSpec]:
+    out = []
+    for seed in range(n_series):
+        drift = DRIFT if seed % 2 else 0.0
+        walk = random_walk(BARS + reruns - 1, seed, drift=drift)
+        label = f"walk{seed}{'_drift' if drift else ''}"
+        out.append(
+            SeriesSpec(
+                label,
+                f"bench_noise_{seed}",
+                reruns,
+                bars=walk.bars,
+                first_bars=BARS,
+                append=True,
+                truth=walk.truth,
+            )
+        )
+    return out
 
 
 def run() -> dict:
     started = time.perf_counter()
-    per_seed = over_seeds(one_seed, SEEDS, "dsr_promotions", "naive_promotions")
+    n_series, reruns = env_int("RETUNE_BENCH_SERIES", 10), env_int("RETUNE_BENCH_RERUNS", 10)
+    series = specs(n_series, reruns)
+    results, root = run_all(series, NAME)
+    try:
+        per_series: dict = {}
+        for result in results:
+            summary = series_summary(result)
+            summary["ever_promoted"] = result.ever_promoted
+            summary["naive_would_promote"] = [
+                r.get("best_value") is not None and r["best_value"] > 0 for r in result.runs
+            ]
+            summary["refused_by_benchmark"] = sum(refused_by_benchmark(r) for r in result.runs)
+            # runs the benchmark checks alone refused: every other check passed
+            summary["refused_by_benchmark_only"] = sum(
+                refused_by_benchmark(r) and all(c.startswith("beats_benchmark") for c in r["failed_checks"])
+                for r in result.runs
+            )
+            summary["benchmark_checks"] = [r.get("benchmark_checks") for r in result.runs]
+            per_series[result.label] = summary
+    finally:
+        cleanup(root)
+    promoted = [label for label, s in per_series.items() if s["ever_promoted"]]
+    naive = [label for label, s in per_series.items() if any(s["naive_would_promote"])]
     return {
-        "value": median([s["dsr_promotions"] for s in per_seed.values()]),
-        "unit": f"false promotions out of {SERIES} random walks (median of {len(SEEDS)} seeds)",
+        "value": len(promoted),
+        "unit": f"random walks ever promoted (of {n_series}, {reruns} daily reruns each)",
         "goal": "<= 1",
         "details": {
-            "naive_best_sharpe_promotions_median": median([s["naive_promotions"] for s in per_seed.values()]),
-            "dsr_threshold": small_config().dsr_threshold,
-            "trials_per_search": TRIALS,
-            "strategy_variants_per_trial": 8,  # 4 thresholds x long-only/long-short
-            "bars_per_series": BARS,
-            "per_seed": per_seed,
+            "promoted_series": promoted,
+            "promoted_runs": sum(sum(r.get("promoted", False) for r in res.runs) for res in results),
+            "naive_best_sharpe_gate_series": len(naive),
+            "naive_best_sharpe_gate_runs": sum(sum(s["naive_would_promote"]) for s in per_series.values()),
+            "refused_by_benchmark_runs": sum(s["refused_by_benchmark"] for s in per_series.values()),
+            "refused_by_benchmark_only_runs": sum(
+                s["refused_by_benchmark_only"] for s in per_series.values()
+            ),
+            "runs": n_series * reruns,
+            "bars_first_run": BARS,
+            "drift_of_odd_seeds": DRIFT,
+            "n_trials": series[0].n_trials if series else None,
+            "config": "pipelines/defaults/daily.yaml + promotion_policy: auto (one home per series)",
+            "config_overrides": config_overrides(),
+            "series": per_series,
             "wall_s": round(time.perf_counter() - started, 1),
         },
     }

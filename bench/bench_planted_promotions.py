@@ -1,0 +1,184 @@
+"""Does the chain find, promote and trade an edge that is really there? Through the real chain.
+
+Issue 14: ``RETUNE_BENCH_SERIES`` (10) AR(1) series (phi = 0.10, 3,000 daily bars) whose final
+252 bars are never shown to the chain: the CSV holds the bars before them and the run's as-of is
+the last of those. Each series is one ``retune run`` (default daily config, ``promotion_policy:
+auto``) in its own home. ``value``: how many were promoted (goal >= 8 of 10).
+
+For each promoted series the unseen year is traded as a trading system would: the live predictor
+of the home's production config (``LivePredictor.from_production``) is warmed up on the history
+and fed the unseen bars one ``update`` at a time; its ``position`` signals are backtested by
+``backtest_positions`` with the config's fees and slippage. The oracle's positions on the same
+bars go through the same backtest. ``details.planted_oos_vs_oracle``: the median of promoted
+OOS Sharpe / oracle Sharpe, and how many promoted series had an OOS Sharpe > 0. The same for
+``RETUNE_BENCH_EXTRA_SERIES`` (3) series each of 20-bar momentum, a calm/storm volatility regime
+and a Friday effect (``pipelines.data.synthetic``).
+
+The backtest fills a position one bar after the bar it was decided on, so a decision at t earns
+the return of bar t+2; the oracle is the best rule for that fill (for the weekday effect: long
+two bars before a Friday). ``oracle_sharpe_if_filled_at_decision`` is the oracle backtested as if
+it filled at its decision bar's close — what the extra bar of delay costs the planted edge.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from chain import SeriesResult, SeriesSpec, cleanup, config_overrides, env_int, log, run_all, series_summary
+
+from pipelines.data import synthetic
+
+NAME = "planted_promotions"
+BARS = 3000
+UNSEEN = 252
+PHI = 0.10
+
+
+def structures(n_ar1: int, n_extra: int) -> list[tuple[str, synthetic.SyntheticSeries, np.ndarray]]:
+    """(label, series, oracle positions for the chain's fill-a-bar-later backtest)."""
+    out = []
+    for seed in range(n_ar1):
+        s = synthetic.ar1(BARS, seed, phi=PHI)
+        out.append((f"ar1_{seed}", s, s.oracle))  # sign(r_t) also maximizes E[pos_t * r_t+2]
+    for i in range(n_extra):
+        seed = 100 + i
+        m = synthetic.momentum(BARS, seed)
+        out.append((f"momentum_{seed}", m, m.oracle))
+        v = synthetic.vol_regime(BARS, seed)
+        out.append((f"vol_regime_{seed}", v, v.oracle))
+        d = synthetic.day_of_week(BARS, seed)
+        out.append((f"day_of_week_{seed}", d, synthetic.weekday_rule(d.bars, d.truth["effects"], lead=2)))
+    return out
+
+
+def structure_of(label: str) -> str:
+    return label.rsplit("_", 1)[0]
+
+
+def backtest_sharpe(bars: pd.DataFrame, positions: np.ndarray, fees: float, slippage: float) -> float:
+    from pipelines.search.backtest import Costs, backtest_positions
+
+    close = pd.Series(bars["close"].to_numpy(dtype=float), index=pd.DatetimeIndex(bars["timestamp"]))
+    frame = pd.DataFrame({"positions": np.asarray(positions, dtype=int)}, index=close.index)
+    sharpe = float(backtest_positions(close, frame, Costs(fees, slippage)).iloc[0]["sharpe"])
+    return sharpe if math.isfinite(sharpe) else 0.0  # never trading: no return, no risk
+
+
+def trade_unseen(home: Path, history: pd.DataFrame, unseen: pd.DataFrame) -> dict[str, Any]:
+    """The production predictor of ``home`` on the unseen bars, one update each."""
+    from pipelines.predictor import LivePredictor
+    from pipelines.settings import Settings
+
+    db_url = f"sqlite:///{home / 'retune.db'}"
+    predictor = LivePredictor.from_production(Settings(home=home, db_url=db_url, optuna_url=db_url))
+    predictor.predict_bars(history)
+    positions = []
+    for bar in unseen.to_dict("records"):
+        signal = predictor.update(bar)
+        assert signal is not None  # warm after predict_bars
+        positions.append(int(signal["position"]))
+    return {"positions": np.array(positions), "params": predictor.params.model_dump()}
+
+
+def costs_of(home: Path) -> tuple[float, float]:
+    import yaml
+
+    raw = yaml.safe_load((home / "bench_config.yaml").read_text())
+    return float(raw.get("fees", 0.0005)), float(raw.get("slippage", 0.0))
+
+
+def score_series(result: SeriesResult, series: synthetic.SyntheticSeries, oracle: np.ndarray) -> dict:
+    split = BARS - UNSEEN
+    unseen = series.bars.iloc[split:].reset_index(drop=True)
+    fees, slippage = costs_of(result.home)
+    record = result.runs[-1]
+    ideal_fill = np.r_[oracle[split + 1 :], 0]  # the same decisions, filled one bar earlier
+    if structure_of(result.label) == "day_of_week":
+        ideal_fill = np.r_[synthetic.weekday_rule(unseen, series.truth["effects"], lead=1)[1:], 0]
+    row: dict[str, Any] = {
+        **series_summary(result),
+        "promoted": bool(record.get("promoted")),
+        "oracle_sharpe": round(backtest_sharpe(unseen, oracle[split:], fees, slippage), 3),
+        "oracle_sharpe_if_filled_at_decision": round(backtest_sharpe(unseen, ideal_fill, fees, slippage), 3),
+        "oracle_sharpe_no_costs": round(backtest_sharpe(unseen, oracle[split:], 0.0, 0.0), 3),
+    }
+    if row["promoted"]:
+        traded = trade_unseen(result.home, series.bars.iloc[:split].reset_index(drop=True), unseen)
+        oos = backtest_sharpe(unseen, traded["positions"], fees, slippage)
+        row["oos_sharpe"] = round(oos, 3)
+        row["oos_vs_oracle"] = round(oos / row["oracle_sharpe"], 3) if row["oracle_sharpe"] > 0 else None
+        row["oos_exposure"] = round(float(np.mean(traded["positions"] != 0)), 3)
+        row["oos_long_share"] = round(float(np.mean(traded["positions"] == 1)), 3)
+        row["promoted_params"] = traded["params"]
+    return row
+
+
+def summarize(rows: dict[str, dict]) -> dict[str, Any]:
+    promoted = {k: r for k, r in rows.items() if r["promoted"]}
+    ratios = [r["oos_vs_oracle"] for r in promoted.values() if r.get("oos_vs_oracle") is not None]
+    return {
+        "series": len(rows),
+        "promoted": len(promoted),
+        "planted_oos_vs_oracle": float(np.median(ratios)) if ratios else None,
+        "ratios_in_median": len(ratios),  # a promoted series whose oracle Sharpe <= 0 has no ratio
+        "oos_sharpe_positive": sum(r["oos_sharpe"] > 0 for r in promoted.values()),
+        "oracle_sharpe_median": float(np.median([r["oracle_sharpe"] for r in rows.values()])),
+        "oracle_sharpe_if_filled_at_decision_median": float(
+            np.median([r["oracle_sharpe_if_filled_at_decision"] for r in rows.values()])
+        ),
+    }
+
+
+def run() -> dict:
+    started = time.perf_counter()
+    n_ar1, n_extra = env_int("RETUNE_BENCH_SERIES", 10), env_int("RETUNE_BENCH_EXTRA_SERIES", 3)
+    planted = structures(n_ar1, n_extra)
+    specs = [
+        SeriesSpec(
+            label,
+            f"bench_planted_{label}",
+            1,
+            bars=series.bars,
+            first_bars=BARS - UNSEEN,  # the CSV never holds the unseen year
+            truth=series.truth,
+        )
+        for label, series, _ in planted
+    ]
+    results, root = run_all(specs, NAME)
+    try:
+        rows = {}
+        for result, (label, series, oracle) in zip(results, planted, strict=True):
+            rows[label] = score_series(result, series, oracle)
+            r = rows[label]
+            log(
+                f"[{label}] promoted={r['promoted']} oos={r.get('oos_sharpe')} oracle={r['oracle_sharpe']} "
+                f"(filled at decision {r['oracle_sharpe_if_filled_at_decision']})"
+            )
+    finally:
+        cleanup(root)
+    by_structure: dict[str, dict] = {}
+    for label, row in rows.items():
+        by_structure.setdefault(structure_of(label), {})[label] = row
+    summaries = {name: summarize(group) for name, group in by_structure.items()}
+    ar1 = summaries.get("ar1", {"promoted": 0})
+    return {
+        "value": ar1["promoted"],
+        "unit": f"AR(1) series (phi={PHI}, {BARS} bars, last {UNSEEN} unseen) promoted, of {n_ar1}",
+        "goal": f">= {math.ceil(0.8 * n_ar1)}",
+        "details": {
+            "planted_oos_vs_oracle": ar1.get("planted_oos_vs_oracle"),
+            "oos_sharpe_positive": ar1.get("oos_sharpe_positive"),
+            "by_structure": summaries,
+            "series": rows,
+            "n_trials": specs[0].n_trials if specs else None,
+            "config": "pipelines/defaults/daily.yaml + promotion_policy: auto (one home per series)",
+            "config_overrides": config_overrides(),
+            "fill": "positions decided at t's close fill at t+1's close (pipelines.search.backtest)",
+            "wall_s": round(time.perf_counter() - started, 1),
+        },
+    }
