@@ -2,7 +2,7 @@
 
 Data: real S&P 500 daily bars (``arch.data.sp500``). Signals: deterministic moving-average
 crossovers and momentum thresholds, long-only (0/1) and long-short (-1/0/1). A position is
-decided at a bar's close and executed at the next bar's close, all-in, fees on both legs.
+decided and filled at a bar's close, all-in, fees on both legs.
 
 Arm A scores every variant in one ``backtest_positions`` call. Arm B runs one backtesting.py
 backtest per variant, configured to the same semantics (see ``SEMANTICS``). Parity (same trade
@@ -41,7 +41,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SEMANTICS = [
     "backtesting.py fills a trade_on_close market order at the close of the bar it was placed "
     "on, but only while processing the following bar; so Strategy.next at bar t orders the "
-    "position held from bar t's close (our positions shifted by one bar).",
+    "position held from bar t's close: our position decided (and filled) at bar t.",
     "That leaves no bar to fill an order placed on the last bar, which vectorbt does fill; arm B "
     "gets one extra copy of the last bar (same prices), so the final equity is unchanged.",
     "backtesting.py sizes in whole units (floor of available cash / price incl. commission); "
@@ -114,7 +114,7 @@ def make_theirs(bars: pd.DataFrame, positions: pd.DataFrame) -> Callable[[], pd.
 
     last = bars.iloc[[-1]].set_axis([bars.index[-1] + pd.Timedelta(days=1)])
     padded = pd.concat([bars, last])
-    held = positions.shift(1).fillna(0).astype(int)
+    held = positions.fillna(0).astype(int)
     held = pd.concat([held, held.iloc[[-1]]]).to_numpy()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

@@ -82,12 +82,32 @@ class TransformerRegressor(nn.Module):
         return _outputs(self.head(self.encoder(h)[:, -1, :]))
 
 
+class LinearRegressor(nn.Module):
+    """The linear baseline: a ridge regression on the newest bar's features (closed form, see
+    ``pipelines.training.ridge``), so every search has a reference that needs no seed, no epochs
+    and no luck. Sequence length, width and depth do not apply; it has no backbone to freeze."""
+
+    def __init__(self, spec: ArchitectureSpec):
+        super().__init__()
+        self.head = nn.Linear(spec.n_features, spec.n_outputs)
+
+    def backbone_layers(self) -> list[list[nn.Parameter]]:
+        return []
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return _outputs(self.head(x[:, -1, :]))
+
+
 def _outputs(head: torch.Tensor) -> torch.Tensor:
     """(batch,) for one horizon, (batch, horizons) for several."""
     return head.squeeze(-1) if head.shape[-1] == 1 else head
 
 
-FAMILIES: dict[str, type[nn.Module]] = {"lstm": LSTMRegressor, "transformer": TransformerRegressor}
+FAMILIES: dict[str, type[nn.Module]] = {
+    "lstm": LSTMRegressor,
+    "transformer": TransformerRegressor,
+    "linear": LinearRegressor,
+}
 
 
 def build_network(spec: ArchitectureSpec) -> nn.Module:

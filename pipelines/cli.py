@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, get_args
 
-from pipelines.config import ConfigError, Objective
+from pipelines.config import ConfigError, ModelFamily, Objective
 from pipelines.review_cli import add_review_commands
 from pipelines.settings import CONFIG_NAME, load_settings
 
@@ -195,7 +195,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--timeout-minutes", type=float, default=30)
     run.add_argument("--objective", choices=list(get_args(Objective)), default="sharpe")
     run.add_argument("--mode", choices=["bayesian", "random", "grid"], default="bayesian")
-    run.add_argument("--model-family", choices=["lstm", "transformer"])
+    run.add_argument("--model-family", choices=get_args(ModelFamily))
     run.add_argument("--as-of", help="use data up to this date (YYYY-MM-DD); default today")
     run.add_argument(
         "--config", help="config file (JSON/YAML, seed search-space format), or a name in RETUNE_HOME/configs"

@@ -18,7 +18,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-ModelFamily = Literal["lstm", "transformer"]
+ModelFamily = Literal["lstm", "transformer", "linear"]  # networks in models/networks.py
 Objective = Literal["sharpe", "return", "sortino", "calmar"]
 SearchMode = Literal["bayesian", "random", "grid"]
 BayesianSampler = Literal["tpe", "cmaes", "gp"]
@@ -108,6 +108,8 @@ class PipelineConfig(_Frozen):
     pruner: PrunerName = "median"
     two_stage: bool = False  # coarse search, then a fine one around the coarse best
     strategy_grid_points: int = Field(6, ge=1, le=50)  # entry thresholds tried per prediction set
+    # a reference every search runs (and that may win): ridge on the newest bar's features
+    baseline_family: Literal["linear"] | None = "linear"
     narrowing_rules: tuple[str, ...] | None = None  # rule names in the order to apply; None: default
     # selection statistics, the gate and who decides
     promotion_policy: Literal["review", "auto", "off"] = "review"  # review: a person approves

@@ -1,7 +1,10 @@
 """Score trading positions with vectorbt: many strategy variants in one vectorized call.
 
-Positions are decided at a bar's close from information up to that bar and executed one
-bar later (at the next close), so a backtest never trades on the bar it learned from.
+Positions are decided at a bar's close from information up to that bar and filled at that
+close (a market-on-close order; ``slippage`` prices the difference), so the position decided
+at bar t earns the return from t's close to t+1's close: exactly the next-bar label the model
+learns. A position never earns a move it has seen. (Until 2026-12 fills came one bar later,
+which traded the return after the one the model predicts: a lag-1 edge was lost entirely.)
 """
 
 from __future__ import annotations
@@ -44,7 +47,7 @@ def target_positions(predictions: np.ndarray, thresholds: list[float], long_shor
 
 
 def signals_from_positions(positions: pd.DataFrame) -> dict[str, pd.DataFrame]:
-    """Entry/exit signals for ``Portfolio.from_signals``, executed one bar after the decision."""
+    """Entry/exit signals for ``Portfolio.from_signals``, filled at the decision bar's close."""
     return {
         name: pd.DataFrame(values, index=positions.index, columns=positions.columns, copy=False)
         for name, values in _signal_arrays(positions).items()
@@ -52,8 +55,8 @@ def signals_from_positions(positions: pd.DataFrame) -> dict[str, pd.DataFrame]:
 
 
 def _signal_arrays(positions: pd.DataFrame) -> dict[str, np.ndarray]:
-    """``signals_from_positions`` as NumPy arrays: comparisons of the positions shifted down by
-    one bar (the position held) and two bars (the one held before it)."""
+    """``signals_from_positions`` as NumPy arrays: each bar's position against the one held
+    before it (the positions shifted down by one bar; flat before the first)."""
     values = positions.to_numpy()
     if not np.isin(values, (-1, 0, 1)).all():
         raise ValueError("positions must be -1 (short), 0 (flat) or 1 (long)")
@@ -64,14 +67,13 @@ def _signal_arrays(positions: pd.DataFrame) -> dict[str, np.ndarray]:
             out[periods:] = mask[: len(mask) - periods]
         return out
 
-    long, short = values == 1, values == -1
-    held_flat = shifted(values == 0, 1, True)
-    prev_long, prev_short = shifted(long, 2, False), shifted(short, 2, False)
+    long, short, flat = values == 1, values == -1, values == 0
+    prev_long, prev_short = shifted(long, 1, False), shifted(short, 1, False)
     return {
-        "entries": shifted(long, 1, False) & ~prev_long,
-        "exits": held_flat & prev_long,
-        "short_entries": shifted(short, 1, False) & ~prev_short,
-        "short_exits": held_flat & prev_short,
+        "entries": np.asfortranarray(long & ~prev_long),
+        "exits": np.asfortranarray(flat & prev_long),
+        "short_entries": np.asfortranarray(short & ~prev_short),
+        "short_exits": np.asfortranarray(flat & prev_short),
     }
 
 

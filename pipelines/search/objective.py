@@ -20,6 +20,7 @@ from pipelines.config import HyperParams, ParamSpec, PipelineConfig
 from pipelines.features.core import FeatureScaler, compute_features, next_return, windows_ending_in
 from pipelines.search.backtest import Costs, backtest_with_returns, score
 from pipelines.search.benchmark import BenchmarkName, active_returns, benchmark_returns
+from pipelines.search.history import TRAIN_FAMILY
 from pipelines.search.space import resolve, suggest
 from pipelines.search.stats import effective_trials
 from pipelines.search.strategy import StrategyGrid
@@ -181,6 +182,8 @@ def make_objective(
 
     def run_trial(trial: optuna.Trial) -> float:
         params = resolve(config.hyperparams, suggest(trial, space))
+        if TRAIN_FAMILY in trial.user_attrs:  # the baseline reference, or production's own family
+            params = params.model_copy(update={"model_family": trial.user_attrs[TRAIN_FAMILY]})
         trial.set_user_attr("model_family", params.model_family)
         trial.set_user_attr("n_variants", grid.size)
         values = np.empty((0, grid.size))

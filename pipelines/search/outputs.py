@@ -34,8 +34,11 @@ PLOTS: dict[str, Callable[[optuna.Study], Any]] = {
 
 
 def chosen_params(config: PipelineConfig, trial: optuna.trial.FrozenTrial) -> dict[str, Any]:
-    """Fixed values, overridden by the trial's searched model params and its chosen strategy."""
-    return resolve(config.hyperparams, {**trial.params, **trial.user_attrs.get("strategy", {})}).model_dump()
+    """Fixed values, overridden by the trial's searched model params, its chosen strategy and
+    the family it trained (a baseline trial's is not the config's)."""
+    family = {"model_family": trial.user_attrs["model_family"]} if "model_family" in trial.user_attrs else {}
+    values = {**trial.params, **trial.user_attrs.get("strategy", {}), **family}
+    return resolve(config.hyperparams, values).model_dump()
 
 
 def best_config(config: PipelineConfig, params: dict[str, Any]) -> dict[str, Any]:

@@ -34,6 +34,7 @@ import sqlalchemy as sa
 from optuna.trial import TrialState
 
 from pipelines.config import Categorical, ConfigError, FloatRange, IntRange, ParamSpec, PipelineConfig
+from pipelines.search.history import TRAIN_FAMILY
 from pipelines.search.objective import PreparedData, make_objective
 from pipelines.search.space import contains, distributions, grid, grid_size
 from pipelines.search.strategy import StrategyGrid, split_space
@@ -214,6 +215,7 @@ def carry_over(study: optuna.Study, previous: optuna.Study, space: dict[str, Par
         for t in previous.trials
         if t.state == optuna.trial.TrialState.COMPLETE
         and "carried_over_from" not in t.user_attrs  # its own trials only: no pile-up across runs
+        and TRAIN_FAMILY not in t.user_attrs  # its value is another family's, not these params'
         and contains(space, t.params)
     ]
     study.add_trials(
@@ -323,6 +325,8 @@ def prepare_study(
         previous_study,
         settings.objective,
         settings.mode == "grid",
+        config.hyperparams.model_family,
+        config.baseline_family,
     )
     study.set_user_attr(PREPARED, True)
     return study
@@ -575,8 +579,11 @@ def _seed_study(
     previous_study: str | None,
     objective: str,
     grid_mode: bool,
+    family: str,
+    baseline: str | None = None,
 ) -> None:
-    """A fresh study starts from what is known: earlier trials that fit, then production first."""
+    """A fresh study starts from what is known: earlier trials that fit, production first, then
+    the baseline family's reference trial."""
     if previous_study:
         try:
             previous = optuna.load_study(study_name=previous_study, storage=storage)
@@ -591,7 +598,12 @@ def _seed_study(
             log.info("carried over %d trials of %s that fit the new bounds", n, previous_study)
     already = any(t.user_attrs.get("incumbent") for t in study.trials)
     if incumbent and contains(space, incumbent) and not grid_mode and not already:  # a grid holds it
-        study.enqueue_trial({k: incumbent[k] for k in space}, user_attrs={"incumbent": True})
+        attrs: dict[str, Any] = {"incumbent": True}
+        if "model_family" not in space and incumbent.get("model_family", family) != family:
+            attrs[TRAIN_FAMILY] = incumbent["model_family"]  # production scored as it trades
+        study.enqueue_trial({k: incumbent[k] for k in space}, user_attrs=attrs)
+    if baseline and not grid_mode and not any(t.user_attrs.get("baseline") for t in study.trials):
+        study.enqueue_trial({}, user_attrs={"baseline": True, TRAIN_FAMILY: baseline})  # sampled otherwise
 
 
 def _family(space: dict[str, ParamSpec], config: PipelineConfig) -> str:

@@ -15,8 +15,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from models.networks import ArchitectureSpec, build_network
+from models.networks import ArchitectureSpec, LinearRegressor, build_network
 from pipelines.config import HyperParams
+from pipelines.training.ridge import fit_ridge
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +80,8 @@ def fit(
     ``frozen_layers``: the first N backbone layers keep their weights (fine-tuning adapts the
     upper layers and the head only); they are trainable again when this returns.
     """
+    if isinstance(network, LinearRegressor):
+        return fit_linear(network, x, y, x_val, y_val, horizon_weights)
     with frozen(network, frozen_layers):
         seed_everything(seed)
         dev = device()
@@ -127,6 +130,32 @@ def fit(
             network.load_state_dict(best_state)
         network.to("cpu")
         return result
+
+
+def fit_linear(
+    network: LinearRegressor,
+    x: np.ndarray,
+    y: np.ndarray,
+    x_val: np.ndarray | None = None,
+    y_val: np.ndarray | None = None,
+    horizon_weights: tuple[float, ...] | None = None,
+) -> TrainResult:
+    """The linear baseline's training: ridge in closed form on the newest bar of each window
+    (learning rate, epochs and seed do not apply; fine-tuning refits on what it is given)."""
+    ridge = fit_ridge(x[:, -1, :], y)
+    with torch.no_grad():
+        network.head.weight.copy_(torch.as_tensor(ridge.coef.T, dtype=network.head.weight.dtype))
+        network.head.bias.copy_(torch.as_tensor(ridge.intercept, dtype=network.head.bias.dtype))
+    row: dict[str, float | None] = {
+        "epoch": 1,
+        "train_loss": evaluate_loss(network, x, y, horizon_weights),
+        "val_loss": None,
+        "lr": None,
+        "ridge_penalty": ridge.penalty,
+    }
+    if x_val is not None and y_val is not None and len(x_val) > 0:
+        row["val_loss"] = evaluate_loss(network, x_val, y_val, horizon_weights)
+    return TrainResult(network=network, history=[row], best_epoch=1)
 
 
 @contextmanager

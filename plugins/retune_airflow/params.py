@@ -7,7 +7,11 @@ arbitrary file or smuggle SQL or shell syntax into it.
 
 from __future__ import annotations
 
+from typing import get_args
+
 from airflow.sdk import Param
+
+from pipelines.config import ModelFamily
 
 DATA_PATTERN = (
     r"^(sample:(sp500|nasdaq|goog)"
@@ -48,7 +52,10 @@ def run_params(n_trials: int, timeout_minutes: int) -> dict[str, Param]:
             description="bayesian (config `sampler`: tpe, cmaes, gp); grid: int/categorical params only.",
         ),
         "model_family": Param(
-            "lstm", type="string", enum=["lstm", "transformer"], description="Network family of the model."
+            "lstm",
+            type="string",
+            enum=list(get_args(ModelFamily)),
+            description="Network family of the model.",
         ),
         "data": Param(
             "sample:sp500",

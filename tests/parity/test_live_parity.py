@@ -33,7 +33,9 @@ def _predictor(bars: pd.DataFrame, family: str, seq_len: int = 10, horizons: int
     return LivePredictor("k", params, FeatureScaler.fit(features, next_return(bars)), network)
 
 
-@pytest.mark.parametrize(("family", "horizons"), [("lstm", 1), ("transformer", 1), ("lstm", 3)])
+@pytest.mark.parametrize(
+    ("family", "horizons"), [("lstm", 1), ("transformer", 1), ("linear", 1), ("lstm", 3)]
+)
 def test_live_updates_reproduce_the_training_path(make_bars, family, horizons):
     bars = make_bars(400, seed=11)
     predictor = _predictor(bars, family, horizons=horizons)

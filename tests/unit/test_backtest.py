@@ -68,31 +68,31 @@ def test_fees_reduce_final_value():
     assert slipped["final_value"] < free["final_value"]
 
 
-def test_signals_are_shifted_one_bar():
+def test_signals_fire_on_the_decision_bar():
     index = _index(8)
     pos = _positions([0, 1, 1, 0, -1, -1, 0, 0], index)
     sig = signals_from_positions(pos)
     col = 0.0
-    assert list(np.flatnonzero(sig["entries"][col])) == [2]
-    assert list(np.flatnonzero(sig["exits"][col])) == [4]
-    assert list(np.flatnonzero(sig["short_entries"][col])) == [5]
-    assert list(np.flatnonzero(sig["short_exits"][col])) == [7]
+    assert list(np.flatnonzero(sig["entries"][col])) == [1]
+    assert list(np.flatnonzero(sig["exits"][col])) == [3]
+    assert list(np.flatnonzero(sig["short_entries"][col])) == [4]
+    assert list(np.flatnonzero(sig["short_exits"][col])) == [6]
 
 
-def test_orders_fill_one_bar_after_the_decision():
+def test_orders_fill_at_the_decision_bars_close():
     close = pd.Series([10.0, 11, 12, 13, 14, 15, 16, 17], index=_index(8))
     pos = _positions([0, 1, 1, 1, 0, 0, 0, 0], close.index)
     orders = run_portfolio(close, pos, NO_COSTS).orders.records_readable
-    assert list(orders["Timestamp"]) == [close.index[2], close.index[5]]
-    assert list(orders["Price"]) == [12.0, 15.0]
+    assert list(orders["Timestamp"]) == [close.index[1], close.index[4]]
+    assert list(orders["Price"]) == [11.0, 14.0]
 
 
-def test_a_position_decided_on_the_jump_bar_does_not_earn_the_jump():
+def test_a_position_earns_the_next_bars_move_and_never_one_it_has_seen():
     # Close jumps 100 -> 200 at bar 5. Deciding "long" at bar 5 (after seeing the jump) must not
-    # earn it; deciding at bar 4 (before the jump) fills at bar 5's close and earns nothing either;
-    # only a decision at bar 3 holds through the jump.
+    # earn it; a decision at bar 4 (before the jump, filled at its close) holds through it: the
+    # return from t's close to t+1's close is what the model's next-bar label is.
     close = pd.Series([100.0] * 5 + [200.0] * 5, index=_index(10))
-    for decided, expected in ((5, 0.0), (4, 0.0), (3, 1.0)):
+    for decided, expected in ((5, 0.0), (4, 1.0), (3, 1.0)):
         values = np.zeros(10)
         values[decided : decided + 3] = 1
         metrics = backtest_positions(close, _positions(values, close.index), NO_COSTS).iloc[0]

@@ -44,9 +44,8 @@ def test_market_timing_keeps_its_edge_against_buy_and_hold():
     rng = np.random.default_rng(7)
     r = rng.normal(0.0, 0.01, 800)
     close = pd.Series(100 * np.exp(np.cumsum(r)), index=pd.bdate_range("2010-01-04", periods=800))
-    # decided at t's close, executed at t+1's: to earn bar t+2's move, know its sign at t
-    simple = np.r_[close.to_numpy()[1:] / close.to_numpy()[:-1] - 1, 0.0]
-    signs = np.sign(np.r_[simple[1:], 0.0])
+    # decided and filled at t's close, a position earns the move to t+1's close
+    signs = np.sign(np.r_[close.to_numpy()[1:] / close.to_numpy()[:-1] - 1, 0.0])
     noisy = np.where(rng.random(len(signs)) < 0.35, -signs, signs)  # right 65% of the time
     returns = backtest(close, noisy)
     result = compare_to_benchmark(returns, held_returns(close.to_numpy()), "buy_and_hold")

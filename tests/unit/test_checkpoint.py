@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import json
 import pickle
+from typing import get_args
 
 import pytest
 import torch
 
 from models.checkpoint import META, WEIGHTS, CheckpointError, load_checkpoint, save_checkpoint
 from models.networks import ArchitectureSpec, build_network
+from pipelines.config import ModelFamily
 
 FINGERPRINT = "0123456789abcdef"
 
 
-@pytest.fixture(params=["lstm", "transformer"])
+@pytest.fixture(params=get_args(ModelFamily))
 def spec(request) -> ArchitectureSpec:
     return ArchitectureSpec(
         family=request.param, n_features=7, hidden_size=8, num_layers=2, dropout=0.1, seq_len=6

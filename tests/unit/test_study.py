@@ -31,8 +31,9 @@ SPACE = {
 
 
 def tiny_config(**overrides):
+    """Study bookkeeping is under test here: no baseline reference trial unless a test asks."""
     raw = {"epochs": 1, "batch_size": 64, "window_bars": 360, "n_folds": 2, "val_bars": 60}
-    return parse_config(raw | {"strategy_grid_points": 3} | overrides)
+    return parse_config(raw | {"strategy_grid_points": 3, "baseline_family": None} | overrides)
 
 
 @pytest.fixture(scope="module")
@@ -365,3 +366,22 @@ def test_finalize_refuses_a_study_with_a_running_trial(storage):
     study.ask()  # a worker is running this one (and it is not stale yet)
     with pytest.raises(RuntimeError, match=r"RUNNING trials \[1\]"):
         _check_trials(study)
+
+
+def test_every_search_runs_the_linear_baseline_which_may_win_but_teaches_no_ranges(data, storage):
+    from pipelines.search.history import TRAIN_FAMILY, top_quantile
+    from pipelines.search.outputs import chosen_params
+
+    config = tiny_config(baseline_family="linear", pruner="none")
+    study = run_study("b1", data, config, SPACE, settings(3), storage)
+    baseline = [t for t in study.trials if t.user_attrs.get("baseline")]
+    assert len(baseline) == 1 and baseline[0].user_attrs["model_family"] == "linear"
+    assert baseline[0].state == optuna.trial.TrialState.COMPLETE  # scored like any trial
+    assert chosen_params(config, baseline[0])["model_family"] == "linear"  # what a win deploys
+    others = [t for t in study.trials if not t.user_attrs.get("baseline")]
+    assert {t.user_attrs["model_family"] for t in others} == {"lstm"}
+    assert len(top_quantile(study, 1.0)) == len(others)  # its score says nothing of LSTM ranges
+    carried = run_study("b3", data, config, SPACE, settings(1), storage, previous_study=study_name("b1"))
+    assert not any(
+        TRAIN_FAMILY in t.user_attrs and "carried_over_from" in t.user_attrs for t in carried.trials
+    )

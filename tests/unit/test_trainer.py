@@ -131,3 +131,27 @@ def test_every_parameter_but_the_head_belongs_to_one_backbone_layer():
         head = {id(p) for p in network.head.parameters()}
         assert len(grouped) == len(set(grouped))
         assert set(grouped) | head == {id(p) for p in network.parameters()}
+
+
+def test_the_linear_baseline_is_ridge_in_closed_form_and_needs_no_seed():
+    from pipelines.training.ridge import fit_ridge
+    from pipelines.training.trainer import fit_linear
+
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(600, SEQ, FEATS))
+    truth = rng.normal(size=FEATS)
+    y = x[:, -1, :] @ truth * 0.1 + 0.5 + rng.normal(scale=0.05, size=600)  # the newest bar explains y
+    spec = ArchitectureSpec(
+        family="linear", n_features=FEATS, hidden_size=8, num_layers=1, dropout=0.0, seq_len=SEQ
+    )
+    runs = [fit(build_network(spec), x, y, lr=1e-3, epochs=5, batch_size=32, seed=s) for s in (0, 1)]
+    first, second = (predict(r.network, x) for r in runs)
+    assert np.array_equal(first, second)  # no seed, no epochs: nothing to be lucky with
+    ridge = fit_ridge(x[:, -1, :], y)
+    assert ridge.coef[:, 0] == pytest.approx(truth * 0.1, abs=0.01)
+    assert ridge.intercept[0] == pytest.approx(0.5, abs=0.01)
+    assert runs[0].history[0]["ridge_penalty"] == ridge.penalty
+    noise = rng.normal(size=600)  # nothing to explain: GCV shrinks hard
+    assert np.abs(fit_ridge(x[:, -1, :], noise).coef).max() < np.abs(ridge.coef).max()
+    val = fit_linear(build_network(spec), x[:500], y[:500], x[500:], y[500:])
+    assert val.history[0]["val_loss"] < 0.01
