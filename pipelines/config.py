@@ -108,6 +108,9 @@ class PipelineConfig(_Frozen):
     pruner: PrunerName = "median"
     two_stage: bool = False  # coarse search, then a fine one around the coarse best
     strategy_grid_points: int = Field(6, ge=1, le=50)  # entry thresholds tried per prediction set
+    # the likely best, not the luckiest: the top race_top_k re-scored on race_seeds fresh seeds
+    race_top_k: int = Field(3, ge=1, le=20)
+    race_seeds: int = Field(2, ge=0, le=10)  # 0: no race, the raw best is selected
     # a reference every search runs (and that may win): ridge on the newest bar's features
     baseline_family: Literal["linear"] | None = "linear"
     narrowing_rules: tuple[str, ...] | None = None  # rule names in the order to apply; None: default

@@ -19,6 +19,7 @@ from pipelines.artifacts import dump_json
 from pipelines.config import PipelineConfig
 from pipelines.search.backtest import Costs, run_portfolio
 from pipelines.search.objective import PreparedData, config_folds, evaluate_fold, fold_benchmark_returns
+from pipelines.search.racing import race
 from pipelines.search.selection import degenerate_audit, selection_statistics
 from pipelines.search.space import resolve
 from pipelines.search.strategy import StrategyGrid
@@ -64,7 +65,8 @@ def write_search_outputs(
         out_dir / "trials.csv", index=False
     )
     audit = degenerate_audit(study)
-    best = best_fresh_trial(study)
+    raced = race(study, data, config, config.race_top_k, config.race_seeds) if config.race_seeds else None
+    best = _by_number(study, raced.selected) if raced else best_fresh_trial(study)
     if best is None:
         raise RuntimeError(
             f"study {study.study_name} has no completed trial of its own ({audit}); nothing to promote"
@@ -84,6 +86,7 @@ def write_search_outputs(
         family,
         config.pbo_splits,
         exposure=float((equity["position"] != 0).mean()),
+        extra_backtests=raced.retrainings if raced else 0,
     )
     return {
         "study": study.study_name,
@@ -99,9 +102,14 @@ def write_search_outputs(
         "n_penalized": sum(1 for t in study.trials if t.user_attrs.get("penalties")),
         "audit": audit,
         "statistics": statistics,
+        "race": raced.to_dict() if raced else None,
         "plots": plots,
         "objective": objective,
     }
+
+
+def _by_number(study: optuna.Study, number: int) -> optuna.trial.FrozenTrial:
+    return next(t for t in study.trials if t.number == number)
 
 
 def write_plots(study: optuna.Study, out_dir: Path) -> dict[str, str]:

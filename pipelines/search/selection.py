@@ -81,19 +81,21 @@ def selection_statistics(
     family: str,
     pbo_splits: int,
     exposure: float | None = None,
+    extra_backtests: int = 0,
 ) -> dict[str, Any]:
     """DSR of the best trial against the whole population, PBO over this study, the benchmark.
 
     ``bench`` is the benchmark's per-bar returns on the walk-forward validation bars (folds
     concatenated, each held from its own first close); ``population`` the earlier searches'
-    ledger rows. The result's ``share`` is this run's row for the ledger.
+    ledger rows; ``extra_backtests`` those run besides the trials (the race's re-trainings).
+    The result's ``share`` is this run's row for the ledger.
     """
     trials = fresh_trials(study)
     complete = [t for t in trials if t.state == State.COMPLETE]
     length = len(bench)
     streams = [active_returns(r, bench) for r in map(trial_returns, complete) if len(r) == length > 0]
     sharpes = np.array([sharpe_ratio(a) for a in streams])
-    n_backtests = backtests_in(trials)
+    n_backtests = backtests_in(trials) + extra_backtests
     n_effective = _effective_count(streams, complete, trials, n_backtests)
     floor = max((float(s.sr0) for s in population), default=0.0)
     provisional = PopulationShare(

@@ -31,9 +31,9 @@ SPACE = {
 
 
 def tiny_config(**overrides):
-    """Study bookkeeping is under test here: no baseline reference trial unless a test asks."""
+    """Study bookkeeping is under test here: no baseline trial and no race unless a test asks."""
     raw = {"epochs": 1, "batch_size": 64, "window_bars": 360, "n_folds": 2, "val_bars": 60}
-    return parse_config(raw | {"strategy_grid_points": 3, "baseline_family": None} | overrides)
+    return parse_config(raw | {"strategy_grid_points": 3, "baseline_family": None, "race_seeds": 0} | overrides)
 
 
 @pytest.fixture(scope="module")
@@ -385,3 +385,26 @@ def test_every_search_runs_the_linear_baseline_which_may_win_but_teaches_no_rang
     assert not any(
         TRAIN_FAMILY in t.user_attrs and "carried_over_from" in t.user_attrs for t in carried.trials
     )
+
+
+def test_the_race_reruns_the_top_configs_on_common_fresh_seeds_and_selects_by_their_mean(
+    data, storage, tmp_path
+):
+    from pipelines.search.outputs import write_search_outputs
+    from pipelines.search.racing import race
+
+    config = tiny_config(pruner="none", race_top_k=3, race_seeds=2)
+    study = run_study("race", data, config, SPACE, settings(4), storage)
+    result = race(study, data, config, top_k=3, extra_seeds=2)
+    assert result is not None and len(result.entries) == 3
+    ranked = sorted((t for t in study.trials if t.value is not None), key=lambda t: t.value, reverse=True)
+    assert [e.trial for e in result.entries] == [t.number for t in ranked[:3]]
+    assert result.raw_best == ranked[0].number
+    assert all(e.seeds == result.entries[0].seeds and len(e.values) == 3 for e in result.entries)
+    assert [e.values[0] for e in result.entries] == [t.value for t in ranked[:3]]  # own seed first
+    assert any(e.values[1] != e.values[0] for e in result.entries)  # a fresh seed trains another model
+    assert result.selected == max(result.entries, key=lambda e: e.mean).trial
+    assert result.retrainings == 3 * 2
+    summary = write_search_outputs(study, data, config, tmp_path, "sharpe")
+    assert summary["best_trial"] == result.selected and summary["race"]["why"]
+    assert summary["statistics"]["n_backtests_this_run"] == 4 * 6 + 6  # the race's backtests count
