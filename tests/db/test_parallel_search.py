@@ -130,6 +130,17 @@ def wait_for_running_trial(url: str, run_id: str, after: set[int], timeout: floa
     raise AssertionError("no trial started")
 
 
+def wait_for_log(log: Path, lines: tuple[str, ...], timeout: float = 120) -> None:
+    """Until every one of ``lines`` is in the workers' log (a loaded machine starts them slowly)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        text = log.read_text() if log.exists() else ""
+        if all(line in text for line in lines):
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"the workers never logged {lines}")
+
+
 def test_a_worker_killed_three_times_mid_trial_loses_no_trial(optuna_pg_url, tmp_path):
     run_id, n = "killed-worker", 5
     prepared(optuna_pg_url, run_id, n)
@@ -241,6 +252,7 @@ def test_a_postgres_outage_mid_search_is_ridden_out_or_fails_cleanly(private_pos
     patient = start_worker(url, run_id, n, 0, log, RETUNE_STORAGE_PATIENCE_SECONDS="120")
     impatient = start_worker(url, run_id, n, 1, log, RETUNE_STORAGE_PATIENCE_SECONDS="3")
     wait_for_running_trial(url, run_id, set())
+    wait_for_log(log, ("search worker 0:", "search worker 1:"))  # both are searching, not starting
     time.sleep(1.0)
     private_postgres.stop()
     try:
