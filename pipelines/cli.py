@@ -78,10 +78,16 @@ def status_payload(limit: int = 20, repair: bool = True) -> dict[str, Any]:
             for a in actives
         ]
         path = settings.production_config
+        runs = repo.list_runs(limit=limit)
+        latest = (
+            runs[0].decision or (f"failed in {runs[0].failed_step}" if runs[0].failed_step else None)
+            if runs
+            else None
+        )
         return {
             "active": active[0] if len(active) == 1 else (active or None),
             "production_config": str(path) if path.is_file() and actives else None,
-            "production_config_status": describe_production_file(repo, path),
+            "production_config_status": describe_production_file(repo, path, why=latest),
             "versions": [
                 {
                     "model_key": v.model_key,
@@ -107,7 +113,7 @@ def status_payload(limit: int = 20, repair: bool = True) -> dict[str, Any]:
                     "error": r.error,
                     "started_at": _iso(r.started_at),
                 }
-                for r in repo.list_runs(limit=limit)
+                for r in runs
             ],
         }
     finally:

@@ -72,12 +72,16 @@ def read_production_file(path: Path) -> dict[str, Any]:
     return yaml.safe_load(path.read_text()) or {"models": {}}
 
 
-def describe_production_file(repo: Repository, path: Path, model_key: str | None = None) -> str:
+def describe_production_file(
+    repo: Repository, path: Path, model_key: str | None = None, why: str | None = None
+) -> str:
     """One line for every place that names the production config: where it is and what it holds,
-    or that it was not written and why, so nobody goes looking for a file that is not there."""
+    or that it was not written and why (``why``: the latest decision, e.g. the failed gate checks
+    with their numbers), so nobody goes looking for a file that is not there."""
     active = {cv.model_key: cv for cv in repo.all_active_configs()}
     if not path.is_file() or not active:
-        return f"not written: no config version has been promoted yet ({path} does not exist)"
+        reason = f"; last run {why}" if why else ""
+        return f"not written ({path} does not exist): no config version has been promoted yet{reason}"
     if model_key is not None and model_key not in active:
         return f"{path} (no active version of {model_key}: its runs promoted nothing yet)"
     held = ", ".join(f"{key} v{cv.version}" for key, cv in sorted(active.items()))

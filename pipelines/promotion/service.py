@@ -79,7 +79,7 @@ def promote_run(ctx: RunContext, repo: Repository) -> dict[str, Any]:
     log.info("%s: %s", ctx.model_key, outcome["decision"])
     sync_production_file(repo, ctx.settings.production_config)
     outcome["production_config"] = describe_production_file(
-        repo, ctx.settings.production_config, ctx.model_key
+        repo, ctx.settings.production_config, ctx.model_key, why=outcome["decision"]
     )
     repo.update_run(ctx.run_id, verdict=run_verdict(ctx, gate))
     return outcome

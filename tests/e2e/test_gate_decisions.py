@@ -6,6 +6,7 @@ from __future__ import annotations
 import yaml
 
 from pipelines.artifacts import load_json
+from pipelines.cli import status_payload
 from pipelines.context import RunContext
 from pipelines.settings import load_settings
 from pipelines.steps import run_all
@@ -71,6 +72,15 @@ def test_a_daily_schedule_on_a_random_walk_never_promotes(tmp_path, monkeypatch,
     assert all(b >= a for a, b in zip(sr0s, sr0s[1:], strict=False)), sr0s  # the bar never falls
     assert all(b > a for a, b in zip(n_effective, n_effective[1:], strict=False))
     assert not load_settings().production_config.exists()  # nothing promoted, nothing written
+    status = status_payload(limit=3)
+    assert status["production_config"] is None
+    assert status["production_config_status"].startswith("not written")
+    assert "last run kept: gate failed (" in status["production_config_status"]
+    latest = status["runs"][0]
+    assert latest["run_id"] == "daily__day19" and latest["dsr"] == stats["dsr"]["dsr"]
+    assert latest["n_effective"] == n_effective[-1] and latest["n_backtests"] == stats["n_backtests_ever"]
+    assert {c["name"] for c in latest["gate"]["checks"]} >= {"deflated_sharpe", "beats_benchmark"}
+    assert latest["benchmark"]["name"] == "buy_and_hold" and latest["benchmark"]["holdout"]["n_bars"] == 60
 
 
 def test_holding_a_drifting_random_walk_is_refused_by_the_benchmark_check(tmp_path, monkeypatch, make_bars):

@@ -33,7 +33,9 @@ SPACE = {
 def tiny_config(**overrides):
     """Study bookkeeping is under test here: no baseline trial and no race unless a test asks."""
     raw = {"epochs": 1, "batch_size": 64, "window_bars": 360, "n_folds": 2, "val_bars": 60}
-    return parse_config(raw | {"strategy_grid_points": 3, "baseline_family": None, "race_seeds": 0} | overrides)
+    return parse_config(
+        raw | {"strategy_grid_points": 3, "baseline_family": None, "race_seeds": 0} | overrides
+    )
 
 
 @pytest.fixture(scope="module")
