@@ -197,9 +197,8 @@ def make_objective(
             if trial.should_prune():
                 _record(trial, outcomes, chosen, grid, config.benchmark)
                 raise optuna.TrialPruned(f"pruned after fold {step}")
-        _record(
-            trial, outcomes, chosen, grid, config.benchmark
-        )  # once per trial: each attribute is a storage write
+        # once per trial: each attribute is a storage write
+        _record(trial, outcomes, chosen, grid, config.benchmark)
         return float(values[:, chosen].mean())
 
     return run_trial
