@@ -115,6 +115,6 @@ def _benchmark_check(name: str, comparison: dict[str, Any] | None, alpha: float)
     if comparison is None:
         return GateCheck(name, "no comparable returns", f"p <= {alpha}", alpha >= 1.0)
     p, per_bar = comparison["p_value"], comparison["alpha_per_bar"]
-    threshold = f"p <= {alpha} (paired, over {comparison['benchmark']})"
+    threshold = f"p <= {alpha} vs {comparison['benchmark']}"
     value = f"p={p:.3f}, alpha/bar {per_bar:+.1e}, beta {comparison['beta']:.2f}"
     return GateCheck(name, value, threshold, p <= alpha)
