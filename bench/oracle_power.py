@@ -44,9 +44,10 @@ def main() -> None:
                 returns = backtest_with_returns(close.iloc[part], positions.iloc[part], costs)[1][:, 0]
                 rows.append((sharpe_ratio(returns) * np.sqrt(252), oracle_psr(returns)))
             sharpes, psrs = np.array(rows).T
+            passed = int((psrs >= 0.95).sum())
             print(
                 f"phi={phi:.2f} fees+slippage={costs.fees + costs.slippage:.4f} walk-forward={walk_forward}: "
-                f"oracle Sharpe median {np.median(sharpes):.2f}, PSR(0) >= 0.95 on {int((psrs >= 0.95).sum())}/10"
+                f"oracle Sharpe median {np.median(sharpes):.2f}, PSR(0) >= 0.95 on {passed}/10"
             )
 
 
