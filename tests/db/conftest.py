@@ -15,6 +15,7 @@ TABLES = (
     "retune_model_versions",
     "retune_narrowing_firings",
     "retune_runs",
+    "retune_selection_ledger",
 )
 
 

@@ -72,21 +72,7 @@ def test_reruns_of_unchanged_data_never_raise_the_winners_dsr(repo):
     assert min(populations[1:]) < populations[0]
 
 
-def test_a_retried_finalize_replaces_its_share_instead_of_adding_it(repo):
-    rng = np.random.default_rng(2)
-    bench = np.zeros(BARS)
-    study = study_with([rng.normal(0.0, 0.01, BARS) for _ in range(4)])
-    best = max(study.trials, key=lambda t: t.value)
-    for _attempt in range(2):  # an Airflow retry of search_finalize
-        population = repo.selection_population("k", "lstm", exclude_run="r1")
-        stats = selection_statistics(study, best, bench, "flat", population, "lstm", pbo_splits=4)
-        repo.record_selection("k", "r1", **stats["share"])
-    assert len(repo.selection_population("k", "lstm", exclude_run="other")) == 1
-    assert repo.selection_population("k", "transformer", exclude_run="other") == []
-    assert repo.selection_population("other", "lstm", exclude_run="x") == []
-
-
-def test_the_population_is_the_model_keys_and_only_finished_backtests_count(repo):
+def test_only_finished_backtests_count_and_only_complete_ones_enter_the_variance():
     rng = np.random.default_rng(5)
     bench = np.zeros(BARS)
     study = study_with([rng.normal(0.0, 0.01, BARS) for _ in range(3)], n_variants=4)
