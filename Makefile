@@ -46,7 +46,7 @@ demo: init
 	{ cat pipelines/defaults/daily.yaml; echo "promotion_policy: auto"; } > $(RETUNE_HOME)/configs/demo.yaml
 	$(BIN)/airflow dags test retune_daily --conf '$(DEMO_CONF)' 2>&1 | tee $(RETUNE_HOME)/demo.log | grep --line-buffered -E "\[pipelines\.|ERROR|Traceback|DagRun Finished" || true
 	@grep -q "DagRun Finished.*state=success\|Marking run .* successful" $(RETUNE_HOME)/demo.log || (echo "demo DAG run failed: see $(RETUNE_HOME)/demo.log"; exit 1)
-	@$(BIN)/python -c "import json,subprocess; s=json.loads(subprocess.check_output(['$(BIN)/retune','status','--json'])); r=s['runs'][0]; print('\nreport:            ', r['report']); print('decision:          ', r['decision']); print('production config: ', s['production_config_status'])"
+	@$(BIN)/python -c "import json,subprocess; s=json.loads(subprocess.check_output(['$(BIN)/retune','status','--json'])); r=s['runs'][0]; print('\nreport:            ', r['report']); print('decision:          ', r['decision']); print('production config: ', s['production_config'] or 'not written: nothing promoted (the decision above says why)')"
 
 airflow: init
 	$(BIN)/airflow standalone
