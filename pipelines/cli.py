@@ -16,7 +16,7 @@ from pipelines.settings import CONFIG_NAME, load_settings
 
 
 def _run(args: argparse.Namespace) -> int:
-    from pipelines.context import RunContext
+    from pipelines.context import RunContext, check_run_id
     from pipelines.steps import run_all
 
     params = {
@@ -35,7 +35,10 @@ def _run(args: argparse.Namespace) -> int:
             params["config"] = args.config
         else:
             config_path = Path(args.config)
-    run_id = args.run_id or f"cli__{datetime.now(UTC):%Y%m%dT%H%M%S}"
+    # checked before anything is read or written; a bad id is refused, not silently rewritten
+    run_id = (
+        check_run_id(args.run_id) if args.run_id is not None else f"cli__{datetime.now(UTC):%Y%m%dT%H%M%S}"
+    )
     ctx = RunContext.create(args.dag, run_id, params, config_path=config_path)
     results = run_all(ctx)
     print(

@@ -24,6 +24,9 @@ from pipelines.settings import Settings, load_settings
 
 DagName = Literal["daily", "weekly"]
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
+# A run id a user names (``retune run --run-id``) is used as given, so it must already be safe
+# as a folder and study name: it is refused, never rewritten, when it is not.
+RUN_ID_PATTERN = re.compile(r"^(?!.*\.\.)[A-Za-z0-9](?:[A-Za-z0-9_.-]{0,126}[A-Za-z0-9])?$")
 
 
 class RunParams(BaseModel):
@@ -48,7 +51,7 @@ class RunParams(BaseModel):
     @classmethod
     def _check_data(cls, value: str) -> str:
         try:
-            DataSource.parse(value)
+            DataSource.parse(value).check()  # a csv/parquet path must stay in RETUNE_DATA_DIR
         except DataSourceError as exc:
             raise ValueError(str(exc)) from None
         return value
@@ -61,13 +64,28 @@ def parse_params(raw: dict[str, Any]) -> RunParams:
         return RunParams(**clean)
     except ValidationError as exc:
         problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or 'params'}: {e['msg']}" for e in exc.errors()
+            f"{'.'.join(str(p) for p in e['loc']) or 'params'}: {e['msg'].removeprefix('Value error, ')}"
+            for e in exc.errors()
         )
         raise ConfigError(f"invalid run parameters: {problems}") from None
 
 
+def check_run_id(value: str) -> str:
+    """Refuse a user-given run id that ``safe_run_id`` would have to rewrite."""
+    if not RUN_ID_PATTERN.match(value):
+        raise ConfigError(
+            f"run id {value!r} refused: use 1-128 letters, digits, '_', '.' or '-', starting and "
+            "ending with a letter or digit, without '..'"
+        )
+    return value
+
+
 def safe_run_id(dag: str, raw_run_id: str) -> str:
-    """A run id usable as a folder and study name, unique per DAG."""
+    """A run id usable as a folder and study name, unique per DAG.
+
+    Airflow's own run ids (``manual__2026-01-01T00:00:00+00:00``) carry ``:`` and ``+``; they
+    are rewritten here. Ids a user types are checked with ``check_run_id`` instead.
+    """
     return f"{dag}__{_UNSAFE.sub('_', raw_run_id).strip('_')}"[:190]
 
 

@@ -3,12 +3,19 @@
 Every source returns the same frame: a ``timestamp`` column (UTC-naive datetimes) and
 lower-case ``open, high, low, close, volume``, cut at the run's ``as_of`` date so a run for
 date D reads data up to D only.
+
+CSV and Parquet paths are confined to the data directory (``RETUNE_DATA_DIR``, default the
+working directory), whoever passes them (a DAG trigger, ``retune run``, ``retune predict``): a
+path that is absolute outside it, contains ``..`` or resolves through a symlink to a file
+outside it is refused before any file is opened. Errors about a file never quote its contents,
+so a refused or unparsable file cannot leak into a terminal or the run store.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,6 +54,46 @@ class DataSource:
     def __str__(self) -> str:
         return f"{self.kind}:{self.target}"
 
+    def check(self) -> DataSource:
+        """Refuse a file source whose path leads outside the data directory; opens nothing.
+
+        Whether the file exists is left to the read, which reports it as a failed run.
+        """
+        if self.kind in ("csv", "parquet"):
+            confined_path(self, must_exist=False)
+        return self
+
+
+def data_dir() -> Path:
+    """The folder CSV/Parquet sources must live in: ``RETUNE_DATA_DIR``, else the working dir."""
+    return Path(os.environ.get("RETUNE_DATA_DIR") or ".").resolve()
+
+
+def confined_path(source: DataSource, root: Path | None = None, must_exist: bool = True) -> Path:
+    """The resolved file of a csv/parquet source, refused unless it is a file inside ``root``.
+
+    Only the path is looked at (``lstat``/``readlink`` while resolving symlinks); the file is
+    not opened here.
+    """
+    root = (root or data_dir()).resolve()
+    target = source.target
+    if "\x00" in target:
+        raise DataSourceError(f"{source}: a path must not contain NUL bytes")
+    given = Path(target)
+    if ".." in given.parts:
+        raise DataSourceError(
+            f"{source}: '..' is not allowed; give a path under the data directory {root} (RETUNE_DATA_DIR)"
+        )
+    resolved = (given if given.is_absolute() else root / given).resolve()
+    if not resolved.is_relative_to(root):
+        raise DataSourceError(
+            f"{source}: refused, the file is outside the data directory {root}; "
+            "put it there or point RETUNE_DATA_DIR at its folder"
+        )
+    if must_exist and not resolved.is_file():
+        raise DataSourceError(f"{source}: file not found in the data directory {root}")
+    return resolved
+
 
 def load_bars(spec: str, as_of: pd.Timestamp | None = None, db_url: str | None = None) -> pd.DataFrame:
     """Load bars from ``spec``, normalized and cut at ``as_of`` (inclusive, end of that day)."""
@@ -70,11 +117,20 @@ def normalize(raw: pd.DataFrame, name: str = "bars") -> pd.DataFrame:
         if "timestamp" not in frame.columns and alias in frame.columns:
             frame = frame.rename(columns={alias: "timestamp"})
     if "timestamp" not in frame.columns:
-        raise DataSourceError(f"{name}: no timestamp/date column (columns: {list(frame.columns)})")
+        # Never quote the header: a file that is not bars (a config, a password file) would leak.
+        raise DataSourceError(
+            f"{name}: none of its {len(frame.columns)} columns is a timestamp or date column "
+            f"(bars need timestamp or date, {', '.join(OHLCV)})"
+        )
     try:
         ts = pd.to_datetime(frame["timestamp"], utc=True)
-    except (ValueError, TypeError) as exc:
-        raise DataSourceError(f"{name}: timestamp column is not parseable: {exc}") from None
+    except (ValueError, TypeError, OverflowError):
+        # pandas' message quotes the offending value: say where it is instead
+        bad = pd.to_datetime(frame["timestamp"], utc=True, errors="coerce").isna()
+        row = int(bad.to_numpy().argmax()) if bad.any() else 0
+        raise DataSourceError(
+            f"{name}: the timestamp column is not parseable as dates (first bad value in data row {row + 1})"
+        ) from None
     frame["timestamp"] = ts.dt.tz_localize(None).astype("datetime64[ns]")
     keep = ["timestamp"] + [c for c in OHLCV if c in frame.columns]
     out = frame[keep]
@@ -87,13 +143,29 @@ def _read(source: DataSource, db_url: str | None) -> pd.DataFrame:
     if source.kind == "sample":
         return _sample(source.target)
     if source.kind in ("csv", "parquet"):
-        path = Path(source.target)
-        if not path.is_absolute():  # relative paths (all a DAG trigger may pass) live here
-            path = Path(os.environ.get("RETUNE_DATA_DIR") or ".") / path
-        if not path.is_file():
-            raise DataSourceError(f"{source}: file not found")
-        return pd.read_csv(path) if source.kind == "csv" else pd.read_parquet(path)
+        return _read_file(source, data_dir())
     return _read_table(source.target, db_url)
+
+
+def _read_file(source: DataSource, root: Path) -> pd.DataFrame:
+    path = confined_path(source, root)
+    # O_NOFOLLOW + O_NONBLOCK: a symlink or FIFO swapped in after the check is not followed or
+    # waited on; the descriptor's real path is checked again before a byte is read.
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+    try:
+        fd = os.open(path, flags)
+    except OSError:
+        raise DataSourceError(f"{source}: cannot open the file in the data directory {root}") from None
+    with os.fdopen(fd, "rb") as handle:
+        opened = Path(f"/proc/self/fd/{fd}")
+        real = Path(os.readlink(opened)) if opened.is_symlink() else path
+        if not stat.S_ISREG(os.fstat(fd).st_mode) or not real.is_relative_to(root):
+            raise DataSourceError(f"{source}: refused, not a regular file in the data directory {root}")
+        try:
+            return pd.read_csv(handle) if source.kind == "csv" else pd.read_parquet(handle)
+        except Exception as exc:  # noqa: BLE001 - parser messages may quote the file
+            kind = "CSV" if source.kind == "csv" else "Parquet"
+            raise DataSourceError(f"{source}: not a readable {kind} file ({type(exc).__name__})") from None
 
 
 def _read_table(table: str, db_url: str | None) -> pd.DataFrame:

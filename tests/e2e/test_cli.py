@@ -105,6 +105,60 @@ def test_run_status_and_predict(cli_env):
     assert signal["model_version"] == 1
 
 
+@pytest.fixture(scope="module")
+def hostile_env(cli_env, tmp_path_factory):
+    """cli_env's store, a data directory holding a symlink out of it and a file that is not bars."""
+    base = tmp_path_factory.mktemp("hostile")
+    data = base / "data"
+    data.mkdir()
+    secret = base / "secret.csv"
+    secret.write_text("timestamp,open,high,low,close,volume\nroot:SECRET-HASH:19000:0:99999:7:::\n")
+    (data / "escape.csv").symlink_to(secret)
+    (data / "passwd.csv").write_text("root:x:0:0:SECRET-GECOS:/root:/bin/bash\n")
+    return dict(cli_env, RETUNE_DATA_DIR=str(data)), data, secret
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["run", "--data", "csv:../../../../etc/passwd"], "'..' is not allowed"),
+        (["run", "--data", "csv:/etc/shadow"], "outside the data directory"),
+        (["run", "--data", "parquet:{secret}"], "outside the data directory"),
+        (["run", "--data", "csv:escape.csv"], "outside the data directory"),  # symlink out
+        (["predict", "--data", "csv:/etc/shadow"], "outside the data directory"),
+        (["predict", "--data", "csv:escape.csv"], "outside the data directory"),
+        (["run", "--run-id", "../../etc/cron.d/x"], "run id '../../etc/cron.d/x' refused"),
+        (["run", "--run-id", "x; rm -rf /"], "run id 'x; rm -rf /' refused"),
+        (["run", "--run-id", ""], "run id '' refused"),
+    ],
+)
+def test_hostile_data_and_run_ids_are_refused_and_change_nothing(hostile_env, args, message):
+    """After the run test the store has a run and an active model: a refusal must leave both."""
+    env, data, secret = hostile_env
+    args = [a.replace("{secret}", str(secret)) for a in args]
+    before = run([RETUNE, "status", "--json"], env).stdout
+    out = run([RETUNE, *args], env)
+    assert out.returncode == 2, out.stdout + out.stderr
+    assert message in out.stderr and "Traceback" not in out.stderr
+    if "--data" in args:
+        assert f"data directory {data}" in out.stderr  # names where the file must be
+    assert "SECRET" not in out.stdout + out.stderr and "root:" not in out.stdout + out.stderr
+    assert run([RETUNE, "status", "--json"], env).stdout == before
+
+
+def test_a_file_that_is_not_bars_fails_the_run_without_quoting_it(hostile_env):
+    env, _, _ = hostile_env
+    out = run([RETUNE, "run", "--data", "csv:passwd.csv", "--run-id", "not-bars"], env)
+    assert out.returncode != 0
+    assert "none of its 1 columns is a timestamp or date column" in out.stderr
+    status = run([RETUNE, "status", "--json"], env).stdout
+    failed = json.loads(status)["runs"][0]
+    assert failed["run_id"] == "daily__not-bars" and failed["state"] == "failed"
+    assert "none of its 1 columns" in failed["error"]
+    for text in (out.stdout, out.stderr, status):
+        assert "SECRET" not in text and "root:" not in text
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [

@@ -2,11 +2,44 @@
 
 from __future__ import annotations
 
+import os
+import sys
+from pathlib import Path
+
 import pandas as pd
 import pytest
 import sqlalchemy as sa
 
+from pipelines.config import ConfigError
+from pipelines.context import RUN_ID_PATTERN, check_run_id, parse_params, safe_run_id
 from pipelines.data.sources import OHLCV, DataSource, DataSourceError, load_bars
+
+_OPENED: list[str] | None = None  # paths opened while a test records them (see _record_opens)
+
+
+def _audit(event: str, args: tuple) -> None:
+    if _OPENED is not None and event == "open" and isinstance(args[0], str | bytes | os.PathLike):
+        _OPENED.append(os.fsdecode(args[0]))
+
+
+sys.addaudithook(_audit)  # CPython reports every open()/os.open(); hooks cannot be removed, so gated
+
+
+@pytest.fixture
+def opened():
+    """Paths the interpreter opens during the test (builtin open and os.open, via audit events)."""
+    global _OPENED
+    _OPENED = []
+    try:
+        yield _OPENED
+    finally:
+        _OPENED = None
+
+
+@pytest.fixture(autouse=True)
+def _data_dir(tmp_path, monkeypatch):
+    """Every test's files live in its tmp_path, which is its RETUNE_DATA_DIR."""
+    monkeypatch.setenv("RETUNE_DATA_DIR", str(tmp_path))
 
 
 @pytest.mark.parametrize(
@@ -104,9 +137,122 @@ def test_relative_path_resolves_under_data_dir(make_bars, tmp_path, monkeypatch)
 
 def test_csv_without_timestamp_column_is_refused(tmp_path):
     path = tmp_path / "bars.csv"
-    pd.DataFrame({"close": [1.0, 2.0]}).to_csv(path, index=False)
-    with pytest.raises(DataSourceError, match="no timestamp"):
+    pd.DataFrame({"close": [1.0, 2.0], "volume": [3.0, 4.0]}).to_csv(path, index=False)
+    with pytest.raises(DataSourceError, match="none of its 2 columns is a timestamp or date column"):
         load_bars(f"csv:{path}")
+
+
+@pytest.fixture
+def outside(tmp_path_factory) -> Path:
+    """A secret file outside the data directory (a stand-in for /etc/shadow)."""
+    path = tmp_path_factory.mktemp("outside") / "shadow.csv"
+    path.write_text("timestamp,open,high,low,close,volume\nroot:SECRET-HASH:19000:0:99999:7:::\n")
+    return path
+
+
+def _hostile_specs(tmp_path: Path, outside: Path) -> dict[str, str]:
+    (tmp_path / "link.csv").symlink_to(outside)
+    (tmp_path / "linkdir").symlink_to(outside.parent, target_is_directory=True)
+    depth = len(tmp_path.parts)
+    return {
+        "absolute outside": f"csv:{outside}",
+        "parquet absolute": f"parquet:{outside}",
+        "system file": "csv:/etc/passwd",
+        "dot-dot": "csv:" + "../" * depth + str(outside).lstrip("/"),
+        "dot-dot inside an absolute path": f"csv:{tmp_path}/../{outside.parent.name}/{outside.name}",
+        "dot-dot that stays inside": "csv:sub/../bars.csv",
+        "symlinked file": "csv:link.csv",
+        "symlinked folder": f"csv:linkdir/{outside.name}",
+        "bare path": str(outside),
+    }
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        "absolute outside",
+        "parquet absolute",
+        "system file",
+        "dot-dot",
+        "dot-dot inside an absolute path",
+        "dot-dot that stays inside",
+        "symlinked file",
+        "symlinked folder",
+        "bare path",
+    ],
+)
+def test_paths_leaving_the_data_dir_are_refused_before_anything_is_opened(tmp_path, outside, opened, case):
+    spec = _hostile_specs(tmp_path, outside)[case]
+    (tmp_path / "sub").mkdir()
+    pd.DataFrame({"timestamp": ["2020-01-01"]}).to_csv(tmp_path / "bars.csv", index=False)
+    opened.clear()
+    with pytest.raises(DataSourceError) as err:
+        load_bars(spec)
+    message = str(err.value)
+    assert str(tmp_path.resolve()) in message  # names the directory the file must be in
+    assert "SECRET" not in message and "root:" not in message
+    assert not any(Path(p).name in ("shadow.csv", "passwd", "bars.csv") for p in opened), opened
+    # the run params refuse it the same way, so a run never starts (nothing stored)
+    with pytest.raises(ConfigError, match="data directory"):
+        parse_params({"data": spec})
+
+
+def test_paths_inside_the_data_dir_are_read_absolute_or_through_inner_symlinks(make_bars, tmp_path):
+    bars = make_bars(30, seed=6)
+    (tmp_path / "fx").mkdir()
+    bars.to_csv(tmp_path / "fx" / "eurusd.csv", index=False)
+    (tmp_path / "latest.csv").symlink_to(tmp_path / "fx" / "eurusd.csv")
+    for spec in (
+        f"csv:{tmp_path}/fx/eurusd.csv",
+        "csv:fx/eurusd.csv",
+        "csv:./fx/eurusd.csv",
+        "csv:latest.csv",
+    ):
+        assert len(load_bars(spec)) == 30, spec
+        assert parse_params({"data": spec}).data == spec
+
+
+def test_a_file_that_is_not_bars_is_never_quoted(tmp_path):
+    """Inside the data dir, a password-like file or bad values fail without echoing content."""
+    (tmp_path / "passwd.csv").write_text("root:x:0:0:SECRET-GECOS:/root:/bin/bash\ndaemon:x:1:1::/:/bin/sh\n")
+    (tmp_path / "badts.csv").write_text("timestamp,close\n2020-01-02,1\nSECRET-VALUE,2\n")
+    (tmp_path / "binary.csv").write_bytes(b"\xff\xfe\x00SECRET-BYTES\x00\x81")
+    (tmp_path / "binary.parquet").write_bytes(b"PAR1SECRET-BYTES")
+    expected = {
+        "passwd.csv": "none of its 1 columns is a timestamp or date column",
+        "badts.csv": "not parseable as dates (first bad value in data row 2)",
+        "binary.csv": "not a readable CSV file",
+        "binary.parquet": "not a readable Parquet file",
+    }
+    for name, fragment in expected.items():
+        kind = name.rsplit(".", 1)[1]
+        with pytest.raises(DataSourceError) as err:
+            load_bars(f"{kind}:{name}")
+        assert fragment in str(err.value), err.value
+        assert "SECRET" not in str(err.value) and "root:" not in str(err.value)
+
+
+def test_a_fifo_or_folder_is_not_read(tmp_path):
+    os.mkfifo(tmp_path / "pipe.csv")  # opening it for reading would block forever
+    (tmp_path / "folder.csv").mkdir()
+    for name in ("pipe.csv", "folder.csv"):
+        with pytest.raises(DataSourceError, match="file not found in the data directory"):
+            load_bars(f"csv:{name}")
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["../etc", "a/b", "a b", "x;rm -rf /", "", "-flag", "_lead", "trail_", "a..b", "é", "x" * 129, "a\nb"],
+)
+def test_user_run_ids_outside_the_pattern_are_refused(value):
+    with pytest.raises(ConfigError, match="run id .* refused"):
+        check_run_id(value)
+
+
+@pytest.mark.parametrize("value", ["cli-test", "nightly.2026-01-02", "a", "A_1", "x" * 128])
+def test_accepted_run_ids_are_used_unchanged(value):
+    assert RUN_ID_PATTERN.match(check_run_id(value))
+    assert safe_run_id("daily", value) == f"daily__{value}"  # not rewritten
 
 
 def test_table_source_reads_sqlite(make_bars, tmp_path):

@@ -57,7 +57,8 @@ def test_bars_are_valid_ohlcv_on_business_days(name):
     assert set(np.unique(series.oracle)) <= {-1, 0, 1}
 
 
-def test_bars_pass_the_validation_suite_after_a_csv_round_trip(tmp_path):
+def test_bars_pass_the_validation_suite_after_a_csv_round_trip(tmp_path, monkeypatch):
+    monkeypatch.setenv("RETUNE_DATA_DIR", str(tmp_path))  # csv: paths must be in the data dir
     series = synthetic.ar1(400, 0, phi=0.1)
     path = synthetic.write_csv(series.bars, tmp_path / "ar1.csv")
     bars = load_bars(f"csv:{path}")
