@@ -94,6 +94,8 @@ class HyperParams(_Frozen):
 class PipelineConfig(_Frozen):
     """Everything a run needs besides its data: fixed hyperparameters, search space and settings."""
 
+    # A config that leaves it out gets the data source's instrument in its RunContext
+    # (pipelines.context.with_model_key); this default only serves configs used without a run.
     model_key: str = Field("spx_daily", pattern=r"^[A-Za-z0-9_]{1,64}$")
     hyperparams: HyperParams = HyperParams()
     search_space: dict[str, ParamSpec] = Field(default_factory=dict)

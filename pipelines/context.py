@@ -89,6 +89,21 @@ def safe_run_id(dag: str, raw_run_id: str) -> str:
     return f"{dag}__{_UNSAFE.sub('_', raw_run_id).strip('_')}"[:190]
 
 
+def with_model_key(config: PipelineConfig, data: str) -> PipelineConfig:
+    """The config with its model key: the one it names, else the data source's instrument.
+
+    The bundled defaults name none, so an FX file and a crypto file run as two model keys
+    (``eurusd``, ``btcusd``) instead of fine-tuning one shared model.
+    """
+    if "model_key" in config.model_fields_set:  # a config that names its key is authoritative
+        return config
+    try:
+        key = DataSource.parse(data).instrument
+    except DataSourceError as exc:
+        raise ConfigError(str(exc)) from None
+    return config.model_copy(update={"model_key": key})
+
+
 @dataclass(frozen=True)
 class RunContext:
     run_id: str
@@ -123,6 +138,7 @@ class RunContext:
             config = load_config(settings.config_file(run_params.config))
         else:
             config = default_config(dag)
+        config = with_model_key(config, run_params.data)
         if run_params.model_family:
             hyper = config.hyperparams.model_copy(update={"model_family": run_params.model_family})
             config = config.model_copy(update={"hyperparams": hyper})

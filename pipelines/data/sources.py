@@ -23,6 +23,7 @@ import pandas as pd
 
 OHLCV = ["open", "high", "low", "close", "volume"]
 SAMPLES = ("sp500", "nasdaq", "goog")
+_NOT_KEY = re.compile(r"[^a-z0-9_]+")
 _TABLE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}(\.[A-Za-z_][A-Za-z0-9_]{0,62})?$")
 
 
@@ -53,6 +54,22 @@ class DataSource:
 
     def __str__(self) -> str:
         return f"{self.kind}:{self.target}"
+
+    @property
+    def instrument(self) -> str:
+        """The model key a run on this source gets unless its config names one.
+
+        A file's stem, a table's name (``schema.name`` → ``schema_name``) or a sample's name,
+        lower-cased and reduced to ``[a-z0-9_]`` (the model-key pattern), so runs on different
+        instruments never fine-tune one another's model.
+        """
+        name = Path(self.target).stem if self.kind in ("csv", "parquet") else self.target
+        key = _NOT_KEY.sub("_", name.lower()).strip("_")[:64].strip("_")
+        if not key:
+            raise DataSourceError(
+                f"{self}: no model key can be made from this name; set model_key in a config (--config)"
+            )
+        return key
 
     def check(self) -> DataSource:
         """Refuse a file source whose path leads outside the data directory; opens nothing.

@@ -67,15 +67,18 @@ def search_worker(worker: int, dag_name: str, **context: Any) -> dict[str, Any]:
 def plan_fleet(**context: Any) -> list[str]:
     """The fleet's configs, checked before any key starts: each loads, and no two share a model key."""
     from pipelines.config import ConfigError, load_config
+    from pipelines.context import RunParams, with_model_key
     from pipelines.settings import load_settings
 
     names = list(context["params"]["configs"])
     if not names:
         raise AirflowFailException("configs is empty: name at least one config under RETUNE_HOME/configs")
     settings, keys = load_settings(), dict[str, str]()
+    data = context["params"].get("data") or RunParams.model_fields["data"].default
     for name in names:
         try:
-            key = load_config(settings.config_file(name)).model_key
+            # the key each run will use: the config's own, else the data source's instrument
+            key = with_model_key(load_config(settings.config_file(name)), data).model_key
         except (ConfigError, ValueError) as exc:
             raise AirflowFailException(f"config {name!r}: {exc}") from exc
         if key in keys:

@@ -65,6 +65,8 @@ def test_run_status_and_predict(cli_env):
     assert out.returncode == 0, out.stderr[-4000:]
     result = json.loads(out.stdout)
     assert result["run_id"] == "daily__cli-test" and Path(result["report"]).is_file()
+    # no config names a model key: the run is the instrument's (good.csv → "good"), and says so
+    assert "Retune report — good (daily)" in Path(result["report"]).read_text()
 
     status = json.loads(run([RETUNE, "status", "--json"], cli_env).stdout)
     assert set(status) >= {"active", "versions", "runs"}
@@ -82,7 +84,7 @@ def test_run_status_and_predict(cli_env):
         repo = Repository(f"sqlite:///{home / 'retune.db'}")
         best = json.loads((home / "runs" / "daily__cli-test" / "search.json").read_text())
         repo.promote(
-            "spx_daily",
+            "good",
             "daily__cli-test",
             best["best_params"],
             actor="test",
@@ -96,13 +98,14 @@ def test_run_status_and_predict(cli_env):
 
     status = json.loads(run([RETUNE, "status", "--json"], cli_env).stdout)
     assert status["active"]["version"] == 1 and status["active"]["model_version"] == 1
+    assert status["active"]["model_key"] == "good"
     assert status["versions"][0]["source_run"] == "daily__cli-test"
 
     predicted = run([RETUNE, "predict", "--data", "csv:good.csv"], cli_env)
     assert predicted.returncode == 0, predicted.stderr[-3000:]
     signal = json.loads(predicted.stdout)
     assert signal["bar"].startswith(AS_OF) and signal["position"] in (-1, 0, 1)
-    assert signal["model_version"] == 1
+    assert signal["model_version"] == 1 and signal["model_key"] == "good"
 
 
 @pytest.fixture(scope="module")
@@ -187,9 +190,9 @@ def test_rollback_and_diff_from_the_cli(cli_env):
     production = home / "config" / "production.yaml"
     v1_bytes = production.read_bytes()
     repo = Repository(f"sqlite:///{home / 'retune.db'}")
-    v1 = repo.get_config_version("spx_daily", 1)
+    v1 = repo.get_config_version("good", 1)
     repo.promote(
-        "spx_daily",
+        "good",
         "manual-v2",
         {**v1.params, "lr": v1.params["lr"] * 2},
         actor="test",
@@ -209,7 +212,7 @@ def test_rollback_and_diff_from_the_cli(cli_env):
     assert production.read_bytes() == v1_bytes
     status = json.loads(run([RETUNE, "status", "--json"], cli_env).stdout)
     assert status["active"]["version"] == 1 and status["active"]["approved_by"] == "cli:ops_bob"
-    assert [v["state"] for v in status["versions"] if v["model_key"] == "spx_daily"][:2] == [
+    assert [v["state"] for v in status["versions"] if v["model_key"] == "good"][:2] == [
         "rolled_back",
         "active",
     ]

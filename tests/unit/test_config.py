@@ -229,3 +229,63 @@ def test_named_configs_resolve_under_retune_home(tmp_path):
     assert settings.config_file("missing") == tmp_path / "configs" / "missing.yaml"
     with pytest.raises(ValueError, match="a name, not a path"):
         settings.config_file("../spx_weekly")
+
+
+@pytest.mark.parametrize(
+    ("data", "key"),
+    [
+        ("sample:sp500", "sp500"),
+        ("sample:goog", "goog"),
+        ("csv:fx/EURUSD.csv", "eurusd"),
+        ("parquet:crypto/btc-usd.1h.parquet", "btc_usd_1h"),
+        ("table:bars", "bars"),
+        ("table:market.daily_bars", "market_daily_bars"),
+        ("csv:" + "x" * 80 + ".csv", "x" * 64),
+    ],
+)
+def test_a_run_without_a_model_key_takes_its_data_sources_instrument(tmp_path, monkeypatch, data, key):
+    from pipelines.context import RunContext
+    from pipelines.settings import Settings
+
+    monkeypatch.setenv("RETUNE_DATA_DIR", str(tmp_path))
+    settings = Settings(tmp_path, "sqlite://", "sqlite://")
+    for dag in ("daily", "weekly"):  # the weekly retrain tunes the same model as the daily runs
+        ctx = RunContext.create(dag, "r1", {"data": data}, settings=settings)
+        assert ctx.model_key == ctx.config.model_key == key
+    # a config without model_key (a user's file, a named config) gets the same key
+    (tmp_path / "configs").mkdir()
+    (tmp_path / "configs" / "fast.yaml").write_text("epochs: 2\n")
+    named = RunContext.create("daily", "r2", {"data": data, "config": "fast"}, settings=settings)
+    assert named.model_key == key and named.config.hyperparams.epochs == 2
+    from_file = RunContext.create(
+        "daily", "r3", {"data": data}, settings=settings, config_path=tmp_path / "configs" / "fast.yaml"
+    )
+    assert from_file.model_key == key
+
+
+def test_two_instruments_never_share_a_model_key_but_a_configured_key_is_kept(tmp_path, monkeypatch):
+    from pipelines.context import RunContext
+    from pipelines.settings import Settings
+
+    monkeypatch.setenv("RETUNE_DATA_DIR", str(tmp_path))
+    settings = Settings(tmp_path, "sqlite://", "sqlite://")
+    fx = RunContext.create("daily", "a", {"data": "csv:eurusd.csv"}, settings=settings)
+    crypto = RunContext.create(
+        "daily", "b", {"data": "csv:btcusd.csv", "model_family": "lstm"}, settings=settings
+    )
+    assert (fx.model_key, crypto.model_key) == ("eurusd", "btcusd")
+    (tmp_path / "configs").mkdir()
+    (tmp_path / "configs" / "pinned.yaml").write_text("model_key: spx_daily\n")
+    for data in ("csv:eurusd.csv", "sample:nasdaq"):
+        pinned = RunContext.create("daily", "c", {"data": data, "config": "pinned"}, settings=settings)
+        assert pinned.model_key == "spx_daily"  # the config names it: authoritative
+
+
+@pytest.mark.parametrize("data", ["csv:---.csv", "csv:日本.csv"])
+def test_a_source_name_without_a_usable_key_asks_for_one(tmp_path, monkeypatch, data):
+    from pipelines.context import RunContext
+    from pipelines.settings import Settings
+
+    monkeypatch.setenv("RETUNE_DATA_DIR", str(tmp_path))
+    with pytest.raises(ConfigError, match="set model_key in a config"):
+        RunContext.create("daily", "r", {"data": data}, settings=Settings(tmp_path, "sqlite://", "sqlite://"))
