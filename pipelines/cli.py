@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, get_args
 
 from pipelines.config import ConfigError, ModelFamily, Objective
+from pipelines.logs import configure_cli_logging
 from pipelines.review_cli import add_review_commands
 from pipelines.settings import CONFIG_NAME, load_settings
 
@@ -190,7 +190,13 @@ def build_parser() -> argparse.ArgumentParser:
         description="Re-tune a deployed trading model: validate, narrow, search, "
         "fine-tune, report, promote. State lives in RETUNE_HOME (default ./var) and RETUNE_DB_URL.",
     )
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="count",
+        default=0,
+        help="also show library logs (-v: their INFO and our DEBUG; -vv: DEBUG for everything)",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="run the whole chain in this process (same steps as the DAG)")
@@ -240,11 +246,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    logging.getLogger("alembic").setLevel(logging.WARNING)
+    configure_cli_logging(args.verbose)  # our progress; library internals only with -v
     from sqlalchemy.exc import OperationalError
 
     try:

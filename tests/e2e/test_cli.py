@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -63,6 +64,9 @@ def test_run_status_and_predict(cli_env):
         cli_env,
     )
     assert out.returncode == 0, out.stderr[-4000:]
+    # our progress (a line per step and per trial), not ~220 lines of library internals
+    assert "[daily__cli-test] search: start" in out.stderr and re.search(r"trial 1 [A-Z]+ ", out.stderr)
+    assert "great_expectations" not in out.stderr and len(out.stderr.splitlines()) < 60, out.stderr
     result = json.loads(out.stdout)
     assert result["run_id"] == "daily__cli-test" and Path(result["report"]).is_file()
     # no config names a model key: the run is the instrument's (good.csv → "good"), and says so
