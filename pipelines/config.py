@@ -29,6 +29,7 @@ BenchmarkName = Literal["buy_and_hold", "flat"]  # what a strategy gets for free
 STRATEGY_PARAMS = ("entry_threshold", "long_short")
 
 DEFAULTS_DIR = Path(__file__).parent / "defaults"
+MIN_TRAIN_BARS = 200  # the least a model trains on before the first walk-forward fold
 
 
 class ConfigError(ValueError):
@@ -102,6 +103,11 @@ class PipelineConfig(_Frozen):
     # data / validation
     window_bars: int = Field(1500, ge=100)
     max_staleness_days: int = Field(7, ge=0)
+    # what a trader fears in bars; null turns a check off (e.g. no volume in FX quotes)
+    max_abs_log_return: float | None = Field(1.0, gt=0)  # one bar's |ln(close/prev)|: 10x is 2.3
+    max_jump_sigmas: float | None = Field(25.0, gt=0)  # |return| in robust std devs of the window
+    max_zero_volume_bars: int | None = Field(3, ge=0)  # zero-volume bars in a row
+    max_repeated_closes: int | None = Field(5, ge=1)  # bars in a row whose close did not change
     # walk-forward search
     n_folds: int = Field(3, ge=1, le=20)
     val_bars: int = Field(120, ge=10)
@@ -187,7 +193,19 @@ class PipelineConfig(_Frozen):
     @property
     def min_history_bars(self) -> int:
         """Bars needed for the walk-forward folds plus a minimal training set."""
-        return self.n_folds * self.val_bars + self.embargo_bars + 200 + self.holdout_bars
+        return sum(bars for _, bars in self.min_history_terms)
+
+    @property
+    def min_history_terms(self) -> tuple[tuple[str, int], ...]:
+        """What ``min_history_bars`` is made of, in words a user can act on."""
+        terms = [(f"{self.n_folds} folds × {self.val_bars}", self.n_folds * self.val_bars)]
+        if self.embargo_bars:
+            terms.append((f"embargo {self.embargo_bars}", self.embargo_bars))
+        terms += [
+            (f"holdout {self.holdout_bars}", self.holdout_bars),
+            (f"{MIN_TRAIN_BARS} training", MIN_TRAIN_BARS),
+        ]
+        return tuple(terms)
 
 
 def _extremes(spec: FloatRange | IntRange | Categorical) -> tuple[Any, ...]:

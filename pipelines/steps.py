@@ -47,11 +47,7 @@ def validate(ctx: RunContext) -> StepResult:
         params=ctx.params.model_dump(mode="json"),
     )
     bars = load_bars(ctx.params.data, pd.Timestamp(ctx.as_of), db_url=ctx.settings.db_url)
-    spec = BarExpectations(
-        min_rows=ctx.config.min_history_bars,
-        as_of=pd.Timestamp(ctx.as_of).tz_localize(None),
-        max_staleness_days=ctx.config.max_staleness_days,
-    )
+    spec = BarExpectations.from_config(ctx.config, as_of=pd.Timestamp(ctx.as_of).tz_localize(None))
     ctx.run_dir.mkdir(parents=True, exist_ok=True)
     try:
         gx_result = validate_bars(bars, spec)

@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 
 import pytest
-from conftest import AS_OF, BIN, run
+from conftest import AS_OF, BIN, random_walk_bars, run
 
 RETUNE = str(BIN / "retune")
 
@@ -164,6 +164,21 @@ def test_a_file_that_is_not_bars_fails_the_run_without_quoting_it(hostile_env):
     assert "none of its 1 columns" in failed["error"]
     for text in (out.stdout, out.stderr, status):
         assert "SECRET" not in text and "root:" not in text
+
+
+def test_a_ten_fold_price_jump_stops_the_run_at_validation(hostile_env):
+    """It used to pass 25/25 checks, then train and score on the jump."""
+    env, data, _ = hostile_env
+    bars = random_walk_bars()
+    bars.loc[500:, ["open", "high", "low", "close"]] *= 10
+    bars.to_csv(data / "jump.csv", index=False)
+    out = run([RETUNE, "run", "--data", "csv:jump.csv", "--as-of", AS_OF, "--run-id", "jump"], env)
+    assert out.returncode == 2, out.stderr[-3000:]
+    assert "close jumps more than ×2.72 (or ÷) in one bar" in out.stderr
+    assert "e.g. row 500 (" in out.stderr and "column=close_log_return" in out.stderr
+    failed = json.loads(run([RETUNE, "status", "--json"], env).stdout)["runs"][0]
+    assert (failed["run_id"], failed["state"], failed["failed_step"]) == ("daily__jump", "failed", "validate")
+    assert not (Path(env["RETUNE_HOME"]) / "runs" / "daily__jump" / "bars.parquet").exists()
 
 
 @pytest.mark.parametrize(

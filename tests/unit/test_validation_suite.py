@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -105,5 +107,113 @@ def test_stale_last_bar_fails(clean):
 def test_missing_column_fails(clean):
     bars = clean.drop(columns=["volume"])
     err = _failure(bars, _spec(bars))
-    assert "expect_column_to_exist(column=volume)" in str(err)
+    assert err.failures == [
+        "missing columns: volume (bars need timestamp, open, high, low, close, volume; a `date` column "
+        "is taken as timestamp) [GX: expect_column_to_exist failed for volume]"
+    ]
     assert err.result["success"] is False
+
+
+def test_a_close_only_series_is_refused_in_one_line_naming_the_missing_columns(clean):
+    """Without them 17 expectations failed, the missing columns last; now they come alone."""
+    bars = clean[["timestamp", "close"]].head(50)  # also too short: not worth a second line
+    err = _failure(bars, _spec(bars))
+    assert len(err.failures) == 1
+    assert err.failures[0].startswith("missing columns: open, high, low, volume (bars need")
+    assert sum(not r["success"] for r in err.result["results"]) > 4  # GX did fail the others
+
+
+def test_too_little_history_says_what_the_need_is_made_of(make_bars):
+    from pipelines.config import default_config
+
+    bars = make_bars(156, seed=12)
+    spec = BarExpectations.from_config(default_config("daily"), as_of=bars["timestamp"].iloc[-1])
+    err = _failure(bars, spec)
+    assert err.failures == [
+        "need 572 bars: 2 folds × 126 + holdout 120 + 200 training; have 156 "
+        "[GX: expect_table_row_count_to_be_between(min_value=572): observed 156]"
+    ]
+
+
+def test_history_terms_add_up_to_the_minimum_with_an_embargo():
+    from pipelines.config import parse_config
+
+    config = parse_config({"n_folds": 3, "val_bars": 100, "embargo_bars": 5, "holdout_bars": 60})
+    assert [label for label, _ in config.min_history_terms] == [
+        "3 folds × 100",
+        "embargo 5",
+        "holdout 60",
+        "200 training",
+    ]
+    assert config.min_history_bars == 300 + 5 + 60 + 200
+
+
+@pytest.mark.parametrize("factor", [10.0, 0.1])
+def test_a_ten_fold_price_jump_fails(clean, factor):
+    """A unit or split error from bar 60 on: one jump, which both jump checks catch."""
+    bars = clean.copy()
+    bars.loc[60:, ["open", "high", "low", "close"]] *= factor
+    err = _failure(bars, _spec(bars))
+    assert len(err.failures) == 2, err.failures
+    by_ratio, by_sigma = err.failures
+    assert by_ratio.startswith("close jumps more than ×2.72 (or ÷) in one bar")
+    assert ": 1 bar, e.g. row 60 (" in by_ratio
+    assert by_ratio.index("e.g. row 60") < by_ratio.index(
+        "[GX: expect_column_values_to_be_between(column=close_log_return"
+    )
+    assert by_sigma.startswith("close moves more than max_jump_sigmas=25 robust standard deviations")
+    assert "column=close_jump_sigmas, max_value=25.0" in by_sigma
+    # thresholds come from the spec (the config): off, the same bars pass
+    validate_bars(bars, _spec(bars, max_abs_log_return=None, max_jump_sigmas=None))
+
+
+def test_jump_sigmas_threshold_is_the_configs(clean):
+    """A 12% bar in a 1%-vol walk: ~14 robust std devs and |ln| 0.11 — passes at 25, fails at 10."""
+    from pipelines.config import parse_config
+    from pipelines.validation.suite import derived_columns
+
+    bars = clean.copy()
+    bars.loc[80:, ["open", "high", "low", "close"]] *= 1.12
+    sigmas = derived_columns(bars).loc[80, "close_jump_sigmas"]
+    assert 10 < sigmas < 25
+    validate_bars(bars, _spec(bars))
+    config = parse_config({"max_jump_sigmas": 10})
+    strict = BarExpectations.from_config(config, as_of=bars["timestamp"].iloc[-1])
+    with pytest.raises(BarValidationError, match="max_jump_sigmas=10 robust") as err:
+        validate_bars(bars, dataclasses.replace(strict, min_rows=100))
+    assert len(err.value.failures) == 1 and "row 80" in err.value.failures[0]
+
+
+def test_zero_volume_runs_fail_beyond_the_threshold(clean):
+    bars = clean.copy()
+    bars.loc[[10, 20, 21, 22], "volume"] = 0.0  # isolated zero-volume bars happen in real indexes
+    validate_bars(bars, _spec(bars))
+    bars.loc[40:43, "volume"] = 0.0  # four in a row
+    err = _failure(bars, _spec(bars))
+    assert err.failures[0].startswith("volume is 0 for more than max_zero_volume_bars=3 bars in a row")
+    assert "1 bar, e.g. row 43 (" in err.failures[0] and "the 4th zero-volume bar in a row" in err.failures[0]
+    assert "[GX: expect_column_values_to_be_between(column=zero_volume_run, max_value=3.0)" in err.failures[0]
+    validate_bars(bars, _spec(bars, max_zero_volume_bars=None))  # quotes without volume: switch it off
+
+
+def test_stale_repeated_prices_fail_beyond_the_threshold(clean):
+    bars = clean.copy()
+    bars.loc[30:35, "close"] = bars.loc[29, "close"]  # 7 bars at one close: 6 unchanged in a row
+    bars.loc[30:35, ["open", "high", "low"]] = bars.loc[29, "close"]
+    err = _failure(bars, _spec(bars))
+    assert len(err.failures) == 1, err.failures
+    assert err.failures[0].startswith("close does not change for more than max_repeated_closes=5 bars")
+    assert f"row 35 ({bars.loc[35, 'timestamp']:%Y-%m-%d}): close " in err.failures[0]
+    assert "for 7 bars" in err.failures[0]
+    validate_bars(bars, _spec(bars, max_repeated_closes=6))
+
+
+@pytest.mark.parametrize("name", ["sp500", "nasdaq", "goog"])
+def test_real_bundled_bars_pass_the_default_thresholds(name):
+    """The new checks must not cry wolf on real data: 2008, flash crashes, earnings gaps included."""
+    from pipelines.config import default_config
+    from pipelines.data.sources import load_bars
+
+    bars = load_bars(f"sample:{name}")
+    spec = BarExpectations.from_config(default_config("daily"), as_of=bars["timestamp"].iloc[-1])
+    assert validate_bars(bars, spec)["statistics"]["unsuccessful_expectations"] == 0
