@@ -95,3 +95,19 @@ def test_daily_dag_runs_then_finetunes_and_rejects_corrupt_bars(airflow_env):
     failed = status(airflow_env)["runs"][0]
     assert failed["state"] == "failed" and failed["failed_step"] == "validate"
     assert failed["report"] is None
+
+
+def test_a_trigger_whose_data_escapes_through_a_symlink_is_refused(airflow_env):
+    """The trigger form's pattern accepts `csv:escape.csv`; the task refuses what it points at."""
+    data = Path(airflow_env["RETUNE_DATA_DIR"])
+    (data / "escape.csv").unlink(missing_ok=True)
+    (data / "escape.csv").symlink_to("/etc/passwd")
+    production = Path(airflow_env["RETUNE_HOME"]) / "config" / "production.yaml"
+    before = (status(airflow_env)["runs"], production.read_bytes() if production.exists() else None)
+    out = dags_test(airflow_env, {**TINY, "data": "csv:escape.csv"})
+    assert out.returncode != 0
+    log = out.stdout + out.stderr
+    assert f"csv:escape.csv: refused, the file is outside the data directory {data.resolve()}" in log
+    assert "root:" not in log  # not a byte of /etc/passwd
+    after = (status(airflow_env)["runs"], production.read_bytes() if production.exists() else None)
+    assert after == before  # no run recorded, production.yaml untouched
