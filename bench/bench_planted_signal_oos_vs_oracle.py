@@ -17,7 +17,13 @@ import pandas as pd
 from search_fixtures import median, over_seeds, regime_drift, small_config, sqlite_url
 
 from pipelines.search.backtest import Costs, backtest_positions
-from pipelines.search.objective import LABEL_HORIZON, Fold, PreparedData, evaluate_fold
+from pipelines.search.objective import (
+    LABEL_HORIZON,
+    Fold,
+    PreparedData,
+    evaluate_fold,
+    fold_benchmark_returns,
+)
 from pipelines.search.outputs import chosen_params
 from pipelines.search.selection import selection_statistics
 from pipelines.search.space import resolve
@@ -42,7 +48,8 @@ def one_seed(seed: int) -> dict:
     best = best_fresh_trial(study)
     assert best is not None
     params = chosen_params(config, best)
-    dsr = selection_statistics(study, best, prior_backtests=0, pbo_splits=config.pbo_splits)["dsr"]
+    bench = fold_benchmark_returns(search_data, config)
+    dsr = selection_statistics(study, best, bench, config.benchmark, [], "lstm", config.pbo_splits)["dsr"]
 
     # Train the chosen configuration on the whole search history; trade the held-out year.
     full = PreparedData.from_bars(bars, len(bars))
