@@ -21,11 +21,11 @@ import numpy as np
 import optuna
 import pandas as pd
 from scipy import stats
+from search_fixtures import intraclass_correlation, random_points
 
 from pipelines.config import default_config
 from pipelines.data import synthetic
 from pipelines.search.objective import PreparedData, make_objective
-from pipelines.search.space import suggest
 from pipelines.search.strategy import StrategyGrid, split_space
 
 NAME = "config_rank_reliability"
@@ -39,12 +39,7 @@ def scores_by_seed(bars: pd.DataFrame) -> np.ndarray:
     base = default_config("daily")
     data = PreparedData.from_bars(bars.iloc[:-HOLDOUT].reset_index(drop=True), base.window_bars)
     model_space, _ = split_space(base.search_space)
-    draws = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
-    points = []
-    for _ in range(CONFIGS):
-        trial = draws.ask()
-        points.append(suggest(trial, model_space))
-        draws.tell(trial, 0.0)
+    points = random_points(model_space, CONFIGS)
     out = np.empty((CONFIGS, len(SEEDS)))
     for column, seed in enumerate(SEEDS):
         config = base.model_copy(update={"seed": seed})
@@ -55,14 +50,6 @@ def scores_by_seed(bars: pd.DataFrame) -> np.ndarray:
     return out
 
 
-def icc(scores: np.ndarray) -> float:
-    """One-way intraclass correlation: between-configuration variance over the total."""
-    k = scores.shape[1]
-    within = float(scores.var(axis=1, ddof=1).mean())
-    between = float(scores.mean(axis=1).var(ddof=1)) - within / k
-    return between / (between + within) if between + within > 0 else 0.0
-
-
 def reliability(scores: np.ndarray) -> dict[str, Any]:
     one = float(stats.spearmanr(scores[:, 0], scores[:, 1]).statistic)
     two = float(stats.spearmanr(scores[:, :2].mean(axis=1), scores[:, 2:].mean(axis=1)).statistic)
@@ -70,8 +57,8 @@ def reliability(scores: np.ndarray) -> dict[str, Any]:
     return {
         "split_half_spearman_1_seed": round(one, 3),
         "split_half_spearman_2_seeds": round(two, 3),
-        "icc_1_seed": round(icc(scores), 3),
-        "icc_2_seed_average": round(icc(pairs), 3),
+        "icc_1_seed": round(intraclass_correlation(scores), 3),
+        "icc_2_seed_average": round(intraclass_correlation(pairs), 3),
         "score_median": round(float(np.median(scores)), 3),
     }
 

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import optuna
 import pandas as pd
-from search_fixtures import median, small_config, sqlite_url
+from search_fixtures import intraclass_correlation, median, random_points, small_config, sqlite_url
 
 from pipelines.config import Categorical, FloatRange, IntRange, ParamSpec, parse_config
 from pipelines.narrowing.base import Evidence
@@ -248,12 +248,7 @@ def parameter_share(bars: pd.DataFrame) -> dict[str, Any]:
     config = small_config()
     data = PreparedData.from_bars(bars, config.window_bars)
     model_space, _ = split_space(config.search_space)
-    draws = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
-    points = []
-    for _ in range(STRUCTURE_CONFIGS):
-        trial = draws.ask()
-        points.append(suggest(trial, model_space))
-        draws.tell(trial, 0.0)
+    points = random_points(model_space, STRUCTURE_CONFIGS)
     scores = np.empty((len(points), len(STRUCTURE_SEEDS)))
     for column, seed in enumerate(STRUCTURE_SEEDS):
         seeded = small_config(seed=seed)
@@ -269,7 +264,7 @@ def parameter_share(bars: pd.DataFrame) -> dict[str, Any]:
         "training_seeds": k,
         "between_configuration_variance": round(between, 5),
         "training_seed_variance": round(within, 5),
-        "intraclass_correlation": round(between / (between + within), 3),
+        "intraclass_correlation": round(intraclass_correlation(scores), 3),
     }
 
 

@@ -94,3 +94,25 @@ def over_seeds(one_seed: Callable[[int], dict], seeds: Iterable[int], *shown: st
 
 def median(values: list[float]) -> float:
     return float(np.median(np.asarray(values, dtype=float)))
+
+
+def random_points(space: dict, n: int, seed: int = 0) -> list[dict[str, Any]]:
+    """``n`` configurations drawn at random from a model search space (seeded)."""
+    from pipelines.search.space import suggest
+
+    draws = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
+    points = []
+    for _ in range(n):
+        trial = draws.ask()
+        points.append(suggest(trial, space))
+        draws.tell(trial, 0.0)
+    return points
+
+
+def intraclass_correlation(scores: np.ndarray) -> float:
+    """One-way ICC of a configurations x seeds score matrix: between-configuration variance over
+    the total, one seed's view (near 0: a score is training noise, not the configuration)."""
+    k = scores.shape[1]
+    within = float(scores.var(axis=1, ddof=1).mean())
+    between = float(scores.mean(axis=1).var(ddof=1)) - within / k
+    return between / (between + within) if between + within > 0 else 0.0
