@@ -207,7 +207,7 @@ def run() -> dict:
             "n_trials": specs[0].n_trials if specs else None,
             "config": "pipelines/defaults/daily.yaml + promotion_policy: auto (one home per series)",
             "config_overrides": config_overrides(),
-            "fill": "positions decided at t's close fill at t+1's close (pipelines.search.backtest)",
+            "fill": "positions decided at t's close fill at t's close (pipelines.search.backtest)",
             "wall_s": round(time.perf_counter() - started, 1),
         },
     }
