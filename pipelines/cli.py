@@ -82,11 +82,7 @@ def status_payload(limit: int = 20, repair: bool = True) -> dict[str, Any]:
         ]
         path = settings.production_config
         runs = repo.list_runs(limit=limit)
-        latest = (
-            runs[0].decision or (f"failed in {runs[0].failed_step}" if runs[0].failed_step else None)
-            if runs
-            else None
-        )
+        latest = _last_outcome(runs[0]) if runs else None
         return {
             "active": active[0] if len(active) == 1 else (active or None),
             "production_config": str(path) if path.is_file() and actives else None,
@@ -121,6 +117,11 @@ def status_payload(limit: int = 20, repair: bool = True) -> dict[str, Any]:
         }
     finally:
         repo.close()
+
+
+def _last_outcome(run: Any) -> str | None:
+    """What a run ended in, for the line that says why production.yaml was not written."""
+    return run.decision or (f"failed in {run.failed_step}" if run.failed_step else None)
 
 
 VERDICT_FIELDS = ("dsr", "pbo", "n_backtests", "n_effective", "sr0", "benchmark", "gate")

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from pipelines.config import BenchmarkName
+from pipelines.search.stats import sharpe_ratio
 
 
 def held_returns(close: np.ndarray) -> np.ndarray:
@@ -57,11 +58,6 @@ def active_returns(strategy: np.ndarray, bench: np.ndarray) -> np.ndarray:
     """Per-bar return not explained by exposure to the benchmark (see module doc)."""
     r = np.asarray(strategy, dtype=float)
     return r - exposure_beta(r, bench) * np.asarray(bench, dtype=float)
-
-
-def _per_bar_sharpe(values: np.ndarray) -> float:
-    std = float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
-    return float(np.mean(values)) / std if std > 1e-15 else 0.0
 
 
 @dataclass(frozen=True)
@@ -107,9 +103,9 @@ def compare_to_benchmark(
         n_bars=len(r),
         beta=beta,
         alpha_per_bar=float(active.mean()) if len(active) else 0.0,
-        active_sharpe=_per_bar_sharpe(active),
-        strategy_sharpe=_per_bar_sharpe(r),
-        benchmark_sharpe=_per_bar_sharpe(b),
+        active_sharpe=sharpe_ratio(active),
+        strategy_sharpe=sharpe_ratio(r),
+        benchmark_sharpe=sharpe_ratio(b),
         strategy_return=float(np.prod(1.0 + r) - 1.0),
         benchmark_return=float(np.prod(1.0 + b) - 1.0),
         exposure=exposure,
