@@ -44,7 +44,7 @@ def train_or_finetune(
     params = HyperParams(**best)
     n = len(data.bars)
     parent = parent_model(ctx, repo)
-    spec = architecture(params, data.features.shape[1], ctx.config.label_horizon)
+    spec = architecture(params, data.features.shape[1], ctx.config.label_horizon, ctx.config.seeds_per_trial)
     reason = _why_not_finetune(ctx, parent, spec)
     cfg = ctx.config
     if reason is None:
@@ -95,6 +95,7 @@ def train_or_finetune(
             "scratch_reason": reason,
             "horizon_loss_weights": list(cfg.horizon_loss_weights),
             "feature_kinds": FEATURE_KINDS,
+            "members": spec.members,
             **trained.settings,
         },
     )
@@ -162,6 +163,7 @@ def train_from_scratch(
         x,
         y,
         seed=cfg.seed,
+        members=cfg.seeds_per_trial,
         x_val=x_val,
         y_val=y_val,
         patience=cfg.finetune_patience,
@@ -205,7 +207,9 @@ def _why_not_finetune(ctx: RunContext, parent: ModelVersion | None, spec) -> str
     if parent.feature_fingerprint != feature_fingerprint():
         return "the feature definition changed since the deployed model was trained"
     horizons = len(parent.metrics.get("horizon_loss_weights", [1.0]))
-    changed = architecture(HyperParams(**parent.params), spec.n_features, horizons).shape_differences(spec)
+    members = parent.metrics.get("members", 1)
+    deployed = architecture(HyperParams(**parent.params), spec.n_features, horizons, members)
+    changed = deployed.shape_differences(spec)
     if changed:
         return f"the chosen architecture differs from the deployed model ({', '.join(changed)})"
     return None

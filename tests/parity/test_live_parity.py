@@ -18,7 +18,9 @@ from pipelines.predictor import BarError, LivePredictor
 from pipelines.training.trainer import architecture
 
 
-def _predictor(bars: pd.DataFrame, family: str, seq_len: int = 10, horizons: int = 1) -> LivePredictor:
+def _predictor(
+    bars: pd.DataFrame, family: str, seq_len: int = 10, horizons: int = 1, members: int = 1
+) -> LivePredictor:
     params = HyperParams(
         model_family=family,
         hidden_size=16,
@@ -29,16 +31,18 @@ def _predictor(bars: pd.DataFrame, family: str, seq_len: int = 10, horizons: int
     )
     features = compute_features(bars)
     torch.manual_seed(3)
-    network = build_network(architecture(params, features.shape[1], horizons))
+    network = build_network(architecture(params, features.shape[1], horizons, members))
     return LivePredictor("k", params, FeatureScaler.fit(features, next_return(bars)), network)
 
 
 @pytest.mark.parametrize(
-    ("family", "horizons"), [("lstm", 1), ("transformer", 1), ("linear", 1), ("lstm", 3)]
+    ("family", "horizons", "members"),
+    [("lstm", 1, 1), ("transformer", 1, 1), ("linear", 1, 1), ("lstm", 3, 1), ("lstm", 1, 4), ("lstm", 3, 3)]
+    + [("transformer", 1, 2)],
 )
-def test_live_updates_reproduce_the_training_path(make_bars, family, horizons):
+def test_live_updates_reproduce_the_training_path(make_bars, family, horizons, members):
     bars = make_bars(400, seed=11)
-    predictor = _predictor(bars, family, horizons=horizons)
+    predictor = _predictor(bars, family, horizons=horizons, members=members)
     features = compute_features(bars)
     start = 250
     result = check_parity(predictor, bars, features, start)
