@@ -23,10 +23,11 @@ def sp500_bars() -> pd.DataFrame:
     return load_bars("sample:sp500")
 
 
-def predictor_for(family: str, bars: pd.DataFrame) -> LivePredictor:
-    """Weights do not change the cost of inference: a seeded, untrained network will do."""
+def predictor_for(family: str, bars: pd.DataFrame, members: int = 1) -> LivePredictor:
+    """Weights do not change the cost of inference: a seeded, untrained network (or seed
+    ensemble of ``members``) will do."""
     params = FAMILIES[family]
     features = compute_features(bars)
     torch.manual_seed(0)
-    network = build_network(architecture(params, features.shape[1]))
+    network = build_network(architecture(params, features.shape[1], members=members))
     return LivePredictor("bench", params, FeatureScaler.fit(features, next_return(bars)), network)

@@ -43,8 +43,9 @@ class SeedEnsemble(nn.Module):
 
 
 class GroupedLSTMEnsemble(SeedEnsemble):
-    """k LSTM regressors (``nn.LSTM`` semantics: gates i, f, g, o; one bias per gate, the sum of
-    PyTorch's two) as batched matrix products over a leading member dimension."""
+    """k LSTM regressors (``nn.LSTM`` semantics, with the gates laid out i, f, o, g and one bias
+    per gate, the sum of PyTorch's two) as batched matrix products over a leading member
+    dimension."""
 
     def __init__(self, spec: ArchitectureSpec, seeds: list[int] | None = None):
         super().__init__()
@@ -91,16 +92,21 @@ class GroupedLSTMEnsemble(SeedEnsemble):
             if layer > 0 and self.dropout and self.training:
                 h_seq = nn.functional.dropout(h_seq, self.dropout, training=True)
             # the input projection of every step at once; only the recurrence is sequential
-            # (unbind, not slicing: a slice's backward would fill a whole gradient per step)
-            gates_in = torch.matmul(h_seq.transpose(1, 2), w_ih.unsqueeze(1)) + bias.unsqueeze(1)
+            steps = h_seq.shape[2]
+            gates_in = torch.baddbmm(bias, h_seq.reshape(k, batch * steps, -1), w_ih)
+            # time first and contiguous, then unbind: each step's slice is a plain block (a
+            # strided slice would be copied, and its backward would fill a whole gradient)
+            gates_in = gates_in.view(k, batch, steps, -1).permute(2, 0, 1, 3).contiguous()
             h = h_seq.new_zeros(k, batch, self.hidden)
             c = h_seq.new_zeros(k, batch, self.hidden)
             outputs = []
-            for step_in in gates_in.unbind(1):  # (k, T, B, 4H) -> T x (k, B, 4H)
+            split = 3 * self.hidden
+            for step_in in gates_in.unbind(0):  # T x (k, B, 4H)
                 gates = torch.baddbmm(step_in, h, w_hh)
-                i, f, g, o = gates.chunk(4, dim=-1)
-                c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
-                h = torch.sigmoid(o) * torch.tanh(c)
+                # gates laid out (i, f, o, g): one sigmoid and one tanh per step, not five
+                i, f, o = torch.sigmoid(gates[..., :split]).chunk(3, dim=-1)
+                c = torch.addcmul(f * c, i, torch.tanh(gates[..., split:]))
+                h = o * torch.tanh(c)
                 outputs.append(h)
             h_seq = torch.stack(outputs, dim=2)
         out = torch.baddbmm(self.head_b, h, self.head_w)  # (k, B, n_outputs)

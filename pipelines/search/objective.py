@@ -157,7 +157,7 @@ def evaluate_fold(
     train_target = data.target.iloc[fold.train_start : fold.train_end]
     scaler = FeatureScaler.fit(train_feats, train_target)
     scaled = scaler.transform(data.features)
-    y_all = data.target.to_numpy() / scaler.target_std
+    y_all = scaler.scale_target(data.target)
     x, y = labelled_windows(
         scaled, y_all, params.seq_len, fold.train_start, fold.train_end, config.label_horizon
     )

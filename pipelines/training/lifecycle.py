@@ -177,7 +177,7 @@ def _train_val_windows(
 ):
     """Train on windows ending in [start, split - purge), validate on those ending at or after split."""
     scaled = scaler.transform(data.features)
-    y = data.target.to_numpy() / scaler.target_std
+    y = scaler.scale_target(data.target)
     x_train, y_train = labelled_windows(scaled, y, seq_len, start, split - horizons, horizons)
     x_val, y_val = labelled_windows(scaled, y, seq_len, split, len(scaled), horizons)
     return x_train, y_train, x_val, y_val
@@ -191,7 +191,7 @@ def _with_replay(data: PreparedData, scaler: FeatureScaler, seq_len: int, start:
     if wanted == 0 or start - cfg.label_horizon <= older_start:
         return x, y, 0
     scaled = scaler.transform(data.features)
-    target = data.target.to_numpy() / scaler.target_std
+    target = scaler.scale_target(data.target)
     x_old, y_old = labelled_windows(
         scaled, target, seq_len, older_start, start - cfg.label_horizon, cfg.label_horizon
     )

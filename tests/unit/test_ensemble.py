@@ -39,11 +39,14 @@ def test_a_grouped_member_computes_what_nn_lstm_computes():
     """Same weights, same outputs: the grouped recurrence is the LSTM's (gates i, f, g, o)."""
     grouped = GroupedLSTMEnsemble(_spec(1), seeds=[3])
     reference = LSTMRegressor(_spec(1))
+    hidden = 8
+    to_torch = torch.cat([torch.arange(2 * hidden), torch.arange(3, 4) * hidden + torch.arange(hidden)])
+    to_torch = torch.cat([to_torch, 2 * hidden + torch.arange(hidden)])  # (i, f, o, g) -> (i, f, g, o)
     with torch.no_grad():
         for layer in range(2):
-            getattr(reference.lstm, f"weight_ih_l{layer}").copy_(grouped.w_ih[layer][0].T)
-            getattr(reference.lstm, f"weight_hh_l{layer}").copy_(grouped.w_hh[layer][0].T)
-            getattr(reference.lstm, f"bias_ih_l{layer}").copy_(grouped.bias[layer][0, 0])
+            getattr(reference.lstm, f"weight_ih_l{layer}").copy_(grouped.w_ih[layer][0].T[to_torch])
+            getattr(reference.lstm, f"weight_hh_l{layer}").copy_(grouped.w_hh[layer][0].T[to_torch])
+            getattr(reference.lstm, f"bias_ih_l{layer}").copy_(grouped.bias[layer][0, 0][to_torch])
             getattr(reference.lstm, f"bias_hh_l{layer}").zero_()
         reference.head.weight.copy_(grouped.head_w[0].T)
         reference.head.bias.copy_(grouped.head_b[0, 0])
@@ -143,3 +146,38 @@ def test_rank_reliability_tells_config_signal_from_seed_noise():
     assert signal["split_half_spearman"] > 0.8 and signal["icc_1_seed"] > 0.7
     assert abs(noise["split_half_spearman"]) < 0.4 and noise["icc_1_seed"] < 0.2
     assert rank_reliability(trials(3.0)[:3]) is None  # too few configurations to rank
+
+
+def test_a_trial_scores_its_ensemble_and_records_each_seed_and_each_half():
+    import optuna
+
+    from pipelines.config import parse_config
+    from pipelines.data import synthetic
+    from pipelines.search.objective import HALF_VALUES, SEED_VALUES, PreparedData, make_objective
+    from pipelines.search.strategy import StrategyGrid
+
+    config = parse_config(
+        {
+            "window_bars": 700,
+            "n_folds": 1,
+            "val_bars": 120,
+            "seeds_per_trial": 4,
+            "early_stopping_patience": 1,
+            "epochs": 12,
+            "lr": 0.3,  # too high to keep improving: the inner validation stops it early
+            "hidden_size": 4,
+            "seq_len": 5,
+            "search_space": {"entry_threshold": {"type": "uniform", "low": 0.0, "high": 0.5}},
+        }
+    )
+    data = PreparedData.from_bars(synthetic.random_walk(900, seed=3).bars, config.window_bars)
+    grid = StrategyGrid.from_space(config.search_space, config.hyperparams, 3)
+    trial = optuna.trial.FixedTrial({})
+    value = make_objective(data, config, {}, "sharpe", grid)(trial)
+    seeds, halves = trial.user_attrs[SEED_VALUES], trial.user_attrs[HALF_VALUES]
+    assert len(seeds) == 4 and len(halves) == 2
+    assert len(set(seeds)) > 1  # each seed scored on its own predictions
+    assert np.isfinite(value)
+    # a random walk has nothing to learn: the inner validation stops training before the budget
+    # (patience 1: the first epoch that does not improve on it)
+    assert trial.user_attrs["epochs_trained"][0] < 12
