@@ -39,9 +39,8 @@ POINT = {"hidden_size": 32, "num_layers": 1, "seq_len": 20, "lr": 1e-3, "dropout
 
 def trial_seconds(data: PreparedData, members: int, early_stopping: bool, point: dict[str, Any]) -> float:
     base = default_config("weekly")
-    config = base.model_copy(
-        update={"seeds_per_trial": members, "inner_val_fraction": base.inner_val_fraction if early_stopping else 0.0}
-    )
+    inner = base.inner_val_fraction if early_stopping else 0.0
+    config = base.model_copy(update={"seeds_per_trial": members, "inner_val_fraction": inner})
     space, _ = split_space(config.search_space)
     grid = StrategyGrid.from_space(config.search_space, config.hyperparams, config.strategy_grid_points)
     objective = make_objective(data, config, space, "sharpe", grid)
@@ -72,7 +71,8 @@ def run() -> dict:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     weekly = default_config("weekly")
     bars = load_bars("sample:sp500", pd.Timestamp("2018-12-31"))
-    data = PreparedData.from_bars(bars.iloc[: -weekly.holdout_bars].reset_index(drop=True), weekly.window_bars)
+    history = bars.iloc[: -weekly.holdout_bars].reset_index(drop=True)
+    data = PreparedData.from_bars(history, weekly.window_bars)
     headline = arms(data, early_stopping=False, point=POINT, repeats=REPEATS)
     early = arms(data, early_stopping=True, point=POINT, repeats=1)
     by_hidden = {
