@@ -22,7 +22,10 @@ ROLL = 20
 # any future bar too (a multi-horizon model may lean on them). Both kinds are recorded with
 # every model.
 OBSERVED = ("ret_1", "ret_5", "vol_20", "range", "body", "ma_gap_20", "volume_z_20")
-KNOWN_IN_ADVANCE = ("dow_sin", "dow_cos")
+# Day of week and time of day: a calendar feature constant over a model's training window
+# (time of day for daily bars, both for weekly ones) carries nothing and is left out of that
+# model (``FeatureScaler.fit``); intraday models get the hour.
+KNOWN_IN_ADVANCE = ("dow_sin", "dow_cos", "tod_sin", "tod_cos")
 FEATURES = OBSERVED + KNOWN_IN_ADVANCE
 FEATURE_KINDS = {"observed": list(OBSERVED), "known_in_advance": list(KNOWN_IN_ADVANCE)}
 WARMUP = ROLL + 5  # bars in a feature window; earlier rows are incomplete (NaN)
@@ -35,8 +38,10 @@ def feature_rows(windows: dict[str, np.ndarray]) -> np.ndarray:
     """Feature rows (n, len(FEATURES)) for ``n`` windows of the last WARMUP bars, per column of
     ``WINDOW_COLUMNS`` (each array n x WARMUP, oldest bar first, timestamps as int64
     nanoseconds); row i describes the last bar of window i."""
-    weekday = (windows["timestamp"][:, -1] // _NS_PER_DAY + 3) % 7  # 1970-01-01 was a Thursday
+    stamps = windows["timestamp"][:, -1]  # UTC nanoseconds: the same clock for training and live
+    weekday = (stamps // _NS_PER_DAY + 3) % 7  # 1970-01-01 was a Thursday
     angle = 2 * np.pi * weekday / 7
+    day_angle = 2 * np.pi * (stamps % _NS_PER_DAY) / _NS_PER_DAY  # time of day (UTC), as a fraction
     close = windows["close"]
     log_close = np.log(close)
     rets = np.diff(log_close[:, -(ROLL + 1) :], axis=1)  # the last ROLL one-bar log returns
@@ -56,6 +61,8 @@ def feature_rows(windows: dict[str, np.ndarray]) -> np.ndarray:
             volume_z,
             np.sin(angle),
             np.cos(angle),
+            np.sin(day_angle),
+            np.cos(day_angle),
         ]
     )
 
@@ -103,12 +110,14 @@ class FeatureScaler:
     @classmethod
     def fit(cls, features: pd.DataFrame, target: pd.Series) -> FeatureScaler:
         valid = features.dropna()
+        constant_calendar = [c for c in KNOWN_IN_ADVANCE if c in valid and valid[c].nunique() <= 1]
+        valid = valid.drop(columns=constant_calendar)
         std = valid.std().replace(0.0, 1.0)
         return cls(
             mean=tuple(float(x) for x in valid.mean()),
             std=tuple(float(x) for x in std),
             target_std=float(target.dropna().std() or 1.0),
-            features=tuple(features.columns),
+            features=tuple(valid.columns),
         )
 
     def transform(self, features: pd.DataFrame) -> np.ndarray:
@@ -134,7 +143,7 @@ class FeatureScaler:
 
 def feature_fingerprint() -> str:
     """Identifies the feature definition; a checkpoint trained on other features is refused."""
-    spec = {"features": FEATURES, "kinds": FEATURE_KINDS, "roll": ROLL, "warmup": WARMUP, "version": 2}
+    spec = {"features": FEATURES, "kinds": FEATURE_KINDS, "roll": ROLL, "warmup": WARMUP, "version": 3}
     return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
 
 

@@ -150,7 +150,7 @@ def evaluate_fold(
     close = pd.Series(data.bars["close"].to_numpy()[val_ends], index=index)
     positions = grid.positions(pd.Series(preds, index=index))
     metrics, returns = backtest_with_returns(
-        close, positions, Costs(config.fees, config.slippage), year_days=config.year_days
+        close, positions, Costs(config.fees, config.slippage), config.annualization(data.bars["timestamp"])
     )
     scored = [score(row, objective, config.min_trades) for _, row in metrics.iterrows()]
     return FoldOutcome(
