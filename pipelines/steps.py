@@ -126,7 +126,7 @@ def narrow(ctx: RunContext) -> StepResult:
         prior_best_params=best,
         incumbent=active.params if active else None,
         deployed_params=deployed.params if deployed else None,
-        pin_architecture=ctx.dag == "daily",
+        pin_architecture=ctx.dag != "weekly",  # daily and hourly runs fine-tune
         training=(
             TrainingDiagnostics.from_metrics(deployed.metrics, trained_how=deployed.trained_how)
             if deployed
