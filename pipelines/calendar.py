@@ -264,7 +264,7 @@ def infer_session(timestamps: Any, frequency: BarFrequency) -> Session:
     import pandas as pd
 
     ns = _timestamps_ns(timestamps)
-    saturdays = float(np.mean(pd.DatetimeIndex(ns).dayofweek == 5)) if len(ns) else 0.0
+    saturdays = float(np.mean(pd.DatetimeIndex(ns).day_of_week == 5)) if len(ns) else 0.0
     if saturdays > 0.05:  # FX opens on Sunday evening (UTC) but never trades on a Saturday
         return SESSIONS["24x7"]
     if not frequency.intraday:

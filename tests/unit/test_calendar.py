@@ -25,7 +25,7 @@ from pipelines.config import ConfigError, parse_config
 def hourly_fx(n: int = 600) -> pd.DatetimeIndex:
     """Around the clock, Monday to Friday (UTC)."""
     hours = pd.date_range("2024-01-01", periods=n * 2, freq="h")
-    return hours[hours.dayofweek < 5][:n]
+    return hours[hours.day_of_week < 5][:n]
 
 
 def equity_15min(days: int = 30) -> pd.DatetimeIndex:
