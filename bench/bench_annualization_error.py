@@ -79,7 +79,9 @@ def run() -> dict:
         close, position = _series(stamps, SEED + k)
         calendar = config.calendar(close.index)
         positions = pd.DataFrame({0.0: position}, index=close.index)
-        metrics, _ = backtest_with_returns(close, positions, Costs(0.0, 0.0), config.annualization(close.index))
+        metrics, _ = backtest_with_returns(
+            close, positions, Costs(0.0, 0.0), config.annualization(close.index)
+        )
         ours = float(metrics.iloc[0]["sharpe"])
         theirs = _independent_sharpe(close.to_numpy(), position, independent_bars)
         details[name] = {

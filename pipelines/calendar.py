@@ -158,7 +158,9 @@ class BarCalendar:
             return float(self.bars_per_year_override)
         if self.frequency.intraday:
             return float(self.bars_per_day * self.trading_days)
-        return float({"d": self.trading_days, "w": WEEKS_PER_YEAR, "mo": MONTHS_PER_YEAR}[self.frequency.unit])
+        return float(
+            {"d": self.trading_days, "w": WEEKS_PER_YEAR, "mo": MONTHS_PER_YEAR}[self.frequency.unit]
+        )
 
     def annualize_sharpe(self, per_bar: float) -> float:
         """A per-bar Sharpe ratio, annualized (× sqrt(bars a year))."""

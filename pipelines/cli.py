@@ -9,8 +9,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, get_args
 
-from pipelines.config import ConfigError, ModelFamily, Objective
 from pipelines.calendar import DAG_NAMES
+from pipelines.config import ConfigError, ModelFamily, Objective
 from pipelines.logs import configure_cli_logging
 from pipelines.review_cli import add_review_commands
 from pipelines.settings import CONFIG_NAME, load_settings

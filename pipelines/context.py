@@ -132,7 +132,9 @@ def with_resolved_calendar(config: PipelineConfig, path: Path) -> PipelineConfig
     update: dict[str, Any] = {"bar_frequency": resolved["bar_frequency"], "session": resolved["session"]}
     config = config.model_copy(update=update)
     if config.window is not None:
-        config = config.model_copy(update={"window_bars": max(calendar_of(config).bars_in(config.window), 100)})
+        config = config.model_copy(
+            update={"window_bars": max(calendar_of(config).bars_in(config.window), 100)}
+        )
     return config
 
 

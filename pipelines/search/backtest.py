@@ -84,9 +84,7 @@ def _signal_arrays(positions: pd.DataFrame) -> dict[str, np.ndarray]:
     }
 
 
-def run_portfolio(
-    close: pd.Series, positions: pd.DataFrame, costs: Costs, freq: str | pd.Timedelta = "1D"
-):
+def run_portfolio(close: pd.Series, positions: pd.DataFrame, costs: Costs, freq: str | pd.Timedelta = "1D"):
     """The vectorbt portfolio for every column of ``positions`` at once."""
     import vectorbt as vbt
 

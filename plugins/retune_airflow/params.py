@@ -21,7 +21,11 @@ DATA_PATTERN = (
 
 
 CONFIG_NAME_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
-AS_OF_PATTERN = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}([T ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,6})?)?(Z|[+-][0-9]{2}:?[0-9]{2})?)?$"
+# a date (the whole day) or a time of day with an optional UTC offset (naive means UTC)
+AS_OF_PATTERN = (
+    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}"
+    r"([T ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,6})?)?(Z|[+-][0-9]{2}:?[0-9]{2})?)?$"
+)
 
 
 def run_params(n_trials: int, timeout_minutes: int) -> dict[str, Param]:

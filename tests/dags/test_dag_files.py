@@ -77,7 +77,11 @@ print(json.dumps({{
     assert info["worker_upstream"] == ["search"] and info["finalize_upstream"] == ["search_worker"]
     assert info["max_active_runs"] == 1
     # the hourly DAG runs 5 minutes past every hour, once the hour's bar has closed
-    expected = {"retune_daily.py": "0 22 * * 1-5", "retune_weekly.py": "0 6 * * 6", "retune_hourly.py": "5 * * * *"}
+    expected = {
+        "retune_daily.py": "0 22 * * 1-5",
+        "retune_weekly.py": "0 6 * * 6",
+        "retune_hourly.py": "5 * * * *",
+    }
     assert info["schedule"] == expected[dag_file]
     assert "retune" in info["tags"] and info["doc"] and info["retries"] >= 1
     assert {

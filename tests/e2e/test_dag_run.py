@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import AS_OF, BIN, run
+from conftest import AS_OF, BIN, ROOT, run
 
 pytestmark = pytest.mark.slow
 
@@ -177,18 +177,34 @@ def test_the_hourly_dag_runs_intraday_bars_and_reports_hourly_sharpe(airflow_env
     bars.to_csv(Path(airflow_env["RETUNE_DATA_DIR"]) / "eurusd_1h.csv", index=False)
     config = yaml.safe_load((ROOT / "pipelines" / "defaults" / "hourly.yaml").read_text())
     config.update(  # a tiny budget: the plumbing is under test, not the search
-        epochs=1, window="2mo", recent_window="1mo", n_folds=1, holdout_folds=2, finetune_bars=200, race_seeds=0,
-        baseline_family=None, promotion_policy="auto", strategy_grid_points=2,
+        epochs=1,
+        window="2mo",
+        recent_window="1mo",
+        n_folds=1,
+        holdout_folds=2,
+        finetune_bars=200,
+        race_seeds=0,
+        baseline_family=None,
+        promotion_policy="auto",
+        strategy_grid_points=2,
     )
-    config["search_space"] = {"hidden_size": {"type": "categorical", "choices": [8]}, **{
-        k: v for k, v in config["search_space"].items() if k in ("lr", "entry_threshold")
-    }}
+    config["search_space"] = {
+        "hidden_size": {"type": "categorical", "choices": [8]},
+        **{k: v for k, v in config["search_space"].items() if k in ("lr", "entry_threshold")},
+    }
     configs = Path(airflow_env["RETUNE_HOME"]) / "configs"
     (configs / "hourly_tiny.yaml").write_text(yaml.safe_dump(config))
     conf = {"n_trials": 2, "timeout_minutes": 5, "data": "csv:eurusd_1h.csv", "config": "hourly_tiny"}
     out = run(
-        [str(BIN / "airflow"), "dags", "test", "retune_hourly", f"{logical:%Y-%m-%dT%H:%M:%S}+00:00",
-         "--conf", json.dumps(conf)],
+        [
+            str(BIN / "airflow"),
+            "dags",
+            "test",
+            "retune_hourly",
+            f"{logical:%Y-%m-%dT%H:%M:%S}+00:00",
+            "--conf",
+            json.dumps(conf),
+        ],
         airflow_env,
     )
     assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-4000:]

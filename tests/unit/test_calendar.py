@@ -41,7 +41,13 @@ def equity_15min(days: int = 30) -> pd.DatetimeIndex:
 
 @pytest.mark.parametrize(
     ("text", "canonical", "minutes"),
-    [("1min", "1min", 1), ("15min", "15min", 15), ("60min", "1h", 60), ("4h", "4h", 240), ("1440min", "1d", 1440)],
+    [
+        ("1min", "1min", 1),
+        ("15min", "15min", 15),
+        ("60min", "1h", 60),
+        ("4h", "4h", 240),
+        ("1440min", "1d", 1440),
+    ],
 )
 def test_frequencies_parse_to_one_spelling(text, canonical, minutes):
     frequency = BarFrequency.parse(text)
@@ -104,8 +110,12 @@ def test_frequency_and_session_are_inferred_from_timestamps(stamps, frequency, s
 
 
 def test_daily_bars_labelled_in_new_york_time_survive_daylight_saving():
-    closes = pd.DatetimeIndex([pd.Timestamp(f"{d:%Y-%m-%d} 16:00", tz="America/New_York") for d in
-                               pd.bdate_range("2023-01-02", periods=500)])
+    closes = pd.DatetimeIndex(
+        [
+            pd.Timestamp(f"{d:%Y-%m-%d} 16:00", tz="America/New_York")
+            for d in pd.bdate_range("2023-01-02", periods=500)
+        ]
+    )
     assert str(infer_frequency(closes)) == "1d"  # 23- and 25-hour steps are still one bar
 
 
@@ -117,7 +127,11 @@ def test_irregular_bars_are_an_error_that_says_where():
 
 
 def test_a_few_odd_steps_are_within_the_tolerance():
-    stamps = pd.date_range("2024-01-01", periods=1000, freq="h").delete([10]).insert(10, pd.Timestamp("2024-01-01 09:40"))
+    stamps = (
+        pd.date_range("2024-01-01", periods=1000, freq="h")
+        .delete([10])
+        .insert(10, pd.Timestamp("2024-01-01 09:40"))
+    )
     assert str(infer_frequency(stamps, tolerance=0.01)) == "1h"
     with pytest.raises(CalendarError, match="irregular"):
         infer_frequency(stamps, tolerance=0.0)
@@ -131,7 +145,11 @@ def test_a_stated_frequency_longer_than_the_bars_is_refused():
 
 def test_an_intraday_session_that_matches_nothing_known_asks_for_one():
     stamps = pd.DatetimeIndex(
-        [pd.Timestamp(f"{d:%Y-%m-%d} 01:00") + pd.Timedelta(hours=h) for d in pd.bdate_range("2024-01-01", periods=30) for h in range(12)]
+        [
+            pd.Timestamp(f"{d:%Y-%m-%d} 01:00") + pd.Timedelta(hours=h)
+            for d in pd.bdate_range("2024-01-01", periods=30)
+            for h in range(12)
+        ]
     )
     with pytest.raises(CalendarError, match="about 12.0 hours a day, which matches no known session"):
         infer_session(stamps, BarFrequency.parse("1h"))
@@ -140,11 +158,16 @@ def test_an_intraday_session_that_matches_nothing_known_asks_for_one():
 def test_config_calendar_settings_and_the_deprecated_year_days():
     config = parse_config({"bar_frequency": "60min", "session": "24x5"})
     assert config.bar_frequency == "1h" and config.annualization() == 6240
-    assert parse_config({"bars_per_year": 1000, "bar_frequency": "1h", "session": "xnys"}).annualization() == 1000
+    assert (
+        parse_config({"bars_per_year": 1000, "bar_frequency": "1h", "session": "xnys"}).annualization()
+        == 1000
+    )
     with pytest.warns(DeprecationWarning, match="year_days is deprecated"):
         legacy = parse_config({"year_days": 365, "bar_frequency": "1d", "session": "xnys"})
     assert legacy.annualization() == 365
-    with pytest.raises(ConfigError, match=r"year_days: 6240 is not a number of trading days .*bars_per_year: 6240"):
+    with pytest.raises(
+        ConfigError, match=r"year_days: 6240 is not a number of trading days .*bars_per_year: 6240"
+    ):
         parse_config({"year_days": 6240})
     with pytest.raises(ConfigError, match="max_staleness_days: replaced by max_staleness_bars"):
         parse_config({"max_staleness_days": 7})
@@ -174,11 +197,13 @@ def test_a_run_reads_bars_up_to_its_hour_or_its_whole_day(tmp_path, monkeypatch)
 
     monkeypatch.setenv("RETUNE_DATA_DIR", str(tmp_path))
     stamps = pd.date_range("2024-03-01", periods=72, freq="h")
-    pd.DataFrame({"timestamp": stamps, "open": 1.0, "high": 1.0, "low": 1.0, "close": 1.0, "volume": 1.0}).to_csv(
-        tmp_path / "fx.csv", index=False
-    )
+    pd.DataFrame(
+        {"timestamp": stamps, "open": 1.0, "high": 1.0, "low": 1.0, "close": 1.0, "volume": 1.0}
+    ).to_csv(tmp_path / "fx.csv", index=False)
     settings = Settings(tmp_path, "sqlite://", "sqlite://")
-    hour = RunContext.create("hourly", "h", {"data": "csv:fx.csv", "as_of": "2024-03-02T05:00Z"}, settings=settings)
+    hour = RunContext.create(
+        "hourly", "h", {"data": "csv:fx.csv", "as_of": "2024-03-02T05:00Z"}, settings=settings
+    )
     day = RunContext.create("daily", "d", {"data": "csv:fx.csv", "as_of": "2024-03-02"}, settings=settings)
     assert load_bars("csv:fx.csv", hour.data_until)["timestamp"].iloc[-1] == pd.Timestamp("2024-03-02 05:00")
     assert load_bars("csv:fx.csv", day.data_until)["timestamp"].iloc[-1] == pd.Timestamp("2024-03-02 23:00")

@@ -107,7 +107,7 @@ def test_stale_last_bar_fails(clean):
 
 def test_staleness_is_counted_in_bars_of_the_calendar(make_bars):
     """Hourly bars 7 days old used to pass (7 whole days); now 5 bars + the weekend is the limit."""
-    from pipelines.calendar import BarFrequency, BarCalendar, SESSIONS
+    from pipelines.calendar import SESSIONS, BarCalendar, BarFrequency
     from pipelines.config import parse_config
 
     config = parse_config({"max_staleness_bars": 5})
@@ -125,7 +125,9 @@ def test_staleness_is_counted_in_bars_of_the_calendar(make_bars):
     fresh = BarExpectations.from_config(config, as_of=last + pd.Timedelta(hours=53), calendar=hourly_fx)
     validate_bars(bars, fresh)
     crypto = BarCalendar(BarFrequency.parse("1h"), SESSIONS["24x7"])
-    assert BarExpectations.from_config(config, as_of=last, calendar=crypto).max_staleness == pd.Timedelta(hours=5)
+    assert BarExpectations.from_config(config, as_of=last, calendar=crypto).max_staleness == pd.Timedelta(
+        hours=5
+    )
     daily_equity = BarCalendar(BarFrequency.parse("1d"), SESSIONS["xnys"])
     week = BarExpectations.from_config(config, as_of=last, calendar=daily_equity).max_staleness
     assert week == pd.Timedelta(days=7, hours=17, minutes=30)  # 5 sessions + Friday close to Monday open
