@@ -58,7 +58,7 @@ print(json.dumps({{
     "retries": dag.default_args["retries"],
     "params": sorted(dag.params.keys()),
     "mapped": sorted(t.task_id for t in dag.tasks if getattr(t, "is_mapped", False)),
-    "schedule": str(dag.timetable.summary),
+    "schedule": getattr(dag.timetable, "expression", None),
     "worker_upstream": sorted(dag.get_task("search_worker").upstream_task_ids),
     "finalize_upstream": sorted(dag.get_task("search_finalize").upstream_task_ids),
 }}))
