@@ -26,7 +26,7 @@ def sp500_bars() -> pd.DataFrame:
 def predictor_for(family: str, bars: pd.DataFrame) -> LivePredictor:
     """Weights do not change the cost of inference: a seeded, untrained network will do."""
     params = FAMILIES[family]
-    features = compute_features(bars)
+    scaler = FeatureScaler.fit(compute_features(bars), next_return(bars))
     torch.manual_seed(0)
-    network = build_network(architecture(params, features.shape[1]))
-    return LivePredictor("bench", params, FeatureScaler.fit(features, next_return(bars)), network)
+    network = build_network(architecture(params, len(scaler.features)))
+    return LivePredictor("bench", params, scaler, network)

@@ -98,6 +98,13 @@ def next_return(bars: pd.DataFrame) -> pd.Series:
     return label.rename("next_return")
 
 
+def model_features(features: pd.DataFrame) -> tuple[str, ...]:
+    """The feature columns a model trained on these rows uses: all but the calendar features
+    that never change in them (time of day of daily bars; day of week of weekly bars)."""
+    valid = features.dropna()
+    return tuple(c for c in features.columns if not (c in KNOWN_IN_ADVANCE and valid[c].nunique() <= 1))
+
+
 @dataclass(frozen=True)
 class FeatureScaler:
     """Standardization fitted on a training window and reused unchanged at inference."""
@@ -110,8 +117,7 @@ class FeatureScaler:
     @classmethod
     def fit(cls, features: pd.DataFrame, target: pd.Series) -> FeatureScaler:
         valid = features.dropna()
-        constant_calendar = [c for c in KNOWN_IN_ADVANCE if c in valid and valid[c].nunique() <= 1]
-        valid = valid.drop(columns=constant_calendar)
+        valid = valid[list(model_features(valid))]
         std = valid.std().replace(0.0, 1.0)
         return cls(
             mean=tuple(float(x) for x in valid.mean()),

@@ -17,7 +17,7 @@ from torch import nn
 from models.checkpoint import load_checkpoint, save_checkpoint
 from pipelines.config import HyperParams, PipelineConfig
 from pipelines.context import RunContext
-from pipelines.features.core import FEATURE_KINDS, FeatureScaler, feature_fingerprint
+from pipelines.features.core import FEATURE_KINDS, FeatureScaler, feature_fingerprint, model_features
 from pipelines.search.objective import PreparedData, labelled_windows
 from pipelines.store.repository import Repository
 from pipelines.store.tables import ModelVersion
@@ -44,7 +44,7 @@ def train_or_finetune(
     params = HyperParams(**best)
     n = len(data.bars)
     parent = parent_model(ctx, repo)
-    spec = architecture(params, data.features.shape[1], ctx.config.label_horizon)
+    spec = architecture(params, len(model_features(data.features)), ctx.config.label_horizon)
     reason = _why_not_finetune(ctx, parent, spec)
     cfg = ctx.config
     if reason is None:
