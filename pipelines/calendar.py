@@ -200,7 +200,8 @@ class BarCalendar:
 
 
 def span_years(span: str) -> float:
-    """A span like ``3mo``, ``90d``, ``1y``, ``36h`` in years of 365.25 days."""
+    """A span like ``3mo``, ``90d``, ``1y``, ``36h`` as a share of a year (12 months, 52 weeks,
+    365.25 days)."""
     match = _UNIT.match(str(span).strip())
     if not match:
         raise CalendarError(f"time span {span!r}: use e.g. 36h, 90d, 6w, 3mo, 1y")
@@ -209,6 +210,8 @@ def span_years(span: str) -> float:
         return float(count)
     if unit == "mo":
         return count / MONTHS_PER_YEAR
+    if unit == "w":
+        return count / WEEKS_PER_YEAR  # as weekly bars count them: 2w of hourly FX is 240 bars
     return count * _MINUTES[unit] / (_DAYS_PER_YEAR * 1440)
 
 

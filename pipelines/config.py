@@ -119,7 +119,11 @@ class PipelineConfig(_Frozen):
     year_days: int | None = None
     # data / validation
     window_bars: int = Field(1500, ge=100)
-    window: str | None = Field(None, pattern=SPAN_PATTERN)  # window_bars as a time span, e.g. 3mo
+    # sizes as time spans (e.g. 3mo, 5d), turned into bars by the run's bar calendar; set, they
+    # replace window_bars, val_bars and holdout_bars
+    window: str | None = Field(None, pattern=SPAN_PATTERN)
+    val_window: str | None = Field(None, pattern=SPAN_PATTERN)
+    holdout_window: str | None = Field(None, pattern=SPAN_PATTERN)
     recent_window: str = Field("3mo", pattern=SPAN_PATTERN)  # the narrowing rules' recent regime
     # the last bar may be this many bars old (in the calendar's time, plus a weekend); null: off
     max_staleness_bars: int | None = Field(5, ge=0)
@@ -248,6 +252,21 @@ class PipelineConfig(_Frozen):
         """The bar calendar: this config's settings, what they leave open inferred from the bars'
         ``timestamps`` (a run's config has it resolved by the validate step)."""
         return calendar_of(self, timestamps)
+
+    def with_calendar(self, calendar: BarCalendar) -> PipelineConfig:
+        """This config with its bar calendar resolved (frequency and session filled in) and the
+        sizes given in time (``window``, ``val_window``, ``holdout_window``) turned into bars."""
+        update: dict[str, Any] = {"bar_frequency": str(calendar.frequency), "session": calendar.session.name}
+        for span_key, bars_key in (
+            ("window", "window_bars"),
+            ("val_window", "val_bars"),
+            ("holdout_window", "holdout_bars"),
+        ):
+            span = getattr(self, span_key)
+            if span is not None:
+                minimum = type(self).model_fields[bars_key].metadata[0].ge
+                update[bars_key] = max(calendar.bars_in(span), minimum)
+        return self.model_copy(update=update)
 
     def annualization(self, timestamps: Any = None) -> float:
         """Bars a year, the factor every annualized metric uses (see ``calendar``)."""

@@ -124,18 +124,14 @@ def with_model_key(config: PipelineConfig, data: str) -> PipelineConfig:
 
 
 def with_resolved_calendar(config: PipelineConfig, path: Path) -> PipelineConfig:
-    """The config with the bar calendar the validate step resolved (``path``) filled in, and
-    ``window`` (a time span) turned into ``window_bars`` with it. Unchanged before validate."""
+    """The config with the bar calendar the validate step resolved (``path``) filled in, and its
+    sizes given in time turned into bars with it (``PipelineConfig.with_calendar``). Unchanged
+    before validate."""
     if not path.is_file():
         return config
     resolved = json.loads(path.read_text())
-    update: dict[str, Any] = {"bar_frequency": resolved["bar_frequency"], "session": resolved["session"]}
-    config = config.model_copy(update=update)
-    if config.window is not None:
-        config = config.model_copy(
-            update={"window_bars": max(calendar_of(config).bars_in(config.window), 100)}
-        )
-    return config
+    settings = {"bar_frequency": resolved["bar_frequency"], "session": resolved["session"]}
+    return config.with_calendar(calendar_of(config.model_copy(update=settings)))
 
 
 @dataclass(frozen=True)

@@ -56,7 +56,9 @@ def validate(ctx: RunContext) -> StepResult:
         calendar = calendar_of(ctx.config, bars["timestamp"])
     except CalendarError as exc:
         calendar_problem = str(exc)
-    spec = BarExpectations.from_config(ctx.config, as_of=until, calendar=calendar)
+    # the history needed counts the sizes given in time as bars of this calendar
+    config = ctx.config.with_calendar(calendar) if calendar is not None else ctx.config
+    spec = BarExpectations.from_config(config, as_of=until, calendar=calendar)
     ctx.run_dir.mkdir(parents=True, exist_ok=True)
     (ctx.run_dir / CALENDAR_FILE).unlink(missing_ok=True)
     try:

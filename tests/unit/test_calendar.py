@@ -240,3 +240,13 @@ def test_time_of_day_is_a_feature_of_intraday_models_only(make_bars):
     hour = features.index.hour + features.index.minute / 60
     np.testing.assert_allclose(features["tod_sin"].dropna(), np.sin(2 * math.pi * hour / 24)[24:], atol=1e-12)
     assert scaler.transform(features).shape[1] == len(scaler.features)
+
+
+def test_sizes_given_in_time_become_bars_of_the_run_calendar():
+    config = parse_config({"window": "3mo", "val_window": "1w", "holdout_window": "2w", "n_folds": 2})
+    fx = config.with_calendar(BarCalendar(BarFrequency.parse("1h"), SESSIONS["24x5"]))
+    assert (fx.window_bars, fx.val_bars, fx.holdout_bars) == (1560, 120, 240)
+    assert (fx.bar_frequency, fx.session) == ("1h", "24x5")
+    assert fx.min_history_terms[:2] == (("2 folds × 120", 240), ("holdout 240", 240))
+    daily = config.with_calendar(BarCalendar(BarFrequency.parse("1d"), SESSIONS["xnys"]))
+    assert (daily.window_bars, daily.val_bars, daily.holdout_bars) == (100, 10, 20)  # the fields' minimums
