@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -197,6 +197,13 @@ class RunContext:
         if whole_day:
             return self.as_of + timedelta(days=1) - timedelta(microseconds=1)
         return self.as_of
+
+    def with_run_calendar(self) -> RunContext:
+        """This context with the bar calendar its validate step wrote (if it has run): a context
+        built before validate (``retune run``: one context for the whole chain) picks it up
+        here, before each step; one built after it has it from ``create`` already."""
+        config = with_resolved_calendar(self.config, self.run_dir / CALENDAR_FILE)
+        return self if config == self.config else replace(self, config=config)
 
     @property
     def calendar(self) -> BarCalendar:

@@ -389,6 +389,7 @@ def run_step(name: str, ctx: RunContext, **kwargs: Any) -> StepResult:
         raise KeyError(f"unknown step {name!r}; steps: {', '.join(known)}") from None
     log.info("[%s] %s%s: start", ctx.run_id, name, f" {kwargs}" if kwargs else "")
     try:
+        ctx = ctx.with_run_calendar()  # the bar calendar validate resolved, for every later step
         result = step(ctx, **kwargs)
     except Exception as exc:
         _record_failure(ctx, name, exc)

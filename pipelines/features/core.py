@@ -98,6 +98,12 @@ def next_return(bars: pd.DataFrame) -> pd.Series:
     return label.rename("next_return")
 
 
+def feature_kinds(used: Iterable[str]) -> dict[str, list[str]]:
+    """``FEATURE_KINDS`` restricted to the features a model uses, for its record."""
+    chosen = set(used)
+    return {kind: [name for name in names if name in chosen] for kind, names in FEATURE_KINDS.items()}
+
+
 def model_features(features: pd.DataFrame) -> tuple[str, ...]:
     """The feature columns a model trained on these rows uses: all but the calendar features
     that never change in them (time of day of daily bars; day of week of weekly bars)."""

@@ -17,7 +17,7 @@ from torch import nn
 from models.checkpoint import load_checkpoint, save_checkpoint
 from pipelines.config import HyperParams, PipelineConfig
 from pipelines.context import RunContext
-from pipelines.features.core import FEATURE_KINDS, FeatureScaler, feature_fingerprint, model_features
+from pipelines.features.core import FeatureScaler, feature_fingerprint, feature_kinds, model_features
 from pipelines.search.objective import PreparedData, labelled_windows
 from pipelines.store.repository import Repository
 from pipelines.store.tables import ModelVersion
@@ -66,7 +66,7 @@ def train_or_finetune(
         "params": params.model_dump(),
         "scaler": scaler.to_dict(),
         "feature_fingerprint": feature_fingerprint(),
-        "feature_kinds": FEATURE_KINDS,
+        "feature_kinds": feature_kinds(scaler.features),
         "horizon_loss_weights": list(cfg.horizon_loss_weights),
         "trained_how": how,
         "source_run": ctx.run_id,
@@ -94,7 +94,7 @@ def train_or_finetune(
             "history": result.history,
             "scratch_reason": reason,
             "horizon_loss_weights": list(cfg.horizon_loss_weights),
-            "feature_kinds": FEATURE_KINDS,
+            "feature_kinds": feature_kinds(scaler.features),
             **trained.settings,
         },
     )

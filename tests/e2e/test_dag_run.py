@@ -227,3 +227,10 @@ def test_the_hourly_dag_runs_intraday_bars_and_reports_hourly_sharpe(airflow_env
     assert "6,240 bars a year" in html and "Sharpe, Sortino and Calmar are annualized for 1h bars" in html
     assert "per-bar Sharpe × √6,240" in html
     assert ours[0]["best_value"] == pytest.approx(search["best_value"])
+    # the model knows the hour (a known-in-advance feature), recorded with it for live parity
+    meta = json.loads(
+        (
+            Path(airflow_env["RETUNE_HOME"]) / "models" / "eurusd_1h" / ours[0]["run_id"] / "meta.json"
+        ).read_text()
+    )
+    assert meta["feature_kinds"]["known_in_advance"] == ["dow_sin", "dow_cos", "tod_sin", "tod_cos"]

@@ -250,3 +250,18 @@ def test_sizes_given_in_time_become_bars_of_the_run_calendar():
     assert fx.min_history_terms[:2] == (("2 folds × 120", 240), ("holdout 240", 240))
     daily = config.with_calendar(BarCalendar(BarFrequency.parse("1d"), SESSIONS["xnys"]))
     assert (daily.window_bars, daily.val_bars, daily.holdout_bars) == (100, 10, 20)  # the fields' minimums
+
+
+def test_a_context_built_before_validate_picks_up_its_calendar(tmp_path):
+    """``retune run`` builds one context for the whole chain, before validate wrote the calendar."""
+    from pipelines.context import CALENDAR_FILE, RunContext
+    from pipelines.settings import Settings
+
+    ctx = RunContext.create("daily", "one", {"data": "sample:sp500"}, settings=Settings(tmp_path, "", ""))
+    assert ctx.with_run_calendar() is ctx  # nothing resolved yet
+    ctx.run_dir.mkdir(parents=True)
+    daily = BarCalendar(BarFrequency.parse("1d"), SESSIONS["xnys"])
+    (ctx.run_dir / CALENDAR_FILE).write_text(json.dumps(daily.to_dict()))
+    later = ctx.with_run_calendar()
+    assert later.calendar.bars_per_year == 252 and later.config.session == "xnys"
+    assert later.with_run_calendar() is later  # idempotent
