@@ -3,13 +3,17 @@
 Issue 14: with one training seed per trial, the S&P objective's intraclass correlation over
 seeds was 0.04 — a study's best was its luckiest seed. Here 24 random configurations of the
 default daily search space (``pipelines/defaults/daily.yaml``, the real walk-forward objective:
-torch training, vectorbt scoring, every strategy variant) are each scored with 4 training
-seeds. ``value``: the Spearman rank correlation of the configurations' scores under two
-disjoint seed sets of the size a trial uses today (seeds_per_trial = 1: seed 0 vs seed 1), on a
-planted AR(1) series (phi = 0.10, 3,000 bars, the last 252 left out as the chain would). Details:
-the same with two seeds averaged per set ({0, 1} vs {2, 3}: what a 2-member ensemble score would
-at least reach), the intraclass correlation at 1 seed and at the 2-seed average, and all of it on
-the S&P 500 sample. Goal >= 0.6 (at the default seeds per trial).
+torch training early-stopped on each fold's inner validation part, vectorbt scoring, every
+strategy variant) are each scored as a trial scores them, with ``seeds_per_trial`` = K (8)
+members, under two disjoint seed sets (members from seed 0 and from seed 1000). A trial records
+each member's own score and the scores of two disjoint halves of its members, so one run gives
+the reliability at 1 seed, K/2 seeds and K seeds.
+
+``value``: the Spearman rank correlation of the 24 configurations' scores under the two disjoint
+seed sets at the default ``seeds_per_trial``, on a planted AR(1) series (phi = 0.10, 3,000 bars,
+the last 252 left out as the chain would, and its holdout). Details: the same at 1 seed and at
+K/2 and K seeds, the intraclass correlation of single-seed scores and of K-seed ensembles (each
+ensemble's members' spread gives its error), and all of it on the S&P 500 sample. Goal >= 0.6.
 """
 
 from __future__ import annotations
@@ -21,45 +25,63 @@ import numpy as np
 import optuna
 import pandas as pd
 from scipy import stats
-from search_fixtures import intraclass_correlation, random_points
+from search_fixtures import random_points
 
 from pipelines.config import default_config
 from pipelines.data import synthetic
-from pipelines.search.objective import PreparedData, make_objective
+from pipelines.search.objective import HALF_VALUES, SEED_VALUES, PreparedData, make_objective
+from pipelines.search.reliability import intraclass_correlation
 from pipelines.search.strategy import StrategyGrid, split_space
 
 NAME = "config_rank_reliability"
 CONFIGS = 24
-SEEDS = (0, 1, 2, 3)
+MEMBERS = 8  # seeds per trial measured (the halves give K/2, the members 1)
+SEED_SETS = (0, 1000)  # two disjoint seed sets: members seed..seed+K-1
 BARS, UNSEEN, HOLDOUT = 3000, 252, 120
 
 
-def scores_by_seed(bars: pd.DataFrame) -> np.ndarray:
-    """configurations x seeds: the walk-forward objective of each configuration under each seed."""
+def scores(bars: pd.DataFrame) -> dict[str, np.ndarray]:
+    """For each seed set: ensemble scores (configs), half scores (configs x 2), member scores
+    (configs x K), each as the trial objective computes them."""
     base = default_config("daily")
     data = PreparedData.from_bars(bars.iloc[:-HOLDOUT].reset_index(drop=True), base.window_bars)
     model_space, _ = split_space(base.search_space)
     points = random_points(model_space, CONFIGS)
-    out = np.empty((CONFIGS, len(SEEDS)))
-    for column, seed in enumerate(SEEDS):
-        config = base.model_copy(update={"seed": seed})
+    out: dict[str, np.ndarray] = {}
+    for seed in SEED_SETS:
+        config = base.model_copy(update={"seed": seed, "seeds_per_trial": MEMBERS})
         grid = StrategyGrid.from_space(config.search_space, config.hyperparams, config.strategy_grid_points)
         objective = make_objective(data, config, model_space, "sharpe", grid)
-        for row, point in enumerate(points):
-            out[row, column] = objective(optuna.trial.FixedTrial(point))
+        ensemble, halves, members, epochs = [], [], [], []
+        for point in points:
+            trial = optuna.trial.FixedTrial(point)
+            ensemble.append(objective(trial))
+            halves.append(trial.user_attrs[HALF_VALUES])
+            members.append(trial.user_attrs[SEED_VALUES])
+            epochs += trial.user_attrs["epochs_trained"]
+        out[f"ensemble_{seed}"] = np.array(ensemble)
+        out[f"halves_{seed}"] = np.array(halves)
+        out[f"members_{seed}"] = np.array(members)
+        out[f"epochs_{seed}"] = np.array(epochs)
     return out
 
 
-def reliability(scores: np.ndarray) -> dict[str, Any]:
-    one = float(stats.spearmanr(scores[:, 0], scores[:, 1]).statistic)
-    two = float(stats.spearmanr(scores[:, :2].mean(axis=1), scores[:, 2:].mean(axis=1)).statistic)
-    pairs = scores.reshape(len(scores), 2, 2).mean(axis=2)  # 2-seed averages as the unit
+def spearman(a: np.ndarray, b: np.ndarray) -> float:
+    return round(float(stats.spearmanr(a, b).statistic), 3)
+
+
+def reliability(s: dict[str, np.ndarray]) -> dict[str, Any]:
+    a, b = SEED_SETS
+    members = np.hstack([s[f"members_{a}"], s[f"members_{b}"]])  # configs x 2K single seeds
+    ensembles = np.column_stack([s[f"ensemble_{a}"], s[f"ensemble_{b}"]])
     return {
-        "split_half_spearman_1_seed": round(one, 3),
-        "split_half_spearman_2_seeds": round(two, 3),
-        "icc_1_seed": round(intraclass_correlation(scores), 3),
-        "icc_2_seed_average": round(intraclass_correlation(pairs), 3),
-        "score_median": round(float(np.median(scores)), 3),
+        f"split_half_spearman_{MEMBERS}_seeds": spearman(s[f"ensemble_{a}"], s[f"ensemble_{b}"]),
+        f"split_half_spearman_{MEMBERS // 2}_seeds": spearman(s[f"halves_{a}"][:, 0], s[f"halves_{b}"][:, 0]),
+        "split_half_spearman_1_seed": spearman(s[f"members_{a}"][:, 0], s[f"members_{b}"][:, 0]),
+        "icc_1_seed": round(intraclass_correlation(members), 3),
+        f"icc_{MEMBERS}_seed_ensemble": round(intraclass_correlation(ensembles), 3),
+        "score_median": round(float(np.median(ensembles)), 3),
+        "epochs_trained_median": float(np.median(np.concatenate([s[f"epochs_{a}"], s[f"epochs_{b}"]]))),
     }
 
 
@@ -68,21 +90,27 @@ def run() -> dict:
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     started = time.perf_counter()
+    default_k = default_config("daily").seeds_per_trial
     planted = synthetic.ar1(BARS, 0, phi=0.10).bars.iloc[:-UNSEEN].reset_index(drop=True)
-    ar1 = reliability(scores_by_seed(planted))
+    ar1 = reliability(scores(planted))
     print(f"   ar1 {ar1}")
-    sp500 = reliability(scores_by_seed(load_bars("sample:sp500", pd.Timestamp("2018-12-31"))))
+    sp500 = reliability(scores(load_bars("sample:sp500", pd.Timestamp("2018-12-31"))))
     print(f"   sp500 {sp500}")
+    key = f"split_half_spearman_{default_k}_seed{'s' if default_k > 1 else ''}"
     return {
-        "value": ar1["split_half_spearman_1_seed"],
-        "unit": f"Spearman of {CONFIGS} configurations' scores, seed 0 vs 1 (AR(1), daily config)",
+        "value": ar1.get(key),
+        "unit": (
+            f"Spearman of {CONFIGS} configurations' scores under two disjoint seed sets, "
+            f"seeds_per_trial={default_k} (AR(1) phi=0.10, daily config)"
+        ),
         "goal": ">= 0.6",
         "details": {
-            "seeds_per_trial": 1,
+            "seeds_per_trial_default": default_k,
+            "members_measured": MEMBERS,
             "ar1_phi_0_10": ar1,
             "sp500": sp500,
             "configurations": CONFIGS,
-            "seeds": list(SEEDS),
+            "seed_sets": list(SEED_SETS),
             "wall_s": round(time.perf_counter() - started, 1),
         },
     }

@@ -45,7 +45,7 @@ def holdout_loss(trained, data: PreparedData, start: int) -> float:
     x, ends = windows_ending_in(scaled, PARAMS.seq_len, start, len(scaled))
     target = data.target.to_numpy()[ends]
     known = ~np.isnan(target)
-    predicted = predict(trained.result.network, x[known]) * trained.scaler.target_std
+    predicted = trained.scaler.expected_return(predict(trained.result.network, x[known]))
     return float(np.mean((predicted - target[known]) ** 2))
 
 

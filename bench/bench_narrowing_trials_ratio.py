@@ -25,13 +25,14 @@ from typing import Any
 import numpy as np
 import optuna
 import pandas as pd
-from search_fixtures import intraclass_correlation, median, random_points, small_config, sqlite_url
+from search_fixtures import median, random_points, small_config, sqlite_url
 
 from pipelines.config import Categorical, FloatRange, IntRange, ParamSpec, parse_config
 from pipelines.narrowing.base import Evidence
 from pipelines.narrowing.optimizer import DataDrivenOptimizer, data_evidence
 from pipelines.search.history import top_quantile
 from pipelines.search.objective import PreparedData, make_objective
+from pipelines.search.reliability import intraclass_correlation
 from pipelines.search.space import suggest
 from pipelines.search.strategy import StrategyGrid, split_space
 from pipelines.search.study import SearchSettings, best_fresh_trial, run_study

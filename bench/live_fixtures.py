@@ -23,10 +23,11 @@ def sp500_bars() -> pd.DataFrame:
     return load_bars("sample:sp500")
 
 
-def predictor_for(family: str, bars: pd.DataFrame) -> LivePredictor:
-    """Weights do not change the cost of inference: a seeded, untrained network will do."""
+def predictor_for(family: str, bars: pd.DataFrame, members: int = 1) -> LivePredictor:
+    """Weights do not change the cost of inference: a seeded, untrained network (or seed
+    ensemble of ``members``) will do."""
     params = FAMILIES[family]
     scaler = FeatureScaler.fit(compute_features(bars), next_return(bars))
     torch.manual_seed(0)
-    network = build_network(architecture(params, len(scaler.features)))
+    network = build_network(architecture(params, len(scaler.features), members=members))
     return LivePredictor("bench", params, scaler, network)

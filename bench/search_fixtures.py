@@ -107,12 +107,3 @@ def random_points(space: dict, n: int, seed: int = 0) -> list[dict[str, Any]]:
         points.append(suggest(trial, space))
         draws.tell(trial, 0.0)
     return points
-
-
-def intraclass_correlation(scores: np.ndarray) -> float:
-    """One-way ICC of a configurations x seeds score matrix: between-configuration variance over
-    the total, one seed's view (near 0: a score is training noise, not the configuration)."""
-    k = scores.shape[1]
-    within = float(scores.var(axis=1, ddof=1).mean())
-    between = float(scores.mean(axis=1).var(ddof=1)) - within / k
-    return between / (between + within) if between + within > 0 else 0.0

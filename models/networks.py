@@ -20,13 +20,14 @@ class ArchitectureSpec:
     dropout: float
     seq_len: int
     n_outputs: int = 1  # predicted horizons
+    members: int = 1  # a seed ensemble of this many networks (models.ensemble), trading their mean
 
     def to_dict(self) -> dict:
         return asdict(self)
 
     def shape_differences(self, other: ArchitectureSpec) -> list[str]:
         """The fields that change weight shapes and differ; empty means weights are reusable."""
-        keys = ("family", "n_features", "hidden_size", "num_layers", "seq_len", "n_outputs")
+        keys = ("family", "n_features", "hidden_size", "num_layers", "seq_len", "n_outputs", "members")
         return [k for k in keys if getattr(self, k) != getattr(other, k)]
 
 
@@ -110,8 +111,25 @@ FAMILIES: dict[str, type[nn.Module]] = {
 }
 
 
-def build_network(spec: ArchitectureSpec) -> nn.Module:
-    """A fresh network of the family named in ``spec``."""
+SEED_FREE_FAMILIES = ("linear",)  # closed-form training: another seed gives the same model
+
+
+def build_network(spec: ArchitectureSpec, seeds: list[int] | None = None) -> nn.Module:
+    """A fresh network of the family named in ``spec``; a seed ensemble when ``spec.members > 1``
+    (``seeds``: one per member, initializing each)."""
+    if spec.members == 1:
+        return build_single(spec)
+    from models.ensemble import GroupedLSTMEnsemble, ModuleListEnsemble
+
+    if spec.family in SEED_FREE_FAMILIES:
+        raise ValueError(f"the {spec.family} family is seed-free: an ensemble of it is one model")
+    if spec.family == "lstm":
+        return GroupedLSTMEnsemble(spec, seeds)
+    return ModuleListEnsemble(spec, seeds)
+
+
+def build_single(spec: ArchitectureSpec) -> nn.Module:
+    """One network of the family named in ``spec``."""
     try:
         return FAMILIES[spec.family](spec)
     except KeyError:

@@ -125,7 +125,7 @@ def _last_outcome(run: Any) -> str | None:
     return run.decision or (f"failed in {run.failed_step}" if run.failed_step else None)
 
 
-VERDICT_FIELDS = ("dsr", "pbo", "n_backtests", "n_effective", "sr0", "benchmark", "gate")
+VERDICT_FIELDS = ("dsr", "pbo", "n_backtests", "n_effective", "sr0", "rank_reliability", "benchmark", "gate")
 
 
 def _verdict_fields(verdict: dict[str, Any] | None) -> dict[str, Any]:

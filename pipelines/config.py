@@ -140,6 +140,13 @@ class PipelineConfig(_Frozen):
     pruner: PrunerName = "median"
     two_stage: bool = False  # coarse search, then a fine one around the coarse best
     strategy_grid_points: int = Field(6, ge=1, le=50)  # entry thresholds tried per prediction set
+    # a trial's score measures the configuration, not one seed: it trains seeds_per_trial
+    # networks from the same seeds in every trial and trades their mean (the deployed model too)
+    seeds_per_trial: int = Field(1, ge=1, le=32)
+    # each fold trains until its newest inner_val_fraction of training windows stops improving
+    # for early_stopping_patience epochs (epochs is the budget); 0: always train every epoch
+    inner_val_fraction: float = Field(0.2, ge=0, lt=0.5)
+    early_stopping_patience: int = Field(3, ge=1, le=100)
     # the likely best, not the luckiest: the top race_top_k re-scored on race_seeds fresh seeds
     race_top_k: int = Field(3, ge=1, le=20)
     race_seeds: int = Field(2, ge=0, le=10)  # 0: no race, the raw best is selected

@@ -155,7 +155,7 @@ class LivePredictor:
             "model_key": self.model_key,
             "bar": str(timestamp),
             "prediction": prediction,
-            "expected_return": prediction * self.scaler.target_std,
+            "expected_return": self.scaler.expected_return(prediction),
             "horizon_predictions": horizons,
             "position": int(position[0, 0]),
             "features": dict(zip(FEATURES, features.tolist(), strict=True)),

@@ -113,23 +113,33 @@ def model_features(features: pd.DataFrame) -> tuple[str, ...]:
 
 @dataclass(frozen=True)
 class FeatureScaler:
-    """Standardization fitted on a training window and reused unchanged at inference."""
+    """Standardization fitted on a training window and reused unchanged at inference.
+
+    The target (the next-bar return) is centred on its training-window mean as well as scaled:
+    a model forecasts the return *beyond* what the instrument earned on average. The average
+    itself is what holding the instrument earns for free (the benchmark); left in, a model whose
+    forecast is mostly that mean trades its sign, which is buy-and-hold (or short-and-hold) in
+    disguise, and its real signal never crosses zero.
+    """
 
     mean: tuple[float, ...]
     std: tuple[float, ...]
     target_std: float
     features: tuple[str, ...] = FEATURES
+    target_mean: float = 0.0  # 0 for models saved before the target was centred
 
     @classmethod
     def fit(cls, features: pd.DataFrame, target: pd.Series) -> FeatureScaler:
         valid = features.dropna()
         valid = valid[list(model_features(valid))]
         std = valid.std().replace(0.0, 1.0)
+        known = target.dropna()
         return cls(
             mean=tuple(float(x) for x in valid.mean()),
             std=tuple(float(x) for x in std),
-            target_std=float(target.dropna().std() or 1.0),
+            target_std=float(known.std() or 1.0),
             features=tuple(valid.columns),
+            target_mean=float(known.mean()) if len(known) else 0.0,
         )
 
     def transform(self, features: pd.DataFrame) -> np.ndarray:
@@ -139,6 +149,14 @@ class FeatureScaler:
         """Scale feature rows given in ``FEATURES`` order (as ``feature_rows`` returns them)."""
         order = [FEATURES.index(name) for name in self.features]
         return (rows[:, order] - np.asarray(self.mean)) / np.asarray(self.std)
+
+    def scale_target(self, returns: pd.Series | np.ndarray) -> np.ndarray:
+        """Next-bar returns as the model learns them: centred and scaled (NaN stays NaN)."""
+        return (np.asarray(returns, dtype=np.float64) - self.target_mean) / self.target_std
+
+    def expected_return(self, prediction: float) -> float:
+        """A model output back in return units."""
+        return prediction * self.target_std + self.target_mean
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -150,6 +168,7 @@ class FeatureScaler:
             std=tuple(data["std"]),
             target_std=float(data["target_std"]),
             features=tuple(data["features"]),
+            target_mean=float(data.get("target_mean", 0.0)),
         )
 
 

@@ -88,13 +88,15 @@ def promote_run(ctx: RunContext, repo: Repository) -> dict[str, Any]:
 def run_verdict(ctx: RunContext, gate: GateResult) -> dict[str, Any]:
     """What decided this run, for ``status --json`` and the UI: the selection statistics with
     raw and effective N, the benchmark comparisons and every gate check with its number."""
-    stats = load_json(ctx.run_dir / "search.json")["statistics"]
+    search = load_json(ctx.run_dir / "search.json")
+    stats = search["statistics"]
     return {
         "dsr": (stats.get("dsr") or {}).get("dsr"),
         "pbo": (stats.get("pbo") or {}).get("pbo"),
         "n_backtests": stats.get("n_backtests_ever"),
         "n_effective": stats.get("n_effective_ever"),
         "sr0": (stats.get("dsr") or {}).get("sr0"),
+        "rank_reliability": search.get("rank_reliability"),
         "benchmark": {
             "name": ctx.config.benchmark,
             "walk_forward": stats.get("benchmark"),

@@ -24,12 +24,14 @@ from pipelines.search.history import TRAIN_FAMILY
 from pipelines.search.space import resolve, suggest
 from pipelines.search.stats import effective_trials
 from pipelines.search.strategy import StrategyGrid
-from pipelines.training.trainer import next_bar, predict, train_new
+from pipelines.training.trainer import member_next_bar, train_new
 
 log = logging.getLogger(__name__)
 
 LABEL_HORIZON = 1  # bars a next-bar label looks ahead: the purge gap (config.label_horizon for several)
 RETURNS_DIGITS = 8  # per-bar returns kept on a trial are rounded: enough for Sharpe, small in the DB
+SEED_VALUES = "seed_values"  # trial attribute: the objective of each seed alone
+HALF_VALUES = "half_values"  # trial attribute: the objective of two disjoint halves of the seeds
 
 
 @dataclass(frozen=True)
@@ -121,6 +123,24 @@ class FoldOutcome:
     val_loss: float
     close: pd.Series  # validation-block closes, for stitching an out-of-sample equity curve
     positions: pd.DataFrame
+    # the same objective per variant for each seed alone (members x variants) and for two
+    # disjoint halves of the seeds (2 x variants): how much of a score is the seeds'
+    member_values: np.ndarray | None = None
+    half_values: np.ndarray | None = None
+    epochs_trained: int | None = None
+
+
+def inner_split(
+    x: np.ndarray, y: np.ndarray, fraction: float, purge: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:
+    """The fold's training windows as (fit part, inner validation part): the newest ``fraction``
+    of them validates early stopping, the ``purge`` windows before it are dropped (their labels
+    reach into it). The fold's own validation block is never used to stop training."""
+    n_inner = int(len(x) * fraction)
+    if fraction <= 0 or n_inner < 20 or len(x) - n_inner - purge < 50:
+        return x, y, None, None
+    cut = len(x) - n_inner
+    return x[: cut - purge], y[: cut - purge], x[cut:], y[cut:]
 
 
 def evaluate_fold(
@@ -131,37 +151,67 @@ def evaluate_fold(
     objective: str,
     grid: StrategyGrid,
 ) -> FoldOutcome:
-    """Train on the fold's past, predict its validation block, backtest every strategy variant."""
+    """Train on the fold's past (early-stopped on its newest part), predict its validation
+    block, backtest every strategy variant of the ensemble's and of each seed's predictions."""
     train_feats = data.features.iloc[fold.train_start : fold.train_end]
     train_target = data.target.iloc[fold.train_start : fold.train_end]
     scaler = FeatureScaler.fit(train_feats, train_target)
     scaled = scaler.transform(data.features)
-    y_all = data.target.to_numpy() / scaler.target_std
+    y_all = scaler.scale_target(data.target)
     x, y = labelled_windows(
         scaled, y_all, params.seq_len, fold.train_start, fold.train_end, config.label_horizon
     )
-    result = train_new(params, x, y, seed=config.seed, horizon_weights=config.horizon_loss_weights)
+    x_fit, y_fit, x_inner, y_inner = inner_split(x, y, config.inner_val_fraction, config.label_horizon)
+    result = train_new(
+        params,
+        x_fit,
+        y_fit,
+        seed=config.seed,
+        members=config.seeds_per_trial,
+        x_val=x_inner,
+        y_val=y_inner,
+        patience=config.early_stopping_patience if x_inner is not None else None,
+        horizon_weights=config.horizon_loss_weights,
+    )
     x_val, val_ends = windows_ending_in(scaled, params.seq_len, fold.val_start, fold.val_end)
-    preds = next_bar(predict(result.network, x_val))
+    members = member_next_bar(result.network, x_val)
+    preds = members.mean(axis=0)  # the ensemble's prediction: what trades
     index = data.features.index[val_ends]
     y_val = y_all[val_ends]
     finite = ~np.isnan(y_val)
     val_loss = float(np.mean((preds[finite] - y_val[finite]) ** 2))
     close = pd.Series(data.bars["close"].to_numpy()[val_ends], index=index)
-    positions = grid.positions(pd.Series(preds, index=index))
+    sets = prediction_sets(preds, members)
+    positions = pd.concat([grid.positions(pd.Series(p, index=index)) for p in sets], axis=1)
+    positions.columns = pd.RangeIndex(positions.shape[1], name="variant")
     metrics, returns = backtest_with_returns(
         close, positions, Costs(config.fees, config.slippage), config.annualization(data.bars["timestamp"])
     )
     scored = [score(row, objective, config.min_trades) for _, row in metrics.iterrows()]
+    values = np.array([v for v, _ in scored]).reshape(len(sets), grid.size)
+    ensemble = slice(0, grid.size)
+    k = len(members) if len(sets) > 1 else 0
     return FoldOutcome(
-        metrics=metrics,
-        returns=returns,
-        values=np.array([v for v, _ in scored]),
-        penalties=[r for _, r in scored],
+        metrics=metrics.iloc[ensemble].reset_index(drop=True),
+        returns=returns[:, ensemble],
+        values=values[0],
+        penalties=[r for _, r in scored[ensemble]],
         val_loss=val_loss,
         close=close,
-        positions=positions,
+        positions=positions.iloc[:, ensemble],
+        member_values=values[1 : 1 + k] if k else None,
+        half_values=values[1 + k :] if k else None,
+        epochs_trained=len(result.history),
     )
+
+
+def prediction_sets(ensemble: np.ndarray, members: np.ndarray) -> list[np.ndarray]:
+    """What a fold backtests: the ensemble's predictions, then (with several seeds) each
+    member's, then the means of two disjoint halves of the members."""
+    if len(members) < 2:
+        return [ensemble]
+    half = len(members) // 2
+    return [ensemble, *members, members[:half].mean(axis=0), members[half:].mean(axis=0)]
 
 
 def make_objective(
@@ -230,6 +280,17 @@ def _record(
         "fold_returns",
         [np.round(np.nan_to_num(o.returns[:, chosen]), RETURNS_DIGITS).tolist() for o in outcomes],
     )
+    trial.set_user_attr("epochs_trained", [o.epochs_trained for o in outcomes])
+    if outcomes and outcomes[0].member_values is not None:
+        # each seed set scored as the trial is scored: its best variant's mean over the folds
+        trial.set_user_attr(SEED_VALUES, _best_variant_means([o.member_values for o in outcomes]))
+        trial.set_user_attr(HALF_VALUES, _best_variant_means([o.half_values for o in outcomes]))
+
+
+def _best_variant_means(per_fold: list) -> list[float]:
+    """(sets x variants) per fold -> each set's best variant's mean over folds."""
+    means = np.mean(np.stack(per_fold), axis=0)  # sets x variants
+    return [round(float(v), 6) for v in means.max(axis=1)]
 
 
 def variant_bets(outcomes: list[FoldOutcome], benchmark: BenchmarkName) -> float:

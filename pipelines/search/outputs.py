@@ -20,10 +20,11 @@ from pipelines.config import PipelineConfig
 from pipelines.search.backtest import Costs, run_portfolio
 from pipelines.search.objective import PreparedData, config_folds, evaluate_fold, fold_benchmark_returns
 from pipelines.search.racing import race
+from pipelines.search.reliability import rank_reliability
 from pipelines.search.selection import degenerate_audit, selection_statistics
 from pipelines.search.space import resolve
 from pipelines.search.strategy import StrategyGrid
-from pipelines.search.study import best_fresh_trial
+from pipelines.search.study import best_fresh_trial, fresh_trials
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +104,7 @@ def write_search_outputs(
         "audit": audit,
         "statistics": statistics,
         "race": raced.to_dict() if raced else None,
+        "rank_reliability": rank_reliability(fresh_trials(study)),
         "plots": plots,
         "objective": objective,
     }

@@ -17,13 +17,12 @@ from typing import Any
 import numpy as np
 import optuna
 
+from models.networks import SEED_FREE_FAMILIES
 from pipelines.config import PipelineConfig
 from pipelines.search.objective import PreparedData, config_folds, evaluate_fold
 from pipelines.search.space import resolve
 from pipelines.search.strategy import StrategyGrid
 from pipelines.search.study import fresh_trials
-
-SEED_FREE_FAMILIES = ("linear",)  # closed-form training: another seed gives the same model
 
 
 @dataclass(frozen=True)

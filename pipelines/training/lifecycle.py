@@ -44,7 +44,9 @@ def train_or_finetune(
     params = HyperParams(**best)
     n = len(data.bars)
     parent = parent_model(ctx, repo)
-    spec = architecture(params, len(model_features(data.features)), ctx.config.label_horizon)
+    spec = architecture(
+        params, len(model_features(data.features)), ctx.config.label_horizon, ctx.config.seeds_per_trial
+    )
     reason = _why_not_finetune(ctx, parent, spec)
     cfg = ctx.config
     if reason is None:
@@ -95,6 +97,7 @@ def train_or_finetune(
             "scratch_reason": reason,
             "horizon_loss_weights": list(cfg.horizon_loss_weights),
             "feature_kinds": feature_kinds(scaler.features),
+            "members": spec.members,
             **trained.settings,
         },
     )
@@ -162,6 +165,7 @@ def train_from_scratch(
         x,
         y,
         seed=cfg.seed,
+        members=cfg.seeds_per_trial,
         x_val=x_val,
         y_val=y_val,
         patience=cfg.finetune_patience,
@@ -175,7 +179,7 @@ def _train_val_windows(
 ):
     """Train on windows ending in [start, split - purge), validate on those ending at or after split."""
     scaled = scaler.transform(data.features)
-    y = data.target.to_numpy() / scaler.target_std
+    y = scaler.scale_target(data.target)
     x_train, y_train = labelled_windows(scaled, y, seq_len, start, split - horizons, horizons)
     x_val, y_val = labelled_windows(scaled, y, seq_len, split, len(scaled), horizons)
     return x_train, y_train, x_val, y_val
@@ -189,7 +193,7 @@ def _with_replay(data: PreparedData, scaler: FeatureScaler, seq_len: int, start:
     if wanted == 0 or start - cfg.label_horizon <= older_start:
         return x, y, 0
     scaled = scaler.transform(data.features)
-    target = data.target.to_numpy() / scaler.target_std
+    target = scaler.scale_target(data.target)
     x_old, y_old = labelled_windows(
         scaled, target, seq_len, older_start, start - cfg.label_horizon, cfg.label_horizon
     )
@@ -205,7 +209,9 @@ def _why_not_finetune(ctx: RunContext, parent: ModelVersion | None, spec) -> str
     if parent.feature_fingerprint != feature_fingerprint():
         return "the feature definition changed since the deployed model was trained"
     horizons = len(parent.metrics.get("horizon_loss_weights", [1.0]))
-    changed = architecture(HyperParams(**parent.params), spec.n_features, horizons).shape_differences(spec)
+    members = parent.metrics.get("members", 1)
+    deployed = architecture(HyperParams(**parent.params), spec.n_features, horizons, members)
+    changed = deployed.shape_differences(spec)
     if changed:
         return f"the chosen architecture differs from the deployed model ({', '.join(changed)})"
     return None

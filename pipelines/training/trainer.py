@@ -15,7 +15,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from models.networks import ArchitectureSpec, LinearRegressor, build_network
+from models.ensemble import SeedEnsemble, member_seeds
+from models.networks import SEED_FREE_FAMILIES, ArchitectureSpec, LinearRegressor, build_network
 from pipelines.config import HyperParams
 from pipelines.training.ridge import fit_ridge
 
@@ -34,8 +35,13 @@ def seed_everything(seed: int) -> None:
     np.random.seed(seed % (2**32))
 
 
-def architecture(params: HyperParams, n_features: int, n_outputs: int = 1) -> ArchitectureSpec:
+def architecture(
+    params: HyperParams, n_features: int, n_outputs: int = 1, members: int = 1
+) -> ArchitectureSpec:
+    """The network ``params`` describe; ``members`` > 1: a seed ensemble (one model for a
+    seed-free family, where more seeds would give copies)."""
     return ArchitectureSpec(
+        members=1 if params.model_family in SEED_FREE_FAMILIES else members,
         n_outputs=n_outputs,
         family=params.model_family,
         n_features=n_features,
@@ -93,19 +99,27 @@ def fit(
         has_val = x_val is not None and y_val is not None and len(x_val) > 0
         result = TrainResult(network=network)
         best_state, best_loss, bad_epochs = None, float("inf"), 0
-        generator = torch.Generator().manual_seed(seed)
+        members = network.members if isinstance(network, SeedEnsemble) else 1
+        # each member shuffles with its own seed, as k separate trainings would
+        generators = [torch.Generator().manual_seed(s) for s in member_seeds(seed, members)]
         for epoch in range(1, epochs + 1):
             network.train()
-            order = torch.randperm(len(xt), generator=generator).to(dev)
+            order = torch.stack([torch.randperm(len(xt), generator=g) for g in generators]).to(dev)
             total = 0.0
             for start in range(0, len(xt), batch_size):
-                idx = order[start : start + batch_size]
+                idx = order[:, start : start + batch_size]
                 optimizer.zero_grad()
-                loss = weighted_mse(network(xt[idx]), yt[idx], weights)
-                loss.backward()
-                nn.utils.clip_grad_norm_(network.parameters(), 1.0)
+                if isinstance(network, SeedEnsemble):
+                    # the members' losses summed: their weights are disjoint, so each member
+                    # gets exactly the gradient of its own training
+                    outputs = network.member_outputs(xt[idx])
+                    loss = sum(weighted_mse(outputs[m], yt[idx[m]], weights) for m in range(members))
+                else:
+                    loss = weighted_mse(network(xt[idx[0]]), yt[idx[0]], weights)
+                loss.backward()  # type: ignore[union-attr]
+                clip_gradients(network, 1.0)
                 optimizer.step()
-                total += loss.item() * len(idx)
+                total += float(loss.detach()) / members * idx.shape[1]  # type: ignore[union-attr]
             row: dict[str, float | None] = {
                 "epoch": epoch,
                 "train_loss": total / max(len(xt), 1),
@@ -158,6 +172,23 @@ def fit_linear(
     return TrainResult(network=network, history=[row], best_epoch=1)
 
 
+def clip_gradients(network: nn.Module, max_norm: float) -> None:
+    """Clip each member's gradient norm on its own, as separate trainings would."""
+    if not isinstance(network, SeedEnsemble):
+        nn.utils.clip_grad_norm_(network.parameters(), max_norm)
+        return
+    grouped = [p for p in network.member_parameters() if p.grad is not None]
+    if not grouped:  # members are separate modules
+        for member in network.children():
+            for net in member.children() if isinstance(member, nn.ModuleList) else [member]:
+                nn.utils.clip_grad_norm_(net.parameters(), max_norm)
+        return
+    norms = torch.stack([p.grad.flatten(1).pow(2).sum(1) for p in grouped]).sum(0).sqrt()  # type: ignore[union-attr]
+    scale = (max_norm / (norms + 1e-6)).clamp(max=1.0)
+    for p in grouped:
+        p.grad.mul_(scale.view(-1, *[1] * (p.grad.dim() - 1)))  # type: ignore[union-attr]
+
+
 @contextmanager
 def frozen(network: nn.Module, n_layers: int) -> Iterator[None]:
     """The first ``n_layers`` backbone layers untrainable inside the block, trainable after."""
@@ -172,11 +203,15 @@ def frozen(network: nn.Module, n_layers: int) -> Iterator[None]:
             param.requires_grad_(True)
 
 
-def train_new(params: HyperParams, x: np.ndarray, y: np.ndarray, seed: int, **kwargs) -> TrainResult:
+def train_new(
+    params: HyperParams, x: np.ndarray, y: np.ndarray, seed: int, members: int = 1, **kwargs
+) -> TrainResult:
     """A fresh network of ``params``' architecture, trained on (x, y); one output per column
-    of a two-dimensional ``y`` (horizons)."""
+    of a two-dimensional ``y`` (horizons). ``members`` > 1: a seed ensemble whose members start
+    from seeds ``seed``, ``seed + 1``, ... (the same for every trial: common random numbers)."""
     seed_everything(seed)
-    network = build_network(architecture(params, x.shape[-1], y.shape[1] if y.ndim == 2 else 1))
+    spec = architecture(params, x.shape[-1], y.shape[1] if y.ndim == 2 else 1, members)
+    network = build_network(spec, member_seeds(seed, spec.members))
     return fit(
         network,
         x,
@@ -210,6 +245,19 @@ def predict(network: nn.Module, x: np.ndarray, batch_size: int = 4096) -> np.nda
         for i in range(0, len(x), batch_size)
     ]
     return torch.cat(out).numpy() if out else np.empty(0)
+
+
+@torch.inference_mode()
+def member_next_bar(network: nn.Module, x: np.ndarray) -> np.ndarray:
+    """Each member's next-bar predictions, (members, windows); one row for a single network."""
+    if not isinstance(network, SeedEnsemble):
+        return next_bar(predict(network, x))[None]
+    network = inference_network(network)
+    assert isinstance(network, SeedEnsemble)
+    if not len(x):
+        return np.empty((network.members, 0))
+    out = network.member_outputs(torch.as_tensor(x, dtype=torch.float64)).numpy()
+    return out if out.ndim == 2 else out[..., 0]
 
 
 def next_bar(predictions: np.ndarray) -> np.ndarray:

@@ -83,9 +83,12 @@ def test_a_daily_schedule_on_a_random_walk_never_promotes(tmp_path, monkeypatch,
     assert latest["benchmark"]["name"] == "buy_and_hold" and latest["benchmark"]["holdout"]["n_bars"] == 60
 
 
-def test_holding_a_drifting_random_walk_is_refused_by_the_benchmark_check(tmp_path, monkeypatch, make_bars):
-    """A long-only config on a strong trend: the model learns the drift and is long nearly always.
-    Its Sharpe is high and every other check is relaxed, so only the benchmark can refuse it."""
+def test_a_strong_trend_is_not_traded_as_buy_and_hold_in_disguise(tmp_path, monkeypatch, make_bars):
+    """A long-only config on a strong trend. The target is the return beyond its training mean,
+    so the model forecasts above- or below-average days and is long on about half of them: the
+    drift itself is what buy-and-hold earns for free. (Before the target was centred the model
+    learned the drift, was long on >90% of bars with an annualized Sharpe > 1, and only the
+    benchmark check stood between it and a promotion.) Whatever it earns is judged as alpha."""
     monkeypatch.setenv("RETUNE_DATA_DIR", str(tmp_path))
     config = {
         **CONFIG,
@@ -101,15 +104,13 @@ def test_holding_a_drifting_random_walk_is_refused_by_the_benchmark_check(tmp_pa
     ctx = _daily_run(tmp_path, bars, "hold", 2, config)
     search = load_json(ctx.run_dir / "search.json")
     walk_forward = search["statistics"]["benchmark"]
-    assert walk_forward["exposure"] > 0.9, walk_forward  # the premise: it holds
-    assert search["best_value"] > 1.0  # an annualized Sharpe a naive gate would take
-    assert walk_forward["beta"] > 0.85 and walk_forward["p_value"] > 0.05
+    assert 0.2 < walk_forward["exposure"] < 0.8, walk_forward  # it times, it does not hold
+    assert walk_forward["beta"] < 0.8
     gate = {c["name"]: c for c in load_json(ctx.run_dir / "gate.json")["checks"]}
-    assert gate["beats_benchmark"]["passed"] is False
-    assert gate["best_value_positive"]["passed"] and gate["deflated_sharpe"]["passed"]
+    assert gate["beats_benchmark"]["passed"] is False  # half the drift is no skill
     run = Repository(load_settings().db_url).get_run(ctx.run_id)
-    assert run is not None and run.decision.startswith("kept: gate failed (beats_benchmark p=")
-    assert run.verdict is not None and run.verdict["benchmark"]["walk_forward"]["beta"] > 0.85
+    assert run is not None and run.decision.startswith("kept: gate failed (")
+    assert run.verdict is not None and run.verdict["benchmark"]["walk_forward"]["beta"] < 0.8
 
 
 def _models(repo: Repository, key: str):

@@ -18,7 +18,9 @@ from pipelines.predictor import BarError, LivePredictor
 from pipelines.training.trainer import architecture
 
 
-def _predictor(bars: pd.DataFrame, family: str, seq_len: int = 10, horizons: int = 1) -> LivePredictor:
+def _predictor(
+    bars: pd.DataFrame, family: str, seq_len: int = 10, horizons: int = 1, members: int = 1
+) -> LivePredictor:
     params = HyperParams(
         model_family=family,
         hidden_size=16,
@@ -29,16 +31,18 @@ def _predictor(bars: pd.DataFrame, family: str, seq_len: int = 10, horizons: int
     )
     scaler = FeatureScaler.fit(compute_features(bars), next_return(bars))
     torch.manual_seed(3)
-    network = build_network(architecture(params, len(scaler.features), horizons))
+    network = build_network(architecture(params, len(scaler.features), horizons, members))
     return LivePredictor("k", params, scaler, network)
 
 
 @pytest.mark.parametrize(
-    ("family", "horizons"), [("lstm", 1), ("transformer", 1), ("linear", 1), ("lstm", 3)]
+    ("family", "horizons", "members"),
+    [("lstm", 1, 1), ("transformer", 1, 1), ("linear", 1, 1), ("lstm", 3, 1), ("lstm", 1, 4), ("lstm", 3, 3)]
+    + [("transformer", 1, 2)],
 )
-def test_live_updates_reproduce_the_training_path(make_bars, family, horizons):
+def test_live_updates_reproduce_the_training_path(make_bars, family, horizons, members):
     bars = make_bars(400, seed=11)
-    predictor = _predictor(bars, family, horizons=horizons)
+    predictor = _predictor(bars, family, horizons=horizons, members=members)
     features = compute_features(bars)
     start = 250
     result = check_parity(predictor, bars, features, start)
@@ -88,7 +92,7 @@ def test_warm_up_then_one_signal_per_bar(make_bars):
     last = signals[-1]
     assert last["bar"] == str(bars["timestamp"].iloc[-1])
     assert last["position"] in (-1, 0, 1)
-    assert np.isclose(last["expected_return"], last["prediction"] * predictor.scaler.target_std)
+    assert np.isclose(last["expected_return"], predictor.scaler.expected_return(last["prediction"]))
 
 
 def test_predict_bars_uses_only_the_trailing_bars(make_bars):

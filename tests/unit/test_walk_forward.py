@@ -44,3 +44,44 @@ def test_too_few_rows_raise(n_rows, n_folds, val_bars, purge):
 def test_smallest_valid_window():
     (fold,) = walk_forward_folds(102, 1, 100, purge=1)
     assert (fold.train_start, fold.train_end, fold.val_start, fold.val_end) == (0, 1, 2, 102)
+
+
+@pytest.mark.parametrize(("n", "fraction", "purge"), [(500, 0.2, 1), (800, 0.25, 3), (300, 0.1, 2)])
+def test_inner_validation_is_the_newest_training_windows_after_a_purge(n, fraction, purge):
+    import numpy as np
+
+    from pipelines.search.objective import inner_split
+
+    x = np.arange(n, dtype=float)[:, None, None]  # a window's value is its position in time
+    y = np.arange(n, dtype=float)
+    x_fit, y_fit, x_in, y_in = inner_split(x, y, fraction, purge)
+    assert x_in is not None and y_in is not None
+    assert len(x_in) == int(n * fraction)
+    assert x_in[0, 0, 0] - x_fit[-1, 0, 0] == purge + 1  # the purge windows are in neither part
+    assert x_in[-1, 0, 0] == n - 1 and x_fit[0, 0, 0] == 0  # newest validates, oldest fits
+    np.testing.assert_array_equal(x_fit[:, 0, 0], y_fit)
+
+
+def test_no_inner_validation_when_off_or_too_small():
+    import numpy as np
+
+    from pipelines.search.objective import inner_split
+
+    x, y = np.zeros((500, 2, 1)), np.zeros(500)
+    assert inner_split(x, y, 0.0, 1)[2] is None
+    assert inner_split(x[:60], y[:60], 0.2, 1)[2] is None  # 12 windows validate nothing
+    assert len(inner_split(x, y, 0.0, 1)[0]) == 500
+
+
+def test_prediction_sets_are_the_ensemble_each_seed_and_two_disjoint_halves():
+    import numpy as np
+
+    from pipelines.search.objective import prediction_sets
+
+    members = np.arange(12, dtype=float).reshape(4, 3)
+    sets = prediction_sets(members.mean(axis=0), members)
+    assert len(sets) == 1 + 4 + 2
+    np.testing.assert_array_equal(sets[1], members[0])
+    np.testing.assert_array_equal(sets[5], members[:2].mean(axis=0))
+    np.testing.assert_array_equal(sets[6], members[2:].mean(axis=0))
+    assert len(prediction_sets(members[0], members[:1])) == 1  # one seed: nothing to split

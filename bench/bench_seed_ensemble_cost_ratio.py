@@ -1,0 +1,97 @@
+"""What k seeds per trial cost: one trial with k = 8 batched members over the same trial with k = 1.
+
+Issue 14: a trial's score should be its configuration's, not one seed's, so a trial trains
+``seeds_per_trial`` members and trades their mean; the members train as one batched computation
+(``models.ensemble``: every weight carries a member dimension, one ``bmm`` per step for all).
+Arms: the production walk-forward objective (``make_objective``, every fold, every strategy
+variant, the per-seed and half-ensemble backtests) for one trial of the weekly default config
+(3,000 S&P 500 bars, 4 folds of 252, 10 epochs, batch 64) at the default architecture
+(LSTM, hidden 32, 1 layer, seq_len 20, lr 1e-3), k = 8 and k = 1 (a plain ``nn.LSTM``: the
+cost a one-seed trial has). Early stopping is off for the headline so both arms train the same
+10 epochs per fold; with it on (the default) the arms stop when their own validation says, shown
+in details. Interleaved, ``REPEATS`` repeats, medians; the first (cold) call of each arm apart.
+
+``value``: warm median time(k = 8) / time(k = 1). ``details.batching_efficiency``: 8 x time(k =
+1) / time(k = 8), what batching saves over eight one-seed trainings; ``details.by_hidden``: the
+same ratio at other widths of the daily and weekly spaces. On this CPU the k members' arithmetic
+is k times one member's, so batching saves the per-step overhead, not the FLOPs.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from typing import Any
+
+import optuna
+import pandas as pd
+
+from pipelines.config import default_config
+from pipelines.data.sources import load_bars
+from pipelines.search.objective import PreparedData, make_objective
+from pipelines.search.strategy import StrategyGrid, split_space
+
+NAME = "seed_ensemble_cost_ratio"
+K = 8
+REPEATS = 3
+POINT = {"hidden_size": 32, "num_layers": 1, "seq_len": 20, "lr": 1e-3, "dropout": 0.0}
+
+
+def trial_seconds(data: PreparedData, members: int, early_stopping: bool, point: dict[str, Any]) -> float:
+    base = default_config("weekly")
+    inner = base.inner_val_fraction if early_stopping else 0.0
+    config = base.model_copy(update={"seeds_per_trial": members, "inner_val_fraction": inner})
+    space, _ = split_space(config.search_space)
+    grid = StrategyGrid.from_space(config.search_space, config.hyperparams, config.strategy_grid_points)
+    objective = make_objective(data, config, space, "sharpe", grid)
+    started = time.perf_counter()
+    objective(optuna.trial.FixedTrial(point))
+    return time.perf_counter() - started
+
+
+def arms(data: PreparedData, early_stopping: bool, point: dict[str, Any], repeats: int) -> dict[str, Any]:
+    cold = {k: trial_seconds(data, k, early_stopping, point) for k in (1, K)}
+    warm: dict[int, list[float]] = {1: [], K: []}
+    for _ in range(repeats):
+        for k in (1, K):  # interleaved: load on the machine hits both arms alike
+            warm[k].append(trial_seconds(data, k, early_stopping, point))
+    one, many = statistics.median(warm[1]), statistics.median(warm[K])
+    return {
+        "ratio": round(many / one, 3),
+        "batching_efficiency": round(K * one / many, 3),
+        "k1_warm_median_s": round(one, 3),
+        f"k{K}_warm_median_s": round(many, 3),
+        "k1_warm_s": [round(t, 3) for t in warm[1]],
+        f"k{K}_warm_s": [round(t, 3) for t in warm[K]],
+        "cold_s": {f"k{k}": round(t, 3) for k, t in cold.items()},
+    }
+
+
+def run() -> dict:
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    weekly = default_config("weekly")
+    bars = load_bars("sample:sp500", pd.Timestamp("2018-12-31"))
+    history = bars.iloc[: -weekly.holdout_bars].reset_index(drop=True)
+    data = PreparedData.from_bars(history, weekly.window_bars)
+    headline = arms(data, early_stopping=False, point=POINT, repeats=REPEATS)
+    early = arms(data, early_stopping=True, point=POINT, repeats=1)
+    by_hidden = {
+        hidden: arms(data, early_stopping=False, point={**POINT, "hidden_size": hidden}, repeats=1)["ratio"]
+        for hidden in (8, 16, 64, 128)
+    }
+    return {
+        "value": headline["ratio"],
+        "unit": f"x wall time of one trial, k={K} batched seeds / k=1 (weekly config, LSTM 32x1, warm)",
+        "goal": "<= 2.0",
+        "details": {
+            **headline,
+            "with_early_stopping": early,
+            "ratio_by_hidden_size": by_hidden,
+            "point": POINT,
+            "folds": weekly.n_folds,
+            "epochs": weekly.hyperparams.epochs,
+            "bars": weekly.window_bars,
+            "repeats": REPEATS,
+            "torch_threads": 1,
+        },
+    }

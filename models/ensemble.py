@@ -1,0 +1,144 @@
+"""Seed ensembles: k copies of one architecture, each from its own seed, that trade as their mean.
+
+A trial's score should measure the configuration, not the luck of one initialization; the mean
+of k members trained from k seeds is what is scored, deployed and traded. Members are trained
+together as one batched computation: every weight carries a leading member dimension, so one
+``bmm`` does the work of k small matrix products and k seeds cost far less than k trainings.
+
+``member_outputs`` gives each member's prediction (per-seed scores, the ranking's reliability);
+``forward`` gives their mean, the ensemble's prediction, so a ``SeedEnsemble`` is used wherever
+a single network is (inference, checkpoints, the live predictor, fine-tuning).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from models.networks import ArchitectureSpec
+
+
+def member_seeds(seed: int, members: int) -> list[int]:
+    """The seeds of an ensemble's members: the same for every trial (common random numbers)."""
+    return [seed + m for m in range(members)]
+
+
+class SeedEnsemble(nn.Module):
+    """Interface of a k-member ensemble: per-member outputs, their mean, per-member init."""
+
+    members: int
+
+    def member_outputs(self, x: torch.Tensor) -> torch.Tensor:
+        """(members, batch[, horizons]); ``x`` is (batch, T, F) shared, or (members, batch, T, F)."""
+        raise NotImplementedError
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.member_outputs(x).mean(0)
+
+    def member_parameters(self) -> list[nn.Parameter]:
+        """Parameters whose first dimension is the member (per-member gradient clipping)."""
+        raise NotImplementedError
+
+
+class GroupedLSTMEnsemble(SeedEnsemble):
+    """k LSTM regressors (``nn.LSTM`` semantics, with the gates laid out i, f, o, g and one bias
+    per gate, the sum of PyTorch's two) as batched matrix products over a leading member
+    dimension."""
+
+    def __init__(self, spec: ArchitectureSpec, seeds: list[int] | None = None):
+        super().__init__()
+        k, hidden = spec.members, spec.hidden_size
+        self.members = k
+        self.hidden = hidden
+        self.dropout = spec.dropout if spec.num_layers > 1 else 0.0
+        sizes = [spec.n_features] + [hidden] * (spec.num_layers - 1)
+        self.w_ih = nn.ParameterList([nn.Parameter(torch.empty(k, n, 4 * hidden)) for n in sizes])
+        self.w_hh = nn.ParameterList(
+            [nn.Parameter(torch.empty(k, hidden, 4 * hidden)) for _ in sizes]
+        )
+        self.bias = nn.ParameterList([nn.Parameter(torch.empty(k, 1, 4 * hidden)) for _ in sizes])
+        self.head_w = nn.Parameter(torch.empty(k, hidden, spec.n_outputs))
+        self.head_b = nn.Parameter(torch.empty(k, 1, spec.n_outputs))
+        self.reset_members(seeds or member_seeds(0, k))
+
+    @torch.no_grad()
+    def reset_members(self, seeds: list[int]) -> None:
+        """Each member initialized as ``nn.LSTM``/``nn.Linear`` would be, from its own seed."""
+        bound = 1.0 / math.sqrt(self.hidden)
+        for m, seed in enumerate(seeds):
+            gen = torch.Generator().manual_seed(seed)
+            for param in (*self.w_ih, *self.w_hh, self.head_w):
+                param[m].uniform_(-bound, bound, generator=gen)
+            for b in self.bias:  # b_ih + b_hh, each U(-bound, bound)
+                b[m].uniform_(-bound, bound, generator=gen).add_(
+                    torch.empty_like(b[m]).uniform_(-bound, bound, generator=gen)
+                )
+            self.head_b[m].uniform_(-bound, bound, generator=gen)
+
+    def backbone_layers(self) -> list[list[nn.Parameter]]:
+        """The recurrent layers' parameters, input side first, all members together."""
+        return [[self.w_ih[i], self.w_hh[i], self.bias[i]] for i in range(len(self.w_ih))]
+
+    def member_parameters(self) -> list[nn.Parameter]:
+        return list(self.parameters())
+
+    def member_outputs(self, x: torch.Tensor) -> torch.Tensor:
+        k = self.members
+        h_seq = x.unsqueeze(0).expand(k, *x.shape) if x.dim() == 3 else x  # (k, B, T, F)
+        batch = h_seq.shape[1]
+        for layer, (w_ih, w_hh, bias) in enumerate(zip(self.w_ih, self.w_hh, self.bias, strict=True)):
+            if layer > 0 and self.dropout and self.training:
+                h_seq = nn.functional.dropout(h_seq, self.dropout, training=True)
+            # the input projection of every step at once; only the recurrence is sequential
+            steps = h_seq.shape[2]
+            gates_in = torch.baddbmm(bias, h_seq.reshape(k, batch * steps, -1), w_ih)
+            # time first and contiguous, then unbind: each step's slice is a plain block (a
+            # strided slice would be copied, and its backward would fill a whole gradient)
+            gates_in = gates_in.view(k, batch, steps, -1).permute(2, 0, 1, 3).contiguous()
+            h = h_seq.new_zeros(k, batch, self.hidden)
+            c = h_seq.new_zeros(k, batch, self.hidden)
+            outputs = []
+            split = 3 * self.hidden
+            for step_in in gates_in.unbind(0):  # T x (k, B, 4H)
+                gates = torch.baddbmm(step_in, h, w_hh)
+                # gates laid out (i, f, o, g): one sigmoid and one tanh per step, not five
+                i, f, o = torch.sigmoid(gates[..., :split]).chunk(3, dim=-1)
+                c = torch.addcmul(f * c, i, torch.tanh(gates[..., split:]))
+                h = o * torch.tanh(c)
+                outputs.append(h)
+            h_seq = torch.stack(outputs, dim=2)
+        out = torch.baddbmm(self.head_b, h, self.head_w)  # (k, B, n_outputs)
+        return out.squeeze(-1) if out.shape[-1] == 1 else out
+
+
+class ModuleListEnsemble(SeedEnsemble):
+    """Any family's k members side by side (a loop over members): the general fallback for
+    families without a grouped implementation."""
+
+    def __init__(self, spec: ArchitectureSpec, seeds: list[int] | None = None):
+        super().__init__()
+        from dataclasses import replace
+
+        from models.networks import build_single
+
+        seeds = seeds or member_seeds(0, spec.members)
+        self.members = spec.members
+        nets = []
+        for seed in seeds:
+            torch.manual_seed(seed)
+            nets.append(build_single(replace(spec, members=1)))
+        self.nets = nn.ModuleList(nets)
+
+    def backbone_layers(self) -> list[list[nn.Parameter]]:
+        per_member = [net.backbone_layers() for net in self.nets]  # type: ignore[operator]
+        return [[p for layers in per_member for p in layers[i]] for i in range(len(per_member[0]))]
+
+    def member_parameters(self) -> list[nn.Parameter]:
+        return []  # members are separate modules: clipped one by one
+
+    def member_outputs(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() == 3:
+            return torch.stack([net(x) for net in self.nets])
+        return torch.stack([net(x[m]) for m, net in enumerate(self.nets)])

@@ -1,0 +1,183 @@
+"""Seed ensembles (models.ensemble): the grouped LSTM is nn.LSTM, batched members train exactly
+as separate trainings would, and the ensemble is what predicts, is saved and is fine-tuned."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from models.checkpoint import load_checkpoint, save_checkpoint
+from models.ensemble import GroupedLSTMEnsemble, ModuleListEnsemble, SeedEnsemble, member_seeds
+from models.networks import ArchitectureSpec, LSTMRegressor, build_network
+from pipelines.config import HyperParams
+from pipelines.training.trainer import architecture, fit, member_next_bar, predict, train_new
+
+SEQ, FEATS = 6, 3
+
+
+@pytest.fixture(autouse=True)
+def _single_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def _spec(members: int, layers: int = 2, outputs: int = 1, family: str = "lstm") -> ArchitectureSpec:
+    return ArchitectureSpec(family, FEATS, 8, layers, 0.0, SEQ, n_outputs=outputs, members=members)
+
+
+def _data(n: int, seed: int):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, SEQ, FEATS)).astype(np.float32)
+    return x, (x[:, -1, 0] - 0.5 * x[:, -2, 1]).astype(np.float64)
+
+
+def test_a_grouped_member_computes_what_nn_lstm_computes():
+    """Same weights, same outputs: the grouped recurrence is the LSTM's (gates i, f, g, o)."""
+    grouped = GroupedLSTMEnsemble(_spec(1), seeds=[3])
+    reference = LSTMRegressor(_spec(1))
+    hidden = 8
+    to_torch = torch.cat([torch.arange(2 * hidden), torch.arange(3, 4) * hidden + torch.arange(hidden)])
+    to_torch = torch.cat([to_torch, 2 * hidden + torch.arange(hidden)])  # (i, f, o, g) -> (i, f, g, o)
+    with torch.no_grad():
+        for layer in range(2):
+            getattr(reference.lstm, f"weight_ih_l{layer}").copy_(grouped.w_ih[layer][0].T[to_torch])
+            getattr(reference.lstm, f"weight_hh_l{layer}").copy_(grouped.w_hh[layer][0].T[to_torch])
+            getattr(reference.lstm, f"bias_ih_l{layer}").copy_(grouped.bias[layer][0, 0][to_torch])
+            getattr(reference.lstm, f"bias_hh_l{layer}").zero_()
+        reference.head.weight.copy_(grouped.head_w[0].T)
+        reference.head.bias.copy_(grouped.head_b[0, 0])
+    x = torch.randn(5, SEQ, FEATS)
+    torch.testing.assert_close(grouped.member_outputs(x)[0], reference(x), rtol=1e-5, atol=1e-6)
+
+
+def test_members_start_from_their_own_seeds_and_the_ensemble_trades_their_mean():
+    ensemble = build_network(_spec(3), member_seeds(10, 3))
+    assert isinstance(ensemble, SeedEnsemble)
+    again = build_network(_spec(3), member_seeds(10, 3))
+    for a, b in zip(ensemble.parameters(), again.parameters(), strict=True):
+        assert torch.equal(a, b)  # the same seeds give the same members (common random numbers)
+    w = ensemble.w_ih[0]
+    assert not torch.equal(w[0], w[1]) and not torch.equal(w[1], w[2])
+    x, _ = _data(20, 0)
+    members = member_next_bar(ensemble, x)
+    assert members.shape == (3, 20)
+    np.testing.assert_allclose(predict(ensemble, x), members.mean(axis=0), rtol=0, atol=1e-12)
+    assert members.std(axis=0).min() > 0  # the members disagree: they are not copies
+
+
+@pytest.mark.parametrize("family", ["lstm", "transformer"])
+def test_batched_members_train_exactly_as_separate_trainings(family):
+    """Members share nothing but the batched computation: member m of an ensemble trained with
+    seed s equals a one-member ensemble of seed s + m trained alone (clipping per member too)."""
+    x, y = _data(160, 0)
+    x_val, y_val = _data(40, 1)
+    kwargs = dict(lr=0.05, epochs=3, batch_size=32, x_val=x_val, y_val=y_val, patience=5)
+    cls = GroupedLSTMEnsemble if family == "lstm" else ModuleListEnsemble
+    both = cls(_spec(2, family=family), seeds=[5, 6])
+    fit(both, x, y, seed=5, **kwargs)
+    for m, seed in enumerate((5, 6)):
+        alone = cls(_spec(1, family=family), seeds=[seed])
+        fit(alone, x, y, seed=seed, **kwargs)
+        np.testing.assert_allclose(
+            member_next_bar(both, x_val)[m], member_next_bar(alone, x_val)[0], rtol=1e-4, atol=1e-5
+        )
+
+
+def test_an_ensemble_learns_and_is_saved_loaded_and_finetuned_with_frozen_layers(tmp_path):
+    x, y = _data(400, 0)
+    params = HyperParams(lr=1e-2, hidden_size=8, num_layers=2, seq_len=SEQ, epochs=15, batch_size=32)
+    trained = train_new(params, x[:300], y[:300], seed=1, members=4, x_val=x[300:], y_val=y[300:], patience=3)
+    network = trained.network
+    assert isinstance(network, SeedEnsemble) and network.members == 4
+    baseline = float(np.mean(y[300:] ** 2))
+    assert np.mean((predict(network, x[300:]) - y[300:]) ** 2) < 0.5 * baseline
+    spec = architecture(params, FEATS, 1, members=4)
+    save_checkpoint(tmp_path, network, spec, {})
+    loaded = load_checkpoint(tmp_path).network
+    np.testing.assert_array_equal(predict(loaded, x[:50]), predict(network, x[:50]))
+    first_layer = [p.detach().clone() for p in loaded.backbone_layers()[0]]  # type: ignore[operator]
+    upper = loaded.backbone_layers()[1][0].detach().clone()  # type: ignore[operator]
+    fit(loaded, x[300:], y[300:], lr=1e-2, epochs=2, batch_size=32, seed=2, frozen_layers=1)
+    for before, after in zip(first_layer, loaded.backbone_layers()[0], strict=True):  # type: ignore[operator]
+        assert torch.equal(before, after)
+    assert not torch.equal(upper, loaded.backbone_layers()[1][0])  # type: ignore[operator]
+    assert all(p.requires_grad for p in loaded.parameters())
+
+
+def test_a_seed_free_family_is_never_an_ensemble():
+    params = HyperParams(model_family="linear", seq_len=SEQ)
+    assert architecture(params, FEATS, 1, members=8).members == 1
+    with pytest.raises(ValueError, match="seed-free"):
+        build_network(_spec(2, family="linear"))
+
+
+def test_member_count_is_part_of_the_architecture():
+    assert _spec(4).shape_differences(_spec(1)) == ["members"]
+    single = build_network(_spec(1))
+    assert isinstance(single, nn.Module) and not isinstance(single, SeedEnsemble)
+
+
+def test_rank_reliability_tells_config_signal_from_seed_noise():
+    """Scores that are the configuration's rank reliably; scores that are the seed's do not."""
+    import optuna
+
+    from pipelines.search.objective import HALF_VALUES, SEED_VALUES
+    from pipelines.search.reliability import rank_reliability
+
+    rng = np.random.default_rng(0)
+
+    def trials(config_spread: float) -> list:
+        out = []
+        for number in range(30):
+            seeds = config_spread * rng.normal() + rng.normal(size=4)
+            trial = optuna.trial.create_trial(value=float(seeds.mean()))
+            trial.set_user_attr(SEED_VALUES, seeds.tolist())
+            trial.set_user_attr(HALF_VALUES, [seeds[:2].mean(), seeds[2:].mean()])
+            trial.number = number
+            out.append(trial)
+        return out
+
+    signal, noise = rank_reliability(trials(3.0)), rank_reliability(trials(0.0))
+    assert signal is not None and noise is not None
+    assert signal["split_half_spearman"] > 0.8 and signal["icc_1_seed"] > 0.7
+    assert abs(noise["split_half_spearman"]) < 0.4 and noise["icc_1_seed"] < 0.2
+    assert rank_reliability(trials(3.0)[:3]) is None  # too few configurations to rank
+
+
+def test_a_trial_scores_its_ensemble_and_records_each_seed_and_each_half():
+    import optuna
+
+    from pipelines.config import parse_config
+    from pipelines.data import synthetic
+    from pipelines.search.objective import HALF_VALUES, SEED_VALUES, PreparedData, make_objective
+    from pipelines.search.strategy import StrategyGrid
+
+    config = parse_config(
+        {
+            "window_bars": 700,
+            "n_folds": 1,
+            "val_bars": 120,
+            "seeds_per_trial": 4,
+            "early_stopping_patience": 1,
+            "epochs": 12,
+            "lr": 0.3,  # too high to keep improving: the inner validation stops it early
+            "hidden_size": 4,
+            "seq_len": 5,
+            "search_space": {"entry_threshold": {"type": "uniform", "low": 0.0, "high": 0.5}},
+        }
+    )
+    data = PreparedData.from_bars(synthetic.random_walk(900, seed=3).bars, config.window_bars)
+    grid = StrategyGrid.from_space(config.search_space, config.hyperparams, 3)
+    trial = optuna.trial.FixedTrial({})
+    value = make_objective(data, config, {}, "sharpe", grid)(trial)
+    seeds, halves = trial.user_attrs[SEED_VALUES], trial.user_attrs[HALF_VALUES]
+    assert len(seeds) == 4 and len(halves) == 2
+    assert len(set(seeds)) > 1  # each seed scored on its own predictions
+    assert np.isfinite(value)
+    # a random walk has nothing to learn: the inner validation stops training before the budget
+    # (patience 1: the first epoch that does not improve on it)
+    assert trial.user_attrs["epochs_trained"][0] < 12
