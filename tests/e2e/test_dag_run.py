@@ -178,6 +178,7 @@ def test_the_hourly_dag_runs_intraday_bars_and_reports_hourly_sharpe(airflow_env
     config = yaml.safe_load((ROOT / "pipelines" / "defaults" / "hourly.yaml").read_text())
     config.update(  # a tiny budget: the plumbing is under test, not the search
         epochs=1,
+        seeds_per_trial=1,
         window="2mo",
         recent_window="1mo",
         n_folds=1,
