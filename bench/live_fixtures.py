@@ -27,7 +27,7 @@ def predictor_for(family: str, bars: pd.DataFrame, members: int = 1) -> LivePred
     """Weights do not change the cost of inference: a seeded, untrained network (or seed
     ensemble of ``members``) will do."""
     params = FAMILIES[family]
-    features = compute_features(bars)
+    scaler = FeatureScaler.fit(compute_features(bars), next_return(bars))
     torch.manual_seed(0)
-    network = build_network(architecture(params, features.shape[1], members=members))
-    return LivePredictor("bench", params, FeatureScaler.fit(features, next_return(bars)), network)
+    network = build_network(architecture(params, len(scaler.features), members=members))
+    return LivePredictor("bench", params, scaler, network)

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, get_args
 
+from pipelines.calendar import DAG_NAMES
 from pipelines.config import ConfigError, ModelFamily, Objective
 from pipelines.logs import configure_cli_logging
 from pipelines.review_cli import add_review_commands
@@ -201,7 +202,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="run the whole chain in this process (same steps as the DAG)")
-    run.add_argument("--dag", choices=["daily", "weekly"], default="daily")
+    run.add_argument("--dag", choices=list(DAG_NAMES), default="daily")
     run.add_argument(
         "--data",
         default="sample:sp500",
@@ -212,7 +213,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--objective", choices=list(get_args(Objective)), default="sharpe")
     run.add_argument("--mode", choices=["bayesian", "random", "grid"], default="bayesian")
     run.add_argument("--model-family", choices=get_args(ModelFamily))
-    run.add_argument("--as-of", help="use data up to this date (YYYY-MM-DD); default today")
+    run.add_argument(
+        "--as-of",
+        help="use bars up to this date (YYYY-MM-DD, the whole day) or time (2024-03-01T14:00, "
+        "naive = UTC); default now",
+    )
     run.add_argument(
         "--config", help="config file (JSON/YAML, seed search-space format), or a name in RETUNE_HOME/configs"
     )

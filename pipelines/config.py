@@ -18,6 +18,16 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from pipelines.calendar import (
+    FREQUENCY_PATTERN,
+    SPAN_PATTERN,
+    BarCalendar,
+    BarFrequency,
+    CalendarError,
+    SessionName,
+    calendar_of,
+)
+
 ModelFamily = Literal["lstm", "transformer", "linear"]  # networks in models/networks.py
 Objective = Literal["sharpe", "return", "sortino", "calmar"]
 SearchMode = Literal["bayesian", "random", "grid"]
@@ -100,9 +110,23 @@ class PipelineConfig(_Frozen):
     model_key: str = Field("spx_daily", pattern=r"^[A-Za-z0-9_]{1,64}$")
     hyperparams: HyperParams = HyperParams()
     search_space: dict[str, ParamSpec] = Field(default_factory=dict)
+    # the bar calendar (pipelines/calendar.py): what a bar is and how many make a year
+    bar_frequency: str | None = Field(None, pattern=FREQUENCY_PATTERN)  # 1h, 15min, 1d; None: inferred
+    session: SessionName = "auto"  # 24x7 (crypto), 24x5 (FX), xnys (equities); auto: inferred
+    bars_per_year: float | None = Field(None, gt=0, le=1_000_000)  # overrides the calendar's count
+    bar_tolerance: float = Field(0.01, ge=0, le=0.5)  # share of steps between bars off the grid
+    # deprecated: trading days a year; the session says it (24x7: 365, 24x5: 260, xnys: 252)
+    year_days: int | None = None
     # data / validation
     window_bars: int = Field(1500, ge=100)
-    max_staleness_days: int = Field(7, ge=0)
+    # sizes as time spans (e.g. 3mo, 5d), turned into bars by the run's bar calendar; set, they
+    # replace window_bars, val_bars and holdout_bars
+    window: str | None = Field(None, pattern=SPAN_PATTERN)
+    val_window: str | None = Field(None, pattern=SPAN_PATTERN)
+    holdout_window: str | None = Field(None, pattern=SPAN_PATTERN)
+    recent_window: str = Field("3mo", pattern=SPAN_PATTERN)  # the narrowing rules' recent regime
+    # the last bar may be this many bars old (in the calendar's time, plus a weekend); null: off
+    max_staleness_bars: int | None = Field(5, ge=0)
     # what a trader fears in bars; null turns a check off (e.g. no volume in FX quotes)
     max_abs_log_return: float | None = Field(1.0, gt=0)  # one bar's |ln(close/prev)|: 10x is 2.3
     max_jump_sigmas: float | None = Field(25.0, gt=0)  # |return| in robust std devs of the window
@@ -140,7 +164,6 @@ class PipelineConfig(_Frozen):
     pbo_splits: int = Field(8, ge=2, le=16, multiple_of=2)
     fees: float = Field(0.0005, ge=0, lt=0.1)
     slippage: float = Field(0.0, ge=0, lt=0.1)
-    year_days: int = Field(252, ge=1, le=366)
     min_trades: int = Field(1, ge=0)
     # fine-tuning of the deployed model
     finetune_bars: int = Field(500, ge=50)
@@ -157,6 +180,46 @@ class PipelineConfig(_Frozen):
     champion_alpha: float = Field(0.2, gt=0, le=1)  # one-sided paired test: challenger better
     champion_margin: float = 0.0  # holdout objective the challenger must add over the champion
     seed: int = 42
+
+    @model_validator(mode="before")
+    @classmethod
+    def _replaced_keys(cls, raw: Any) -> Any:
+        if isinstance(raw, dict) and "max_staleness_days" in raw:
+            raise ValueError(
+                "max_staleness_days: replaced by max_staleness_bars (bars of the bar calendar, plus "
+                "the session's weekend; default 5), so intraday data is held to hours, not days"
+            )
+        return raw
+
+    @field_validator("bar_frequency")
+    @classmethod
+    def _check_frequency(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            return str(BarFrequency.parse(value))
+        except CalendarError as exc:
+            raise ValueError(str(exc).removeprefix(f"bar_frequency {value!r}: ")) from None
+
+    @field_validator("year_days")
+    @classmethod
+    def _check_year_days(cls, value: int | None) -> int | None:
+        if value is not None and not 1 <= value <= 366:
+            raise ValueError(
+                f"{value} is not a number of trading days a year (1..366); bars a year now follow "
+                "the bar calendar: set bar_frequency (e.g. 1h) and session (24x7: 365 days, 24x5: "
+                "260, xnys: 252), e.g. bar_frequency: 1h with session: 24x5 is 6240 bars a year, "
+                f"or set bars_per_year: {value}"
+            )
+        if value is not None:
+            import warnings
+
+            warnings.warn(
+                "year_days is deprecated: set session (24x7, 24x5, xnys) or bars_per_year",
+                DeprecationWarning,
+                stacklevel=2,
+            )
+        return value
 
     @model_validator(mode="after")
     def _check_space(self) -> PipelineConfig:
@@ -191,6 +254,30 @@ class PipelineConfig(_Frozen):
         if weights[0] <= 0 or any(w < 0 for w in weights):
             raise ValueError("weights must be >= 0, and the next bar's (the first) > 0: it is what trades")
         return weights
+
+    def calendar(self, timestamps: Any = None) -> BarCalendar:
+        """The bar calendar: this config's settings, what they leave open inferred from the bars'
+        ``timestamps`` (a run's config has it resolved by the validate step)."""
+        return calendar_of(self, timestamps)
+
+    def with_calendar(self, calendar: BarCalendar) -> PipelineConfig:
+        """This config with its bar calendar resolved (frequency and session filled in) and the
+        sizes given in time (``window``, ``val_window``, ``holdout_window``) turned into bars."""
+        update: dict[str, Any] = {"bar_frequency": str(calendar.frequency), "session": calendar.session.name}
+        for span_key, bars_key in (
+            ("window", "window_bars"),
+            ("val_window", "val_bars"),
+            ("holdout_window", "holdout_bars"),
+        ):
+            span = getattr(self, span_key)
+            if span is not None:
+                minimum = type(self).model_fields[bars_key].metadata[0].ge
+                update[bars_key] = max(calendar.bars_in(span), minimum)
+        return self.model_copy(update=update)
+
+    def annualization(self, timestamps: Any = None) -> float:
+        """Bars a year, the factor every annualized metric uses (see ``calendar``)."""
+        return self.calendar(timestamps).bars_per_year
 
     @property
     def label_horizon(self) -> int:

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import re
-from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from dataclasses import dataclass, field, replace
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from pipelines.calendar import DAG_NAMES, BarCalendar, DagName, calendar_of
 from pipelines.config import (
     ConfigError,
     ModelFamily,
@@ -22,7 +24,7 @@ from pipelines.config import (
 from pipelines.data.sources import DataSource, DataSourceError
 from pipelines.settings import Settings, load_settings
 
-DagName = Literal["daily", "weekly"]
+CALENDAR_FILE = "calendar.json"  # the validate step's resolved bar calendar, in the run folder
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
 # A run id a user names (``retune run --run-id``) is used as given, so it must already be safe
 # as a folder and study name: it is refused, never rewritten, when it is not.
@@ -40,12 +42,29 @@ class RunParams(BaseModel):
     mode: SearchMode = "bayesian"
     model_family: ModelFamily | None = None
     data: str = Field("sample:sp500", min_length=1, max_length=500)
-    as_of: date | None = None
+    # bars up to this date (the whole day) or instant (a time of day; naive means UTC)
+    as_of: datetime | date | None = None
     # a config's name under RETUNE_HOME/configs, never a path: params may come from a trigger form
     config: str | None = Field(None, pattern=r"^[A-Za-z0-9_-]{1,64}$")
     review_timeout_minutes: int = Field(24 * 60, ge=1, le=7 * 24 * 60)
     # search worker processes sharing the run's study (more than one needs a PostgreSQL store)
     workers: int = Field(1, ge=1, le=16)
+
+    @field_validator("as_of", mode="before")
+    @classmethod
+    def _parse_as_of(cls, value: Any) -> Any:
+        """``YYYY-MM-DD`` stays a date (the whole day); anything with a time is an instant in UTC."""
+        if isinstance(value, str):
+            text = value.strip()
+            if len(text) == 10:
+                return date.fromisoformat(text)
+            try:
+                value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+            except ValueError:
+                raise ValueError(f"{value!r} is not YYYY-MM-DD or an ISO date and time") from None
+        if isinstance(value, datetime):
+            return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        return value
 
     @field_validator("data")
     @classmethod
@@ -104,6 +123,17 @@ def with_model_key(config: PipelineConfig, data: str) -> PipelineConfig:
     return config.model_copy(update={"model_key": key})
 
 
+def with_resolved_calendar(config: PipelineConfig, path: Path) -> PipelineConfig:
+    """The config with the bar calendar the validate step resolved (``path``) filled in, and its
+    sizes given in time turned into bars with it (``PipelineConfig.with_calendar``). Unchanged
+    before validate."""
+    if not path.is_file():
+        return config
+    resolved = json.loads(path.read_text())
+    settings = {"bar_frequency": resolved["bar_frequency"], "session": resolved["session"]}
+    return config.with_calendar(calendar_of(config.model_copy(update=settings)))
+
+
 @dataclass(frozen=True)
 class RunContext:
     run_id: str
@@ -128,8 +158,8 @@ class RunContext:
         The config is ``config_path`` (a file the CLI user named), else the named config of the
         params, else the bundled default for the DAG.
         """
-        if dag not in ("daily", "weekly"):
-            raise ConfigError(f"unknown dag {dag!r} (daily, weekly)")
+        if dag not in DAG_NAMES:
+            raise ConfigError(f"unknown dag {dag!r} ({', '.join(DAG_NAMES)})")
         run_params = params if isinstance(params, RunParams) else parse_params(params)
         settings = settings or load_settings()
         if config_path is not None:
@@ -142,18 +172,43 @@ class RunContext:
         if run_params.model_family:
             hyper = config.hyperparams.model_copy(update={"model_family": run_params.model_family})
             config = config.model_copy(update={"hyperparams": hyper})
-        if run_params.as_of is not None:
+        if isinstance(run_params.as_of, datetime):
+            as_of = run_params.as_of
+        elif run_params.as_of is not None:
             as_of = datetime.combine(run_params.as_of, datetime.min.time(), tzinfo=UTC)
         else:
             as_of = logical_date or datetime.now(UTC)
+        run_id = safe_run_id(dag, raw_run_id)
+        config = with_resolved_calendar(config, settings.runs_dir / run_id / CALENDAR_FILE)
         return cls(
-            run_id=safe_run_id(dag, raw_run_id),
+            run_id=run_id,
             dag=dag,  # type: ignore[arg-type]
             as_of=as_of,
             params=run_params,
             config=config,
             settings=settings,
         )
+
+    @property
+    def data_until(self) -> datetime:
+        """The newest bar time a run may read (inclusive): the end of an ``as_of`` date, else
+        the ``as_of`` instant (an hourly run reads the bars up to its hour, not its day)."""
+        whole_day = self.params.as_of is not None and not isinstance(self.params.as_of, datetime)
+        if whole_day:
+            return self.as_of + timedelta(days=1) - timedelta(microseconds=1)
+        return self.as_of
+
+    def with_run_calendar(self) -> RunContext:
+        """This context with the bar calendar its validate step wrote (if it has run): a context
+        built before validate (``retune run``: one context for the whole chain) picks it up
+        here, before each step; one built after it has it from ``create`` already."""
+        config = with_resolved_calendar(self.config, self.run_dir / CALENDAR_FILE)
+        return self if config == self.config else replace(self, config=config)
+
+    @property
+    def calendar(self) -> BarCalendar:
+        """The run's bar calendar, as the validate step resolved it from the config and the bars."""
+        return calendar_of(self.config)
 
     @property
     def run_dir(self) -> Path:

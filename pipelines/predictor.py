@@ -140,7 +140,7 @@ class LivePredictor:
     def predict_source(self, spec: str, as_of: str | None = None) -> dict[str, Any]:
         from pipelines.data.sources import load_bars
 
-        return self.predict_bars(load_bars(spec, pd.Timestamp(as_of) if as_of else None))
+        return self.predict_bars(load_bars(spec, as_of or None))
 
     def _signal(self, timestamp: pd.Timestamp, features: np.ndarray) -> dict[str, Any]:
         window = torch.from_numpy(np.stack(self._rows)[None])

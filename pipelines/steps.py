@@ -32,6 +32,8 @@ def validate(ctx: RunContext) -> StepResult:
     """Load the bars up to ``as_of`` and check them with the Great Expectations suite."""
     import pandas as pd
 
+    from pipelines.calendar import CalendarError, calendar_of
+    from pipelines.context import CALENDAR_FILE
     from pipelines.data.sources import load_bars
     from pipelines.promotion.production_file import sync_production_file
     from pipelines.validation.suite import BarExpectations, BarValidationError, validate_bars
@@ -46,21 +48,38 @@ def validate(ctx: RunContext) -> StepResult:
         data_source=ctx.params.data,
         params=ctx.params.model_dump(mode="json"),
     )
-    bars = load_bars(ctx.params.data, pd.Timestamp(ctx.as_of), db_url=ctx.settings.db_url)
-    spec = BarExpectations.from_config(ctx.config, as_of=pd.Timestamp(ctx.as_of).tz_localize(None))
+    until = pd.Timestamp(ctx.data_until).tz_convert(None)
+    bars = load_bars(ctx.params.data, until, db_url=ctx.settings.db_url)
+    # the bar calendar (frequency, session): the config's, the rest inferred from the bars
+    calendar, calendar_problem = None, None
+    try:
+        calendar = calendar_of(ctx.config, bars["timestamp"])
+    except CalendarError as exc:
+        calendar_problem = str(exc)
+    # the history needed counts the sizes given in time as bars of this calendar
+    config = ctx.config.with_calendar(calendar) if calendar is not None else ctx.config
+    spec = BarExpectations.from_config(config, as_of=until, calendar=calendar)
     ctx.run_dir.mkdir(parents=True, exist_ok=True)
+    (ctx.run_dir / CALENDAR_FILE).unlink(missing_ok=True)
     try:
         gx_result = validate_bars(bars, spec)
     except BarValidationError as exc:
         dump_json(ctx.run_dir / "validation.json", exc.result)
+        if calendar_problem and not exc.missing_columns:
+            raise BarValidationError([*exc.failures, calendar_problem], exc.result) from None
         raise
     dump_json(ctx.run_dir / "validation.json", gx_result)
+    if calendar is None:
+        raise BarValidationError([str(calendar_problem)], gx_result)
     bars.to_parquet(ctx.run_dir / "bars.parquet")
+    dump_json(ctx.run_dir / CALENDAR_FILE, calendar.to_dict())  # later steps' configs read it
+    log.info("validate: %s", calendar.describe())
     stats = gx_result.get("statistics", {})
     return {
         "n_bars": len(bars),
-        "first_bar": str(bars["timestamp"].iloc[0].date()),
-        "last_bar": str(bars["timestamp"].iloc[-1].date()),
+        "first_bar": str(bars["timestamp"].iloc[0]),
+        "last_bar": str(bars["timestamp"].iloc[-1]),
+        "calendar": calendar.to_dict(),
         "expectations": stats.get("evaluated_expectations"),
         "successful": stats.get("successful_expectations"),
     }
@@ -104,12 +123,12 @@ def narrow(ctx: RunContext) -> StepResult:
     active = repo.active_config(ctx.model_key)
     deployed = parent_model(ctx, repo)
     evidence = Evidence(
-        **data_evidence(bars),
+        **data_evidence(bars, recent_bars=ctx.calendar.bars_in(ctx.config.recent_window)),
         prior_top_trials=top,
         prior_best_params=best,
         incumbent=active.params if active else None,
         deployed_params=deployed.params if deployed else None,
-        pin_architecture=ctx.dag == "daily",
+        pin_architecture=ctx.dag != "weekly",  # daily and hourly runs fine-tune
         training=(
             TrainingDiagnostics.from_metrics(deployed.metrics, trained_how=deployed.trained_how)
             if deployed
@@ -370,6 +389,7 @@ def run_step(name: str, ctx: RunContext, **kwargs: Any) -> StepResult:
         raise KeyError(f"unknown step {name!r}; steps: {', '.join(known)}") from None
     log.info("[%s] %s%s: start", ctx.run_id, name, f" {kwargs}" if kwargs else "")
     try:
+        ctx = ctx.with_run_calendar()  # the bar calendar validate resolved, for every later step
         result = step(ctx, **kwargs)
     except Exception as exc:
         _record_failure(ctx, name, exc)

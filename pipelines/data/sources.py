@@ -1,8 +1,9 @@
 """Bar sources: bundled sample, CSV, Parquet, or a PostgreSQL/SQLite table.
 
 Every source returns the same frame: a ``timestamp`` column (UTC-naive datetimes) and
-lower-case ``open, high, low, close, volume``, cut at the run's ``as_of`` date so a run for
-date D reads data up to D only.
+lower-case ``open, high, low, close, volume``, cut at the run's ``as_of`` (a date: the whole
+day; a time: up to that instant) so a run for date D reads data up to D only. Aware timestamps
+are converted to UTC; naive ones are taken as UTC.
 
 CSV and Parquet paths are confined to the data directory (``RETUNE_DATA_DIR``, default the
 working directory), whoever passes them (a DAG trigger, ``retune run``, ``retune predict``): a
@@ -17,6 +18,7 @@ import os
 import re
 import stat
 from dataclasses import dataclass
+from datetime import date, datetime
 from pathlib import Path
 
 import pandas as pd
@@ -112,15 +114,29 @@ def confined_path(source: DataSource, root: Path | None = None, must_exist: bool
     return resolved
 
 
-def load_bars(spec: str, as_of: pd.Timestamp | None = None, db_url: str | None = None) -> pd.DataFrame:
-    """Load bars from ``spec``, normalized and cut at ``as_of`` (inclusive, end of that day)."""
+def load_bars(
+    spec: str, as_of: pd.Timestamp | datetime | date | str | None = None, db_url: str | None = None
+) -> pd.DataFrame:
+    """Load bars from ``spec``, normalized and cut at ``as_of``, inclusive: the end of that day
+    for a date (``date`` or ``YYYY-MM-DD``), that instant for a time (aware, or naive UTC)."""
     source = DataSource.parse(spec)
     raw = _read(source, db_url)
     bars = normalize(raw, str(source))
     if as_of is not None:
-        cutoff = pd.Timestamp(as_of).tz_localize(None).normalize() + pd.Timedelta(days=1)
-        bars = bars[bars["timestamp"] < cutoff].reset_index(drop=True)
+        bars = bars[bars["timestamp"] <= data_cutoff(as_of)].reset_index(drop=True)
     return bars
+
+
+def data_cutoff(as_of: pd.Timestamp | datetime | date | str) -> pd.Timestamp:
+    """The newest bar time (UTC-naive, inclusive) a run for ``as_of`` may read."""
+    whole_day = (isinstance(as_of, date) and not isinstance(as_of, datetime)) or (
+        isinstance(as_of, str) and len(as_of.strip()) == 10
+    )
+    stamp = pd.Timestamp(as_of)
+    stamp = stamp.tz_convert("UTC").tz_localize(None) if stamp.tzinfo is not None else stamp
+    if whole_day:
+        return stamp.normalize() + pd.Timedelta(days=1) - pd.Timedelta(1, "ns")
+    return stamp
 
 
 def normalize(raw: pd.DataFrame, name: str = "bars") -> pd.DataFrame:

@@ -29,8 +29,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from pipelines.calendar import SESSIONS
+
 START = "2000-01-03"
-BARS_PER_YEAR = 252
+BARS_PER_YEAR = SESSIONS["xnys"].days_per_year  # business-day bars: the equity calendar's year
 _STREAMS = ("returns", "state", "gap", "high", "low", "volume")
 
 

@@ -82,7 +82,7 @@ def score_holdout(
             close.iloc[lo:hi],
             positions.iloc[lo:hi],
             Costs(config.fees, config.slippage),
-            year_days=config.year_days,
+            config.annualization(bars["timestamp"]),
         )
         row = metrics.iloc[0]
         scores.append(score(row, objective, min_trades=1)[0])

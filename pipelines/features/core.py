@@ -22,7 +22,10 @@ ROLL = 20
 # any future bar too (a multi-horizon model may lean on them). Both kinds are recorded with
 # every model.
 OBSERVED = ("ret_1", "ret_5", "vol_20", "range", "body", "ma_gap_20", "volume_z_20")
-KNOWN_IN_ADVANCE = ("dow_sin", "dow_cos")
+# Day of week and time of day: a calendar feature constant over a model's training window
+# (time of day for daily bars, both for weekly ones) carries nothing and is left out of that
+# model (``FeatureScaler.fit``); intraday models get the hour.
+KNOWN_IN_ADVANCE = ("dow_sin", "dow_cos", "tod_sin", "tod_cos")
 FEATURES = OBSERVED + KNOWN_IN_ADVANCE
 FEATURE_KINDS = {"observed": list(OBSERVED), "known_in_advance": list(KNOWN_IN_ADVANCE)}
 WARMUP = ROLL + 5  # bars in a feature window; earlier rows are incomplete (NaN)
@@ -35,8 +38,10 @@ def feature_rows(windows: dict[str, np.ndarray]) -> np.ndarray:
     """Feature rows (n, len(FEATURES)) for ``n`` windows of the last WARMUP bars, per column of
     ``WINDOW_COLUMNS`` (each array n x WARMUP, oldest bar first, timestamps as int64
     nanoseconds); row i describes the last bar of window i."""
-    weekday = (windows["timestamp"][:, -1] // _NS_PER_DAY + 3) % 7  # 1970-01-01 was a Thursday
+    stamps = windows["timestamp"][:, -1]  # UTC nanoseconds: the same clock for training and live
+    weekday = (stamps // _NS_PER_DAY + 3) % 7  # 1970-01-01 was a Thursday
     angle = 2 * np.pi * weekday / 7
+    day_angle = 2 * np.pi * (stamps % _NS_PER_DAY) / _NS_PER_DAY  # time of day (UTC), as a fraction
     close = windows["close"]
     log_close = np.log(close)
     rets = np.diff(log_close[:, -(ROLL + 1) :], axis=1)  # the last ROLL one-bar log returns
@@ -56,6 +61,8 @@ def feature_rows(windows: dict[str, np.ndarray]) -> np.ndarray:
             volume_z,
             np.sin(angle),
             np.cos(angle),
+            np.sin(day_angle),
+            np.cos(day_angle),
         ]
     )
 
@@ -91,6 +98,19 @@ def next_return(bars: pd.DataFrame) -> pd.Series:
     return label.rename("next_return")
 
 
+def feature_kinds(used: Iterable[str]) -> dict[str, list[str]]:
+    """``FEATURE_KINDS`` restricted to the features a model uses, for its record."""
+    chosen = set(used)
+    return {kind: [name for name in names if name in chosen] for kind, names in FEATURE_KINDS.items()}
+
+
+def model_features(features: pd.DataFrame) -> tuple[str, ...]:
+    """The feature columns a model trained on these rows uses: all but the calendar features
+    that never change in them (time of day of daily bars; day of week of weekly bars)."""
+    valid = features.dropna()
+    return tuple(c for c in features.columns if not (c in KNOWN_IN_ADVANCE and valid[c].nunique() <= 1))
+
+
 @dataclass(frozen=True)
 class FeatureScaler:
     """Standardization fitted on a training window and reused unchanged at inference.
@@ -111,13 +131,14 @@ class FeatureScaler:
     @classmethod
     def fit(cls, features: pd.DataFrame, target: pd.Series) -> FeatureScaler:
         valid = features.dropna()
+        valid = valid[list(model_features(valid))]
         std = valid.std().replace(0.0, 1.0)
         known = target.dropna()
         return cls(
             mean=tuple(float(x) for x in valid.mean()),
             std=tuple(float(x) for x in std),
             target_std=float(known.std() or 1.0),
-            features=tuple(features.columns),
+            features=tuple(valid.columns),
             target_mean=float(known.mean()) if len(known) else 0.0,
         )
 
@@ -153,7 +174,7 @@ class FeatureScaler:
 
 def feature_fingerprint() -> str:
     """Identifies the feature definition; a checkpoint trained on other features is refused."""
-    spec = {"features": FEATURES, "kinds": FEATURE_KINDS, "roll": ROLL, "warmup": WARMUP, "version": 2}
+    spec = {"features": FEATURES, "kinds": FEATURE_KINDS, "roll": ROLL, "warmup": WARMUP, "version": 3}
     return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
 
 

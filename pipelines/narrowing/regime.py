@@ -9,7 +9,8 @@ import pandas as pd
 
 
 def data_evidence(bars: pd.DataFrame, recent_bars: int = 63) -> dict[str, Any]:
-    """Evidence kwargs from the bars (a quarter of daily bars is the "recent" window).
+    """Evidence kwargs from the bars; ``recent_bars`` is the config's ``recent_window`` in bars of
+    the run's calendar (a quarter: 63 daily equity bars, 1,560 hourly FX bars).
 
     Volatility of the recent window against the whole history, and for the recent window the
     t-statistic of the mean return (trend), the mean itself (drift per bar) and the lag-1

@@ -71,7 +71,7 @@ def write_report(ctx: RunContext, repo: Repository) -> Path:
         dsr_threshold=ctx.config.dsr_threshold,
         benchmark_alpha=ctx.config.benchmark_alpha,
         holdout_benchmark_alpha=ctx.config.holdout_benchmark_alpha,
-        year_days=ctx.config.year_days,
+        calendar=ctx.calendar,
         active_version=active.version if active else None,
         diff=config_diff(active.params if active else None, search["best_params"]),
         plotly_js=get_plotlyjs(),

@@ -14,11 +14,18 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from pipelines.calendar import SESSIONS
+
 # A finite score for trials whose backtest says nothing (no trades, zero variance, NaN):
 # Optuna then ranks them last instead of failing or preferring +inf.
 PENALTY = {"sharpe": -10.0, "return": -1.0, "sortino": -10.0, "calmar": -10.0}
 # The metric column each objective reads.
 OBJECTIVE_METRIC = {"sharpe": "sharpe", "return": "total_return", "sortino": "sortino", "calmar": "calmar"}
+
+
+# The bars a year of a run without a calendar (tests, benches on daily equity bars): the xnys
+# session's trading days, from the one home of the calendar.
+DAILY_EQUITY_BARS = float(SESSIONS["xnys"].days_per_year)
 
 
 @dataclass(frozen=True)
@@ -77,7 +84,7 @@ def _signal_arrays(positions: pd.DataFrame) -> dict[str, np.ndarray]:
     }
 
 
-def run_portfolio(close: pd.Series, positions: pd.DataFrame, costs: Costs, freq: str = "1D"):
+def run_portfolio(close: pd.Series, positions: pd.DataFrame, costs: Costs, freq: str | pd.Timedelta = "1D"):
     """The vectorbt portfolio for every column of ``positions`` at once."""
     import vectorbt as vbt
 
@@ -96,28 +103,29 @@ def backtest_positions(
     close: pd.Series,
     positions: pd.DataFrame,
     costs: Costs,
-    freq: str = "1D",
-    year_days: int = 252,
+    bars_per_year: float = DAILY_EQUITY_BARS,
 ) -> pd.DataFrame:
     """Metrics per positions column (see ``backtest_with_returns``)."""
-    return backtest_with_returns(close, positions, costs, freq, year_days)[0]
+    return backtest_with_returns(close, positions, costs, bars_per_year)[0]
 
 
 def backtest_with_returns(
     close: pd.Series,
     positions: pd.DataFrame,
     costs: Costs,
-    freq: str = "1D",
-    year_days: int = 252,
+    bars_per_year: float = DAILY_EQUITY_BARS,
 ) -> tuple[pd.DataFrame, np.ndarray]:
     """Metrics per positions column and the per-bar strategy returns (bars x columns).
 
     Metrics: sharpe, sortino, calmar, total_return, max_drawdown, n_trades, final_value,
-    return_std.
+    return_std. Sharpe, Sortino and Calmar are annualized with ``bars_per_year`` (the run's bar
+    calendar, ``pipelines.calendar``): vectorbt's factor ``year_freq / freq`` is computed from a
+    pair whose ratio is exactly that (its default, a year of 365 days over a 1-day ``freq``,
+    would annualize every bar size as a day).
 
     Same numbers as reading ``pf.returns()``, ``pf.total_return()``, ``pf.max_drawdown()``,
     ``pf.trades.count()``, ``pf.final_value()`` and
-    ``returns.vbt.returns(freq=freq, year_freq=f"{year_days} days").sharpe_ratio()`` off the
+    ``returns.vbt.returns(freq=freq, year_freq=year_freq).sharpe_ratio()`` off the
     portfolio of ``run_portfolio``, but the per-bar series (cash, value, returns, ...) stay NumPy
     arrays fed to vectorbt's own engine functions (``vectorbt.portfolio.dispatch``,
     ``vectorbt.returns.dispatch``, the same ones those methods call) instead of being wrapped into
@@ -132,6 +140,7 @@ def backtest_with_returns(
     from vectorbt.returns import dispatch as ret_nb
     from vectorbt.utils.datetime_ import freq_to_timedelta
 
+    freq, year_freq = _vectorbt_freqs(bars_per_year)
     pf = run_portfolio(close, positions, costs, freq)
     engine = pf.engine
     shape = pf.wrapper.shape_2d
@@ -167,7 +176,7 @@ def backtest_with_returns(
         raise ValueError(
             "Index frequency is None. Pass it as `freq` or define it globally under `settings.array_wrapper`."
         )
-    ann_factor = freq_to_timedelta(f"{year_days} days") / pf.wrapper.freq
+    ann_factor = freq_to_timedelta(year_freq) / pf.wrapper.freq
     defaults = settings["returns"]["defaults"]
     sharpe = ret_nb.sharpe_ratio(returns, ann_factor, defaults["risk_free"], defaults["ddof"], engine=engine)
 
@@ -202,6 +211,16 @@ def score(metrics: pd.Series, objective: str, min_trades: int = 1) -> tuple[floa
     if objective in ("sharpe", "sortino") and not metrics["return_std"] > 0:
         return PENALTY[objective], "returns have zero variance"
     return value, None
+
+
+def _vectorbt_freqs(bars_per_year: float) -> tuple[pd.Timedelta, pd.Timedelta]:
+    """vectorbt's (freq, year_freq) with ``year_freq / freq == bars_per_year`` exactly: a
+    nominal 1-minute bar (vectorbt uses freq for annualization only; a bar's real length is
+    the calendar's business, and a minute keeps the ratio exact in nanoseconds)."""
+    if not bars_per_year > 0:
+        raise ValueError(f"bars_per_year must be > 0, not {bars_per_year}")
+    bar = pd.Timedelta(minutes=1)
+    return bar, bar * bars_per_year
 
 
 def _as_series(values, columns: pd.Index) -> pd.Series:

@@ -185,7 +185,7 @@ def evaluate_fold(
     positions = pd.concat([grid.positions(pd.Series(p, index=index)) for p in sets], axis=1)
     positions.columns = pd.RangeIndex(positions.shape[1], name="variant")
     metrics, returns = backtest_with_returns(
-        close, positions, Costs(config.fees, config.slippage), year_days=config.year_days
+        close, positions, Costs(config.fees, config.slippage), config.annualization(data.bars["timestamp"])
     )
     scored = [score(row, objective, config.min_trades) for _, row in metrics.iterrows()]
     values = np.array([v for v, _ in scored]).reshape(len(sets), grid.size)

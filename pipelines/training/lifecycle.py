@@ -17,7 +17,7 @@ from torch import nn
 from models.checkpoint import load_checkpoint, save_checkpoint
 from pipelines.config import HyperParams, PipelineConfig
 from pipelines.context import RunContext
-from pipelines.features.core import FEATURE_KINDS, FeatureScaler, feature_fingerprint
+from pipelines.features.core import FeatureScaler, feature_fingerprint, feature_kinds, model_features
 from pipelines.search.objective import PreparedData, labelled_windows
 from pipelines.store.repository import Repository
 from pipelines.store.tables import ModelVersion
@@ -44,7 +44,9 @@ def train_or_finetune(
     params = HyperParams(**best)
     n = len(data.bars)
     parent = parent_model(ctx, repo)
-    spec = architecture(params, data.features.shape[1], ctx.config.label_horizon, ctx.config.seeds_per_trial)
+    spec = architecture(
+        params, len(model_features(data.features)), ctx.config.label_horizon, ctx.config.seeds_per_trial
+    )
     reason = _why_not_finetune(ctx, parent, spec)
     cfg = ctx.config
     if reason is None:
@@ -66,7 +68,7 @@ def train_or_finetune(
         "params": params.model_dump(),
         "scaler": scaler.to_dict(),
         "feature_fingerprint": feature_fingerprint(),
-        "feature_kinds": FEATURE_KINDS,
+        "feature_kinds": feature_kinds(scaler.features),
         "horizon_loss_weights": list(cfg.horizon_loss_weights),
         "trained_how": how,
         "source_run": ctx.run_id,
@@ -94,7 +96,7 @@ def train_or_finetune(
             "history": result.history,
             "scratch_reason": reason,
             "horizon_loss_weights": list(cfg.horizon_loss_weights),
-            "feature_kinds": FEATURE_KINDS,
+            "feature_kinds": feature_kinds(scaler.features),
             "members": spec.members,
             **trained.settings,
         },

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from pipelines.calendar import BarCalendar
 from pipelines.config import PipelineConfig
 from pipelines.data.sources import OHLCV
 
@@ -34,9 +35,10 @@ MAD_TO_SD = 1.4826
 class BarValidationError(ValueError):
     """The bars failed the suite; ``failures`` holds one summary per failed expectation."""
 
-    def __init__(self, failures: list[str], result: dict[str, Any]):
+    def __init__(self, failures: list[str], result: dict[str, Any], missing_columns: bool = False):
         self.failures = failures
         self.result = result
+        self.missing_columns = missing_columns
         super().__init__("market bars failed validation:\n" + "\n".join(f"  - {f}" for f in failures))
 
 
@@ -45,8 +47,9 @@ class BarExpectations:
     """The suite's thresholds; ``None`` turns a check off."""
 
     min_rows: int
-    as_of: pd.Timestamp
-    max_staleness_days: int
+    as_of: pd.Timestamp  # the newest bar time the run may read (UTC-naive)
+    max_staleness: pd.Timedelta | None = None  # how much older the last bar may be; None: off
+    staleness_says: str = ""  # what max_staleness is made of, for the message
     columns: tuple[str, ...] = field(default=("timestamp", *OHLCV))
     # what min_rows is made of, for the message ("2 folds × 126", 252), from the config
     min_rows_terms: tuple[tuple[str, int], ...] = ()
@@ -56,11 +59,22 @@ class BarExpectations:
     max_repeated_closes: int | None = _DEFAULTS["max_repeated_closes"].default
 
     @classmethod
-    def from_config(cls, config: PipelineConfig, as_of: pd.Timestamp) -> BarExpectations:
+    def from_config(
+        cls, config: PipelineConfig, as_of: pd.Timestamp, calendar: BarCalendar | None = None
+    ) -> BarExpectations:
+        """The config's thresholds; staleness needs the bar calendar (none: not checked)."""
+        bars = config.max_staleness_bars
+        stale = calendar.max_staleness(bars) if calendar is not None and bars is not None else None
         return cls(
             min_rows=config.min_history_bars,
             as_of=as_of,
-            max_staleness_days=config.max_staleness_days,
+            max_staleness=stale,
+            staleness_says=(
+                f"max_staleness_bars={bars} {calendar.frequency} bars plus the {calendar.session.name} "
+                f"session's weekend"
+                if stale is not None and calendar is not None
+                else ""
+            ),
             min_rows_terms=config.min_history_terms,
             max_abs_log_return=config.max_abs_log_return,
             max_jump_sigmas=config.max_jump_sigmas,
@@ -123,8 +137,9 @@ def build_suite(spec: BarExpectations):
         "the timestamp is not after the previous bar's",
     )
     add(gxe.ExpectTableRowCountToBeBetween(min_value=spec.min_rows), "too little history")
-    oldest_allowed = spec.as_of.normalize() - pd.Timedelta(days=spec.max_staleness_days)
-    add(gxe.ExpectColumnMaxToBeBetween(column="timestamp", min_value=oldest_allowed), "stale data")
+    if spec.max_staleness is not None:
+        oldest_allowed = spec.as_of - spec.max_staleness
+        add(gxe.ExpectColumnMaxToBeBetween(column="timestamp", min_value=oldest_allowed), "stale data")
     if spec.max_abs_log_return is not None:
         bound = spec.max_abs_log_return
         add(
@@ -184,7 +199,7 @@ def validate_bars(bars: pd.DataFrame, spec: BarExpectations) -> dict[str, Any]:
         if r["expectation_config"]["type"] == "expect_column_to_exist"
     ]
     if missing:  # alone: every other failure follows from it
-        raise BarValidationError([_missing_columns(missing, spec)], result)
+        raise BarValidationError([_missing_columns(missing, spec)], result, missing_columns=True)
     checked = derived_columns(bars)
     failures = [_describe(r, checked, spec) for r in failed]
     if failures:
@@ -222,8 +237,9 @@ def _describe(r: dict[str, Any], bars: pd.DataFrame, spec: BarExpectations) -> s
         gx_detail = f": observed {res['observed_value']}"
     elif config["type"] == "expect_column_max_to_be_between" and "observed_value" in res:
         says = (
-            f"the last bar ({_when(res['observed_value'])}) is more than max_staleness_days="
-            f"{spec.max_staleness_days} days before the run date ({spec.as_of:%Y-%m-%d})"
+            f"the last bar ({_when(res['observed_value'])}) is more than {spec.max_staleness} "
+            f"({spec.staleness_says or 'max_staleness'}) before the run's data cutoff "
+            f"({spec.as_of:%Y-%m-%d %H:%M})"
         )
         gx_detail = f": observed {res['observed_value']}"
     elif "observed_value" in res:

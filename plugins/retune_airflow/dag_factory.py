@@ -49,6 +49,15 @@ FLAVOURS: dict[str, dict[str, Any]] = {
         "timeout": 30,
         "model": "fine-tunes the deployed torch model on the latest window",
     },
+    # intraday model keys (a config with bar_frequency 1h/15min, or bars it is inferred from):
+    # five minutes past every hour, once the hour's bar has closed; each run reads the bars up
+    # to its logical time, and the config's windows are converted to bars by the bar calendar
+    "hourly": {
+        "schedule": "5 * * * *",
+        "n_trials": 10,
+        "timeout": 20,
+        "model": "fine-tunes the deployed torch model on the latest window of intraday bars",
+    },
     "weekly": {
         "schedule": "0 6 * * 6",
         "n_trials": 100,

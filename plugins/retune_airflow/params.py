@@ -21,6 +21,11 @@ DATA_PATTERN = (
 
 
 CONFIG_NAME_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
+# a date (the whole day) or a time of day with an optional UTC offset (naive means UTC)
+AS_OF_PATTERN = (
+    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}"
+    r"([T ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,6})?)?(Z|[+-][0-9]{2}:?[0-9]{2})?)?$"
+)
 
 
 def run_params(n_trials: int, timeout_minutes: int) -> dict[str, Param]:
@@ -88,8 +93,9 @@ def run_params(n_trials: int, timeout_minutes: int) -> dict[str, Param]:
         "as_of": Param(
             None,
             type=["null", "string"],
-            format="date",
-            description="Use bars up to this date (YYYY-MM-DD); default: the run's date.",
+            pattern=AS_OF_PATTERN,
+            description="Use bars up to this date (YYYY-MM-DD: the whole day) or time "
+            "(YYYY-MM-DDTHH:MM[:SS][+HH:MM], naive = UTC); default: the run's logical time.",
         ),
     }
 

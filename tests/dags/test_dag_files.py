@@ -40,7 +40,7 @@ def _run_probe(code: str, tmp_path: Path) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-@pytest.mark.parametrize("dag_file", ["retune_daily.py", "retune_weekly.py"])
+@pytest.mark.parametrize("dag_file", ["retune_daily.py", "retune_weekly.py", "retune_hourly.py"])
 def test_dag_file_parses_without_heavy_imports(dag_file, tmp_path):
     probe = f"""
 import importlib.util, json, sys
@@ -58,6 +58,7 @@ print(json.dumps({{
     "retries": dag.default_args["retries"],
     "params": sorted(dag.params.keys()),
     "mapped": sorted(t.task_id for t in dag.tasks if getattr(t, "is_mapped", False)),
+    "schedule": getattr(dag.timetable, "expression", None),
     "worker_upstream": sorted(dag.get_task("search_worker").upstream_task_ids),
     "finalize_upstream": sorted(dag.get_task("search_finalize").upstream_task_ids),
 }}))
@@ -75,6 +76,13 @@ print(json.dumps({{
     assert info["mapped"] == ["search_worker"]
     assert info["worker_upstream"] == ["search"] and info["finalize_upstream"] == ["search_worker"]
     assert info["max_active_runs"] == 1
+    # the hourly DAG runs 5 minutes past every hour, once the hour's bar has closed
+    expected = {
+        "retune_daily.py": "0 22 * * 1-5",
+        "retune_weekly.py": "0 6 * * 6",
+        "retune_hourly.py": "5 * * * *",
+    }
+    assert info["schedule"] == expected[dag_file]
     assert "retune" in info["tags"] and info["doc"] and info["retries"] >= 1
     assert {
         "n_trials",
@@ -98,7 +106,7 @@ print(json.dumps({{"errors": bag.import_errors, "dag_ids": sorted(bag.dag_ids)}}
 """
     info = _run_probe(probe, tmp_path)
     assert info["errors"] == {}
-    assert {"retune_daily", "retune_weekly"} <= set(info["dag_ids"])
+    assert {"retune_daily", "retune_weekly", "retune_hourly"} <= set(info["dag_ids"])
 
 
 @pytest.mark.parametrize(
@@ -111,6 +119,8 @@ print(json.dumps({{"errors": bag.import_errors, "dag_ids": sorted(bag.dag_ids)}}
         ("data", "csv:/etc/passwd"),
         ("data", "table:bars; DROP TABLE retune_runs"),
         ("as_of", "yesterday"),
+        ("as_of", "2024-03-01T14:00; rm -rf /"),
+        ("as_of", "2024-3-1"),
         ("config", "../secrets"),
         ("config", "/etc/retune/prod.yaml"),
         ("config", "spx; rm -rf /"),
@@ -134,6 +144,8 @@ def test_trigger_params_reject_bad_values(name, value):
     # the defaults themselves are valid
     assert params["data"].resolve("csv:bars/spx.csv") == "csv:bars/spx.csv"
     assert params["workers"].resolve(16) == 16
+    for as_of in ("2024-03-01", "2024-03-01T14:00", "2024-03-01T14:00:00+00:00", "2024-03-01T09:00:00-05:00"):
+        assert params["as_of"].resolve(as_of) == as_of  # a date, or a time of day for intraday runs
 
 
 def test_workers_param_matches_the_run_params():

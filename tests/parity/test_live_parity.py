@@ -29,10 +29,10 @@ def _predictor(
         entry_threshold=0.05,
         long_short=True,
     )
-    features = compute_features(bars)
+    scaler = FeatureScaler.fit(compute_features(bars), next_return(bars))
     torch.manual_seed(3)
-    network = build_network(architecture(params, features.shape[1], horizons, members))
-    return LivePredictor("k", params, FeatureScaler.fit(features, next_return(bars)), network)
+    network = build_network(architecture(params, len(scaler.features), horizons, members))
+    return LivePredictor("k", params, scaler, network)
 
 
 @pytest.mark.parametrize(
@@ -54,6 +54,17 @@ def test_live_updates_reproduce_the_training_path(make_bars, family, horizons, m
     signal = predictor.predict_bars(bars)
     assert len(signal["horizon_predictions"]) == horizons
     assert signal["horizon_predictions"][0] == signal["prediction"]
+
+
+def test_hourly_bars_keep_parity_with_their_time_of_day_features(make_bars):
+    """Intraday models also see the time of day (known in advance): live and training agree."""
+    bars = make_bars(400, seed=13)
+    bars["timestamp"] = pd.date_range("2024-03-04 00:00", periods=len(bars), freq="h")
+    predictor = _predictor(bars, "lstm")
+    assert {"tod_sin", "tod_cos"} <= set(predictor.scaler.features)
+    result = check_parity(predictor, bars, compute_features(bars), 250)
+    assert result.passed, result
+    assert result.max_prediction_diff <= PARITY_TOLERANCE and result.max_feature_diff <= PARITY_TOLERANCE
 
 
 def test_a_serving_bug_fails_parity(make_bars, monkeypatch):

@@ -121,9 +121,26 @@ def test_positions_from_predictions_long_short():
 def test_year_length_scales_sharpe():
     close = _rising()
     pos = _positions(np.ones(len(close)), close.index)
-    s252 = backtest_positions(close, pos, NO_COSTS, year_days=252).iloc[0]["sharpe"]
-    s365 = backtest_positions(close, pos, NO_COSTS, year_days=365).iloc[0]["sharpe"]
+    s252 = backtest_positions(close, pos, NO_COSTS, bars_per_year=252).iloc[0]["sharpe"]
+    s365 = backtest_positions(close, pos, NO_COSTS, bars_per_year=365).iloc[0]["sharpe"]
     assert s365 / s252 == pytest.approx(math.sqrt(365 / 252), rel=1e-9)
+
+
+def test_hourly_bars_are_annualized_by_bars_a_year_not_days(make_bars):
+    """5,000 hourly FX bars: Sharpe = per-bar mean / std x sqrt(6240), not x sqrt(252)."""
+    bars = make_bars(500, seed=4)
+    index = pd.date_range("2024-01-01", periods=len(bars), freq="h")
+    close = pd.Series(bars["close"].to_numpy(), index=index)
+    positions = _positions(np.random.default_rng(4).integers(0, 2, len(close)), index)
+    metrics, returns = backtest_with_returns(close, positions, NO_COSTS, bars_per_year=6240)
+    per_bar = returns[:, 0]
+    expected = per_bar.mean() / per_bar.std(ddof=1) * math.sqrt(6240)
+    assert metrics.iloc[0]["sharpe"] == pytest.approx(expected, rel=1e-9)
+    # vectorbt's own accessor agrees when freq and year_freq come from the same calendar
+    accessor = pd.Series(per_bar, index=index).vbt.returns(freq="1h", year_freq=pd.Timedelta(hours=6240))
+    assert metrics.iloc[0]["sharpe"] == pytest.approx(accessor.sharpe_ratio(), rel=1e-9)
+    assert metrics.iloc[0]["sortino"] == pytest.approx(accessor.sortino_ratio(), rel=1e-9)
+    assert metrics.iloc[0]["calmar"] == pytest.approx(accessor.calmar_ratio(), rel=1e-9)
 
 
 @pytest.mark.parametrize(
@@ -152,7 +169,7 @@ def test_metrics_match_the_plain_vectorbt_portfolio(make_bars):
     preds = pd.Series(np.random.default_rng(9).normal(0, 1, len(close)), index=close.index)
     pos = positions_from_predictions(preds, [0.0, 0.5, 3.0], long_short=True)
     costs = Costs(fees=0.001, slippage=0.0005)
-    fast, fast_returns = backtest_with_returns(close, pos, costs, year_days=252)
+    fast, fast_returns = backtest_with_returns(close, pos, costs, bars_per_year=252)
     pf = run_portfolio(close, pos, costs)
     np.testing.assert_allclose(fast_returns, pf.returns().to_numpy(), rtol=1e-12, atol=1e-15)
     returns = pf.returns()

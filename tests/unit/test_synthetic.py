@@ -64,7 +64,7 @@ def test_bars_pass_the_validation_suite_after_a_csv_round_trip(tmp_path, monkeyp
     bars = load_bars(f"csv:{path}")
     np.testing.assert_allclose(bars["close"], series.bars["close"], rtol=1e-15)
     as_of = pd.Timestamp(bars["timestamp"].iloc[-1])
-    validate_bars(bars, BarExpectations(min_rows=300, as_of=as_of, max_staleness_days=7))
+    validate_bars(bars, BarExpectations(min_rows=300, as_of=as_of, max_staleness=pd.Timedelta(days=7)))
 
 
 @pytest.mark.parametrize("phi", [0.1, 0.3, -0.2])

@@ -19,7 +19,7 @@ def clean(make_bars) -> pd.DataFrame:
 
 
 def _spec(bars: pd.DataFrame, **overrides) -> BarExpectations:
-    base = {"min_rows": 100, "as_of": bars["timestamp"].iloc[-1], "max_staleness_days": 7}
+    base = {"min_rows": 100, "as_of": bars["timestamp"].iloc[-1], "max_staleness": pd.Timedelta(days=7)}
     return BarExpectations(**(base | overrides))
 
 
@@ -98,10 +98,39 @@ def test_too_few_rows_fail(clean):
 
 def test_stale_last_bar_fails(clean):
     last = clean["timestamp"].iloc[-1]
-    err = _failure(clean, _spec(clean, as_of=last + pd.Timedelta(days=8), max_staleness_days=7))
+    week = pd.Timedelta(days=7)
+    err = _failure(clean, _spec(clean, as_of=last + pd.Timedelta(days=8), max_staleness=week))
     assert "expect_column_max_to_be_between(column=timestamp" in str(err)
-    # exactly max_staleness_days old is still fresh enough
-    validate_bars(clean, _spec(clean, as_of=last + pd.Timedelta(days=7), max_staleness_days=7))
+    # exactly max_staleness old is still fresh enough
+    validate_bars(clean, _spec(clean, as_of=last + week, max_staleness=week))
+
+
+def test_staleness_is_counted_in_bars_of_the_calendar(make_bars):
+    """Hourly bars 7 days old used to pass (7 whole days); now 5 bars + the weekend is the limit."""
+    from pipelines.calendar import SESSIONS, BarCalendar, BarFrequency
+    from pipelines.config import parse_config
+
+    config = parse_config({"max_staleness_bars": 5})
+    hourly_fx = BarCalendar(BarFrequency.parse("1h"), SESSIONS["24x5"])
+    bars = make_bars(700, seed=3)
+    bars["timestamp"] = pd.date_range("2024-03-04", periods=len(bars), freq="h")  # a Monday
+    last = bars["timestamp"].iloc[-1]
+    spec = BarExpectations.from_config(config, as_of=last + pd.Timedelta(days=7), calendar=hourly_fx)
+    assert spec.max_staleness == pd.Timedelta(hours=5 + 48)
+    err = _failure(bars, spec)
+    assert any(
+        "is more than 2 days 05:00:00 (max_staleness_bars=5 1h bars plus the 24x5 session's weekend)" in f
+        for f in err.failures
+    ), err.failures
+    fresh = BarExpectations.from_config(config, as_of=last + pd.Timedelta(hours=53), calendar=hourly_fx)
+    validate_bars(bars, fresh)
+    crypto = BarCalendar(BarFrequency.parse("1h"), SESSIONS["24x7"])
+    assert BarExpectations.from_config(config, as_of=last, calendar=crypto).max_staleness == pd.Timedelta(
+        hours=5
+    )
+    daily_equity = BarCalendar(BarFrequency.parse("1d"), SESSIONS["xnys"])
+    week = BarExpectations.from_config(config, as_of=last, calendar=daily_equity).max_staleness
+    assert week == pd.Timedelta(days=7, hours=17, minutes=30)  # 5 sessions + Friday close to Monday open
 
 
 def test_missing_column_fails(clean):

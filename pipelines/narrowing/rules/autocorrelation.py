@@ -16,7 +16,11 @@ from pipelines.narrowing.base import Evidence, Proposal, at_most, rounded
 class AutocorrelationShortensSequenceLength:
     name: str = "autocorrelation_shortens_sequence_length"
     z: float = 2.0  # |rho| above z standard errors (1/sqrt(n)) of white noise counts as strong
-    max_seq_len: int = 20  # about a month of daily bars
+    # In bars, not time, whatever the bar calendar: lag-1 autocorrelation is measured between
+    # neighbouring bars and decays bar by bar, so a short memory is a few bars of any size
+    # (a month of hourly bars, ~500, would be no cap at all). The window it is measured on,
+    # ``recent_window``, is a time span.
+    max_seq_len: int = 20
     min_bars: int = 20
 
     def propose(self, space, evidence: Evidence) -> list[Proposal]:
