@@ -79,7 +79,7 @@ def airflow_run_url(dag_id: str, run_id: str) -> str:
 
 
 class RetuneReportLink(BaseOperatorLink):
-    """"Retune report" on every task of a Retune DAG run: the run's report in the Retune UI."""
+    """ "Retune report" on every task of a Retune DAG run: the run's report in the Retune UI."""
 
     name = REPORT_LINK
 

@@ -48,6 +48,9 @@ def run_note(dag_id: str, dag_run_id: str, run_type: str, name: str) -> str | No
     repo = Repository(load_settings().db_url)
     try:
         runs = runs_of(repo, dag_id, dag_run_id)
+        proposals = {
+            (v.model_key, v.source_run): v for r in runs for v in repo.list_config_versions(r.model_key)
+        }
     finally:
         repo.close()
     if not runs:
@@ -57,17 +60,21 @@ def run_note(dag_id: str, dag_run_id: str, run_type: str, name: str) -> str | No
                 "or `data_source` in the config)."
             )
         return None
-    return "\n\n".join(run_summary(run) for run in runs)
+    return "\n\n".join(run_summary(run, proposals.get((run.model_key, run.run_id))) for run in runs)
 
 
-def run_summary(run: Any) -> str:
+def run_summary(run: Any, proposal: Any = None) -> str:
     report = f" — [report](/retune/reports/{run.run_id}/)" if run.report_path else ""
     if run.failed_step:
         error = (run.error or "").strip().splitlines()
         return f"**{run.model_key}: failed in {run.failed_step}**: {error[0][:300] if error else ''}{report}"
     checks = ((run.verdict or {}).get("gate") or {}).get("checks") or []
     failed = [c for c in checks if not c.get("passed")]
-    line = f"**{run.model_key}: {run.decision or run.state}**{report}"
+    state = ""
+    if proposal is not None:
+        by = f", approved by {proposal.approved_by}" if proposal.state == "active" else ""
+        state = f" (config v{proposal.version} {proposal.state}{by})"
+    line = f"**{run.model_key}: {run.decision or run.state}**{state}{report}"
     if failed and "gate failed" not in (run.decision or ""):  # the decision names them already
         line += "\n\nFailed checks: " + "; ".join(
             f"{c['name']} {_num(c.get('value'))} (needs {_num(c.get('threshold'))})" for c in failed

@@ -22,6 +22,7 @@ from airflow.providers.standard.operators.hitl import HITLOperator
 from airflow.sdk import Param
 from airflow.sdk.definitions.param import ParamsDict
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException, TaskAwaitingInput
+from airflow.sdk.execution_time.hitl import HITLUser
 
 log = logging.getLogger(__name__)
 
@@ -59,8 +60,8 @@ class PromotionReviewOperator(HITLOperator):
             raise AirflowSkipException(f"nothing to review: {outcome.get('decision', 'no proposal')}")
         self.response_timeout = timedelta(minutes=int(context["params"]["review_timeout_minutes"]))
         ctx = run_context(self.dag_name, context, self.config)
-        self.body = review_body(self.dag_name, context, self.config)
         self.assigned_users = assigned_reviewers(ctx.config.reviewers, triggering_user(context))
+        self.body = review_body(self.dag_name, context, self.config, self.assigned_users)
         self._form_params_only()
         deadline = datetime.now(UTC) + self.response_timeout
         try:
@@ -132,7 +133,7 @@ def triggering_user(context: dict[str, Any]) -> str | None:
     return getattr(context.get("dag_run"), "triggering_user_name", None) or None
 
 
-def assigned_reviewers(reviewers: tuple[str, ...], triggered_by: str | None) -> list[dict[str, str]] | None:
+def assigned_reviewers(reviewers: tuple[str, ...], triggered_by: str | None) -> list[HITLUser] | None:
     """The review task's ``assigned_users``: the configured reviewers (``role:NAME`` expanded to
     the simple auth manager's users of that role), without the user who triggered the run.
     None when no reviewers are configured (Airflow then lets any user with access answer)."""
@@ -150,7 +151,7 @@ def assigned_reviewers(reviewers: tuple[str, ...], triggered_by: str | None) -> 
             f"{', '.join(users) or 'nobody'}, and {triggered_by} triggered it (four-eyes). Add reviewers "
             "to the model key's config, or decide with `retune approve` / `retune reject`."
         )
-    return [{"id": u, "name": u} for u in allowed]
+    return [HITLUser(id=u, name=u) for u in allowed]
 
 
 def role_members(role: str) -> list[str]:
@@ -163,7 +164,7 @@ def role_members(role: str) -> list[str]:
 
 
 def approval_refusal(
-    who: str, triggered_by: str | None, approvals: list[str], assigned: list[dict[str, str]] | None
+    who: str, triggered_by: str | None, approvals: list[str], assigned: list[HITLUser] | None
 ) -> str | None:
     """Why ``who`` may not approve (None: the approval counts)."""
     if triggered_by is not None and who == triggered_by:
@@ -188,7 +189,12 @@ def audit_attempt(ctx: Any, action: str, who: str, reason: str) -> None:
         repo.close()
 
 
-def review_body(dag_name: str, context: dict[str, Any], config: str | None = None) -> str:
+def review_body(
+    dag_name: str,
+    context: dict[str, Any],
+    config: str | None = None,
+    assigned: list[HITLUser] | None = None,
+) -> str:
     """Markdown: the gate's checks with their numbers, the proposed change and the report."""
     from pipelines.artifacts import load_json
     from retune_airflow.tasks import run_context
@@ -203,9 +209,10 @@ def review_body(dag_name: str, context: dict[str, Any], config: str | None = Non
         for c in gate["checks"]
     )
     params_text = ", ".join(f"{k}={for_people(v)}" for k, v in sorted(search["best_params"].items()))
-    reviewers = ", ".join(ctx.config.reviewers) or "any Airflow user who may answer this task"
-    who = f"Reviewers: {reviewers}; {ctx.config.approvals_required} approval(s) needed" + (
-        f", not from {triggered} (triggered the run)" if (triggered := triggering_user(context)) else ""
+    reviewers = ", ".join(u["name"] for u in assigned) if assigned else "any Airflow user who may answer"
+    triggered = triggering_user(context)
+    who = f"May approve: {reviewers}; {ctx.config.approvals_required} distinct approval(s) needed" + (
+        f"; not {triggered}, who triggered the run (four-eyes)" if triggered else ""
     )
     return (
         f"**{ctx.model_key}**, run `{ctx.run_id}`: best {search['objective']} "

@@ -1,14 +1,18 @@
-"""Refused review answers go into Retune's audit, with who tried.
+"""Two api-server middlewares on Retune DAGs; neither changes what Airflow decides.
+
+* A refused trigger (HTTP 400) says, in words, every bad field, its value and the rule — Airflow's
+  own message names the first bad Param only, with its JSON schema and regex.
+* Refused review answers go into Retune's audit, with who tried.
 
 Airflow refuses an answer to a review task from a user who is not among its ``assigned_users``
 (the model key's reviewers, less the user who triggered the run) or whose role may not answer
 at all (a Viewer) with HTTP 403, before any Retune code runs. This api-server middleware sees
 those responses on Retune DAGs' review tasks and records them in our audit (action ``refused``).
-It never changes a request or a response.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 from typing import Any
@@ -16,6 +20,7 @@ from urllib.parse import unquote
 
 log = logging.getLogger(__name__)
 
+TRIGGER_PATH = re.compile(r"/api/v2/dags/(?P<dag_id>retune_[A-Za-z0-9_]+)/dagRuns$")
 HITL_PATH = re.compile(
     r"/api/v2/dags/(?P<dag_id>[^/]+)/dagRuns/(?P<run_id>[^/]+)/taskInstances/(?P<task_id>[^/]+)"
     r"/(?P<map_index>-?\d+)/hitlDetails$"
@@ -87,3 +92,68 @@ def _record_refusal(dag_id: str, dag_run_id: str, who: str) -> None:
                 )
     finally:
         repo.close()
+
+
+class TriggerErrorsMiddleware:
+    """Pure ASGI: when Airflow refuses to trigger a ``retune_*`` DAG (400), answer with every bad
+    field of the conf in words instead; any other response passes through unchanged."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        match = TRIGGER_PATH.search(scope.get("path", "")) if scope.get("type") == "http" else None
+        if match is None or scope.get("method") != "POST":
+            await self.app(scope, receive, send)
+            return
+        chunks, more = [], True
+        while more:  # the body, read once and replayed to Airflow
+            message = await receive()
+            chunks.append(message.get("body", b""))
+            more = message.get("more_body", False)
+        body = b"".join(chunks)
+        replayed = False
+
+        async def replay() -> dict:
+            nonlocal replayed
+            if replayed:
+                return await receive()
+            replayed = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        held: dict[str, Any] = {}
+
+        async def rewrite(message: dict) -> None:
+            if message["type"] == "http.response.start" and message["status"] == 400:
+                held["start"] = message
+                return
+            if "start" in held and message["type"] == "http.response.body":
+                held.setdefault("body", []).append(message.get("body", b""))
+                if message.get("more_body"):
+                    return
+                original = b"".join(held["body"])
+                words = _trigger_errors(match["dag_id"], body)
+                new_body = json.dumps({"detail": words}).encode() if words else original
+                headers = [(k, v) for k, v in held["start"]["headers"] if k.lower() != b"content-length"]
+                headers.append((b"content-length", str(len(new_body)).encode()))
+                await send({**held["start"], "headers": headers})
+                await send({"type": "http.response.body", "body": new_body, "more_body": False})
+                return
+            await send(message)
+
+        await self.app(scope, replay, rewrite)
+
+
+def _trigger_errors(dag_id: str, body: bytes) -> str | None:
+    """``bad run parameters: n_trials = -5: must be a whole number from 1 to 10000; ...``"""
+    from retune_airflow.params import conf_errors, fleet_params, run_params
+
+    try:
+        conf = (json.loads(body or b"{}") or {}).get("conf") or {}
+    except (ValueError, AttributeError):
+        return None
+    if not isinstance(conf, dict):
+        return None
+    spec = {**run_params(1, 1), **(fleet_params([]) if dag_id.endswith("_fleet") else {})}
+    errors = conf_errors(conf, spec)
+    return ("bad run parameters: " + "; ".join(errors)) if errors else None
