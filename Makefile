@@ -48,13 +48,14 @@ demo: init
 	@grep -q "DagRun Finished.*state=success\|Marking run .* successful" $(RETUNE_HOME)/demo.log || (echo "demo DAG run failed: see $(RETUNE_HOME)/demo.log"; exit 1)
 	@$(BIN)/python -c "import json,subprocess; s=json.loads(subprocess.check_output(['$(BIN)/retune','status','--json'])); r=s['runs'][0]; print('\nreport:            ', r['report']); print('decision:          ', r['decision']); print('production config: ', s['production_config'] or 'not written: nothing promoted (the decision above says why)')"
 
-# `airflow standalone` starts each component as a bare `airflow …` subprocess: .venv/bin goes first
-# on PATH so they find ours. AIRFLOW_PORT picks the UI's port; Ctrl-C stops every component.
+# `airflow standalone` with .venv/bin first on PATH (it starts each component as a bare `airflow …`),
+# in a process group that Ctrl-C (or SIGTERM) stops entirely: plugins/retune_airflow/standalone.py.
+# AIRFLOW_PORT picks the UI's port.
 AIRFLOW_PORT ?= 8080
 airflow: init
-	PATH="$(CURDIR)/$(BIN):$$PATH" AIRFLOW__API__PORT=$(AIRFLOW_PORT) \
+	AIRFLOW__API__PORT=$(AIRFLOW_PORT) \
 	  AIRFLOW__CORE__EXECUTION_API_SERVER_URL=http://localhost:$(AIRFLOW_PORT)/execution/ \
-	  exec $(BIN)/airflow standalone
+	  exec $(BIN)/python -m retune_airflow.standalone
 
 # Debian's chromium, for the test that opens the report in a real browser.
 browser:

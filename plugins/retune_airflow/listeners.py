@@ -54,7 +54,7 @@ def run_note(dag_id: str, dag_run_id: str, run_type: str, name: str) -> str | No
     finally:
         repo.close()
     if not runs:
-        if run_type.endswith("scheduled"):
+        if run_type.lower().endswith("scheduled"):
             return (
                 f"**Skipped**: no data source for scheduled runs (set `RETUNE_{name.upper()}_DATA` "
                 "or `data_source` in the config)."
