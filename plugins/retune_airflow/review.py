@@ -197,6 +197,7 @@ def review_body(
 ) -> str:
     """Markdown: the gate's checks with their numbers, the proposed change and the report."""
     from pipelines.artifacts import load_json
+    from pipelines.reporting.numbers import for_people
     from retune_airflow.tasks import run_context
 
     ctx = run_context(dag_name, context, config)
@@ -297,12 +298,3 @@ def pull_sibling(ti: Any, task_id: str) -> Any:
     if not group:
         return ti.xcom_pull(task_ids=task_id)
     return ti.xcom_pull(task_ids=f"{group}.{task_id}", map_indexes=ti.map_index)
-
-
-def for_people(value: Any) -> Any:
-    """A number as people read it: 4 significant digits, tiny values as 0 (``8.3e-17`` is 0)."""
-    if isinstance(value, bool) or not isinstance(value, float):
-        return value
-    if abs(value) < 1e-9:
-        return 0
-    return float(f"{value:.4g}")

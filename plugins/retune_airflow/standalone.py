@@ -19,8 +19,8 @@ import sys
 import time
 from pathlib import Path
 
-GRACE_SECONDS = 20.0  # for standalone's own shutdown (it stops its components on SIGINT)
-TERM_SECONDS = 10.0  # then SIGTERM to every process of the group; then SIGKILL
+GRACE_SECONDS = 10.0  # for standalone's own shutdown (it stops its components on SIGINT)
+TERM_SECONDS = 5.0  # then SIGTERM to every process of the group; then SIGKILL
 
 
 def main() -> int:
@@ -65,7 +65,9 @@ def alive(pgid: int) -> list[str]:
             text = stat.read_text()
             fields = text.rpartition(")")[2].split()
             if int(fields[2]) == pgid and fields[0] != "Z":
-                names.append(f"{stat.parent.name} {(stat.parent / 'cmdline').read_text().replace(chr(0), ' ')[:60]}")
+                names.append(
+                    f"{stat.parent.name} {(stat.parent / 'cmdline').read_text().replace(chr(0), ' ')[:60]}"
+                )
     return names
 
 

@@ -36,7 +36,9 @@ def client(tmp_path):
     )
     report = settings.reports_dir / "daily__r1" / "report.html"
     report.parent.mkdir(parents=True)
-    report.write_text('<html><body>Retune report for daily__r1 <a href="plots/history.html">h</a></body></html>')
+    report.write_text(
+        '<html><body>Retune report for daily__r1 <a href="plots/history.html">h</a></body></html>'
+    )
     (report.parent / "plots").mkdir()
     (report.parent / "plots" / "history.html").write_text("<html>history plot</html>")
     (report.parent / "plots" / "plotly.min.js").write_text("/* plotly */")
