@@ -129,7 +129,8 @@ def plan_fleet(**context: Any) -> list[str]:
     for name in names:
         try:
             # the key each run will use: the config's own, else the data source's instrument
-            key = with_model_key(load_config(settings.config_file(name)), data).model_key
+            source = scheduled_data_source(context, "daily", name) if is_scheduled(context) else data
+            key = with_model_key(load_config(settings.config_file(name)), source).model_key
         except (ConfigError, ValueError) as exc:
             raise AirflowFailException(f"config {name!r}: {exc}") from exc
         if key in keys:
