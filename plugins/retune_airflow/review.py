@@ -85,6 +85,8 @@ class PromotionReviewOperator(HITLOperator):
         from retune_airflow.tasks import run_context
 
         ctx = run_context(self.dag_name, context, self.config)
+        # a resumed task is a fresh operator: who may approve, as execute() asked
+        self.assigned_users = assigned_reviewers(ctx.config.reviewers, triggering_user(context))
         approvals = list(approvals or [])
         who = str(responder.get("id") or responder.get("name"))
         refused = approval_refusal(who, triggering_user(context), approvals, self.assigned_users)

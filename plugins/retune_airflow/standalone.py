@@ -3,7 +3,9 @@ that finds its components and leaves nothing behind when stopped.
 
 ``airflow standalone`` starts the api-server, scheduler, dag-processor and triggerer as bare
 ``airflow …`` subprocesses, so this virtualenv's ``bin`` goes first on PATH (without it each one
-dies with ``FileNotFoundError: 'airflow'`` while standalone keeps running). On Ctrl-C standalone
+dies with ``FileNotFoundError: 'airflow'`` while standalone keeps running), behind a shim that
+runs ``airflow scheduler`` as ``python -m retune_airflow.scheduler``: the scheduler the compose
+deployment runs, which imports the task libraries once so that no task pays for them. On Ctrl-C standalone
 terminates its components but waits for their output forever if one lingers (the scheduler's
 executor workers), and a SIGTERM kills it without touching them. So it runs in a process group of
 its own: Ctrl-C or SIGTERM here asks the whole group to stop, then ends whatever is left.
@@ -16,6 +18,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -23,16 +26,31 @@ GRACE_SECONDS = 10.0  # for standalone's own shutdown (it stops its components o
 TERM_SECONDS = 5.0  # then SIGTERM to every process of the group; then SIGKILL
 
 
+SHIM = """#!/bin/sh
+# airflow standalone starts `airflow scheduler`: run the one that preloads the task libraries
+if [ "$1" = scheduler ]; then shift; exec "{python}" -m retune_airflow.scheduler "$@"; fi
+exec "{airflow}" "$@"
+"""
+
+
 def main() -> int:
     bin_dir = str(Path(sys.executable).parent)
-    env = dict(os.environ, PATH=os.pathsep.join([bin_dir, os.environ.get("PATH", "")]))
+    with tempfile.TemporaryDirectory(prefix="retune-standalone-") as shim_dir:
+        shim = Path(shim_dir) / "airflow"
+        shim.write_text(SHIM.format(python=sys.executable, airflow=os.path.join(bin_dir, "airflow")))
+        shim.chmod(0o755)
+        return run_standalone([shim_dir, bin_dir])
+
+
+def run_standalone(path_first: list[str]) -> int:
+    bin_dir = str(Path(sys.executable).parent)
+    env = dict(os.environ, PATH=os.pathsep.join([*path_first, os.environ.get("PATH", "")]))
     child = subprocess.Popen(
         [os.path.join(bin_dir, "airflow"), "standalone"],
         env=env,
         start_new_session=True,  # a group of its own: one signal reaches every component
-        preexec_fn=lambda: signal.signal(
-            signal.SIGINT, signal.SIG_DFL
-        ),  # even if we were started with it ignored
+        # Ctrl-C must reach standalone even when this launcher was started with SIGINT ignored
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     stopping: list[int] = []
 
