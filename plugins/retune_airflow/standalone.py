@@ -22,8 +22,8 @@ import tempfile
 import time
 from pathlib import Path
 
-GRACE_SECONDS = 10.0  # for standalone's own shutdown (it stops its components on SIGINT)
-TERM_SECONDS = 5.0  # then SIGTERM to every process of the group; then SIGKILL
+GRACE_SECONDS = 8.0  # for standalone's own shutdown (it stops its components on SIGINT)
+TERM_SECONDS = 3.0  # then SIGTERM to every process of the group; then SIGKILL
 
 
 SHIM = """#!/bin/sh
