@@ -51,6 +51,14 @@ def client(tmp_path):
     repo.update_run("daily__r1", report_path=str(report), decision="promoted", state="success")
     repo.propose("spx", "daily__r1", {"lr": 0.01}, model_version=None, metrics={}, report_path=str(report))
     repo.approve("spx", "daily__r1", actor="airflow:ops_bob", reason="<script>alert(1)</script>")
+    for run_id, config in (("daily__f1__spx_cfg", "spx_cfg"), ("daily__f1__ndx_cfg", "ndx_cfg")):
+        repo.start_run(run_id, dag_id="daily", model_key=config, as_of=None, data_source="x", params={})
+    repo.update_run(
+        "daily__f1__ndx_cfg",
+        state="failed",
+        failed_step="validate",
+        error="missing columns: open, high (the file has 2 columns)",
+    )
     repo.close()
     (settings.home / "secret.txt").write_text("not for the web")
     app.dependency_overrides[require_login] = lambda: None  # logged in (Airflow checks the token)
@@ -66,6 +74,17 @@ def test_index_lists_runs_versions_and_the_audit_trail(client):
     assert "promoted" in text and "v1 active" in text and "airflow:ops_bob" in text  # the proposal now
     assert "UTC" in text and "- →" not in text  # times with their timezone; versions without dashes
     assert "<script>alert(1)</script>" not in text and "&lt;script&gt;" in text  # reasons are escaped
+
+
+def test_a_failed_run_shows_its_step_and_error(client):
+    text = client.get("/").text
+    assert "failed in validate: missing columns: open, high (the file has 2 columns)" in text
+
+
+def test_a_fleet_runs_extra_link_lists_its_keys(client):
+    page = client.get("/airflow/retune_daily_fleet/f1")
+    assert page.status_code == 200
+    assert "spx_cfg" in page.text and "ndx_cfg: validate" in page.text and "(no report)" in page.text
 
 
 def test_report_is_served_for_known_runs_only(client):
@@ -123,7 +142,7 @@ def test_every_page_needs_an_airflow_login():
 
 def test_status_api_matches_the_cli(client):
     status = client.get("/api/status").json()
-    assert status["versions"][0]["state"] == "active" and status["runs"][0]["run_id"] == "daily__r1"
+    assert status["versions"][0]["state"] == "active" and "daily__r1" in [r["run_id"] for r in status["runs"]]
 
 
 def test_airflow_loads_the_plugin(tmp_path):
