@@ -48,11 +48,10 @@ class RefusedReviewAuditMiddleware:
         await self.app(scope, receive, watch)
         if status.get("code") == 403 and match["task_id"].rpartition(".")[2] == "review":
             try:
-                import anyio.to_thread
-
                 who = await _caller(scope)
-                dag_id, run_id = unquote(match["dag_id"]), unquote(match["run_id"])
-                await anyio.to_thread.run_sync(_record_refusal, dag_id, run_id, who)  # off the event loop
+                # on the event loop, briefly: in a worker thread (anyio.to_thread) the store's
+                # write never finished under the api-server (the refusal went unrecorded)
+                _record_refusal(unquote(match["dag_id"]), unquote(match["run_id"]), who)
             except Exception:  # the audit must never break the API
                 log.exception("could not audit a refused review answer")
 
