@@ -24,7 +24,7 @@ DEMO_CONF := {"data": "sample:sp500", "as_of": "2018-12-31", "n_trials": 24, "ti
 help:
 	@echo "make demo     - install, initialize stores, run retune_daily once through Airflow on S&P 500 bars"
 	@echo "make test     - the test suite (what CI runs)"
-	@echo "make airflow  - local Airflow UI (api-server, scheduler, dag-processor, triggerer) on :8080"
+	@echo "make airflow  - local Airflow UI (api-server, scheduler, dag-processor, triggerer) on :8080 (AIRFLOW_PORT=N)"
 	@echo "make lint     - ruff, mypy and the import contracts"
 	@echo "make bench    - benchmarks into bench/results.json (ONLY=NAME for one)"
 
@@ -48,8 +48,14 @@ demo: init
 	@grep -q "DagRun Finished.*state=success\|Marking run .* successful" $(RETUNE_HOME)/demo.log || (echo "demo DAG run failed: see $(RETUNE_HOME)/demo.log"; exit 1)
 	@$(BIN)/python -c "import json,subprocess; s=json.loads(subprocess.check_output(['$(BIN)/retune','status','--json'])); r=s['runs'][0]; print('\nreport:            ', r['report']); print('decision:          ', r['decision']); print('production config: ', s['production_config'] or 'not written: nothing promoted (the decision above says why)')"
 
+# `airflow standalone` with .venv/bin first on PATH (it starts each component as a bare `airflow …`),
+# in a process group that Ctrl-C (or SIGTERM) stops entirely: plugins/retune_airflow/standalone.py.
+# AIRFLOW_PORT picks the UI's port.
+AIRFLOW_PORT ?= 8080
 airflow: init
-	$(BIN)/airflow standalone
+	AIRFLOW__API__PORT=$(AIRFLOW_PORT) \
+	  AIRFLOW__CORE__EXECUTION_API_SERVER_URL=http://localhost:$(AIRFLOW_PORT)/execution/ \
+	  exec $(BIN)/python -m retune_airflow.standalone
 
 # Debian's chromium, for the test that opens the report in a real browser.
 browser:

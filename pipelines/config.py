@@ -16,7 +16,15 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from pipelines.calendar import (
     FREQUENCY_PATTERN,
@@ -39,6 +47,7 @@ BenchmarkName = Literal["buy_and_hold", "flat"]  # what a strategy gets for free
 STRATEGY_PARAMS = ("entry_threshold", "long_short")
 
 DEFAULTS_DIR = Path(__file__).parent / "defaults"
+REVIEWER_PATTERN = r"^(role:)?[A-Za-z0-9_.@+-]{1,100}$"  # an Airflow user id, or role:NAME
 MIN_TRAIN_BARS = 200  # the least a model trains on before the first walk-forward fold
 
 
@@ -155,6 +164,13 @@ class PipelineConfig(_Frozen):
     narrowing_rules: tuple[str, ...] | None = None  # rule names in the order to apply; None: default
     # selection statistics, the gate and who decides
     promotion_policy: Literal["review", "auto", "off"] = "review"  # review: a person approves
+    # who may approve under policy review: Airflow user ids, or "role:NAME" (the simple auth
+    # manager's users of that role); empty: any Airflow user allowed to answer the review task.
+    # The user who triggered the run never approves it (four-eyes).
+    reviewers: tuple[Annotated[str, StringConstraints(pattern=REVIEWER_PATTERN)], ...] = ()
+    approvals_required: int = Field(1, ge=1, le=2)  # 2: two distinct reviewers must approve
+    # where a scheduled run reads its bars (a manual trigger names them in the `data` Param)
+    data_source: str | None = Field(None, max_length=300)
     dsr_threshold: float = Field(0.95, ge=0, le=1)
     # skill is measured against what is free: holding the instrument, or cash for neutral books
     benchmark: BenchmarkName = "buy_and_hold"

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import getpass
 import json
+import os
 import re
 from collections.abc import Callable
 from typing import Any
@@ -31,12 +32,24 @@ def checked(pattern: re.Pattern[str], what: str) -> Callable[[str], str]:
 
 
 def _user() -> str:
-    """The OS user (sanitized), for the audit; a container may have none."""
+    """Who decides, for the audit: ``RETUNE_ACTOR`` when the environment sets it (e.g. a
+    bastion host or CI job that knows the operator), else the OS user; a container may have none."""
+    name = os.environ.get("RETUNE_ACTOR", "").strip()
+    if name:
+        return name if ACTOR.match(name) else "operator"
     try:
         name = getpass.getuser()
     except (OSError, KeyError):
         return "operator"
     return name if ACTOR.match(name) else "operator"
+
+
+TRUST = (
+    "The CLI is an operator's tool that trusts its caller: whoever can run it against the store can "
+    "write the store, so it records who they say they are (--by, else $RETUNE_ACTOR, else the OS user) "
+    "as cli:NAME in the audit. Reviewers, four-eyes and approvals_required are enforced on the Airflow "
+    "review task, not here."
+)
 
 
 def reason(value: str) -> str:
@@ -128,22 +141,24 @@ def add_review_commands(sub: Any) -> None:
     by = {
         "type": checked(ACTOR, "name"),
         "default": _user(),
-        "help": "who decides (default: $USER)",
+        "help": "who decides, for the audit (default: $RETUNE_ACTOR, else the OS user; not verified)",
     }
 
-    approve = sub.add_parser("approve", help="activate a run's proposed config")
+    approve = sub.add_parser("approve", help="activate a run's proposed config", description=TRUST)
     approve.add_argument("run", type=run_id, help="run id, as in `retune status`")
     approve.add_argument("--reason", type=reason, default="approved")
     approve.add_argument("--by", **by)
     approve.set_defaults(func=lambda a: _answer(a, approve=True))
 
-    reject = sub.add_parser("reject", help="refuse a run's proposed config (nothing changes)")
+    reject = sub.add_parser(
+        "reject", help="refuse a run's proposed config (nothing changes)", description=TRUST
+    )
     reject.add_argument("run", type=run_id)
     reject.add_argument("--reason", type=reason, required=True)
     reject.add_argument("--by", **by)
     reject.set_defaults(func=lambda a: _answer(a, approve=False))
 
-    back = sub.add_parser("rollback", help="make an earlier config version active again")
+    back = sub.add_parser("rollback", help="make an earlier config version active again", description=TRUST)
     back.add_argument("--to", type=int, required=True, metavar="VERSION")
     back.add_argument("--model-key", type=checked(MODEL_KEY, "model key"))
     back.add_argument("--reason", type=reason, default="rollback")

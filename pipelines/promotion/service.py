@@ -4,12 +4,15 @@ current config; reviews and rollbacks act on the store and rewrite production.ya
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from pipelines.artifacts import dump_json, load_json
 from pipelines.context import RunContext
 from pipelines.promotion.gate import GateResult, evaluate_gate
 from pipelines.promotion.production_file import describe_production_file, sync_production_file
+from pipelines.reporting.decision import record_decision
 from pipelines.settings import Settings
 from pipelines.store.repository import Repository
 from pipelines.store.tables import ConfigVersion
@@ -131,6 +134,15 @@ def review(
     if repo.get_run(run_id) is not None:
         repo.update_run(run_id, decision=decision)
     sync_production_file(repo, settings.production_config)
+    if version.report_path:
+        detail = f"v{version.version} is the active config" if version.state == "active" else None
+        record_decision(
+            Path(version.report_path),
+            f"{decision} ({detail})" if detail else decision,
+            actor,
+            reason,
+            datetime.now(UTC),
+        )
     log.info("%s v%s: %s (%s: %s)", model_key, version.version, decision, actor, reason)
     return version
 

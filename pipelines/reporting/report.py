@@ -15,6 +15,7 @@ from pipelines.artifacts import load_json, write_atomic
 from pipelines.context import RunContext
 from pipelines.promotion.service import gate_for_run
 from pipelines.reporting import figures
+from pipelines.reporting.numbers import for_people
 from pipelines.store.repository import Repository
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -58,6 +59,7 @@ def write_report(ctx: RunContext, repo: Repository) -> Path:
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True, undefined=jinja2.StrictUndefined
     )
+    env.filters["people"] = for_people
     html = env.get_template("report.html.j2").render(
         ctx=ctx,
         params=ctx.params.model_dump(mode="json"),

@@ -310,6 +310,17 @@ class Repository:
             self._activate(s, target, actor, reason, action="rollback")
             return target
 
+    def record_attempt(
+        self, model_key: str, source_run: str, *, action: str, actor: str, reason: str
+    ) -> None:
+        """An audit row for a review step that changes no version: a refused approval (who tried,
+        why not) or the first of two required approvals."""
+        with self.session() as s:
+            version = self._for_run(s, model_key, source_run)
+            self._audit(
+                s, model_key, action, actor, reason, None, version.version if version else None, source_run
+            )
+
     # -- inside one transaction ----------------------------------------------------------
     @staticmethod
     def _lock(s: Session, model_key: str) -> None:

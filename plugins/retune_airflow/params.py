@@ -7,7 +7,8 @@ arbitrary file or smuggle SQL or shell syntax into it.
 
 from __future__ import annotations
 
-from typing import get_args
+import json
+from typing import Any, get_args
 
 from airflow.sdk import Param
 
@@ -113,3 +114,66 @@ def fleet_params(configs: list[str]) -> dict[str, Param]:
             "default: $RETUNE_FLEET_CONFIGS.",
         )
     }
+
+
+# Patterns in words, for people: a regex is how the schema checks, not how a message explains.
+RULES_IN_WORDS = {
+    "data": "sample:sp500, sample:nasdaq or sample:goog; csv:PATH or parquet:PATH with a path relative "
+    "to the data directory (letters, digits, _ . / -, no '..'); or table:NAME / table:SCHEMA.NAME",
+    "config": "the name of a config in $RETUNE_HOME/configs: 1 to 64 letters, digits, _ or -",
+    "configs": "a list of config names (1 to 64 letters, digits, _ or - each), no repeats, at most 50",
+}
+
+
+def conf_errors(values: dict[str, Any], params: dict[str, Param]) -> list[str]:
+    """Every bad field of a trigger's conf: ``name = value: the rule``, in words.
+
+    The same words whether the run was triggered from the form, the REST API or the CLI: the
+    api-server's answer to a refused trigger and the first task both use this.
+    """
+    import jsonschema
+
+    errors = [
+        f"{name} = {_shown(value)}: not a parameter of this DAG (known: {', '.join(sorted(params))})"
+        for name, value in values.items()
+        if name not in params
+    ]
+    for name, param in params.items():
+        if name not in values:
+            continue
+        value, schema = values[name], dict(param.schema)
+        checker = jsonschema.Draft7Validator(schema, format_checker=jsonschema.FormatChecker())
+        if next(iter(checker.iter_errors(value)), None) is not None:
+            errors.append(f"{name} = {_shown(value)}: must be {rule_in_words(name, schema)}")
+    return errors
+
+
+def rule_in_words(name: str, schema: dict[str, Any]) -> str:
+    if name in RULES_IN_WORDS:
+        rule = RULES_IN_WORDS[name]
+    elif "enum" in schema:
+        rule = "one of " + ", ".join(str(v) for v in schema["enum"])
+    else:
+        types = schema.get("type")
+        kinds = [types] if isinstance(types, str) else list(types or [])
+        rule = {"integer": "a whole number", "number": "a number", "string": "text"}.get(
+            next((k for k in kinds if k != "null"), ""), "a value"
+        )
+        if schema.get("format") == "date":
+            rule = "a date YYYY-MM-DD"
+        low = schema.get("minimum", schema.get("exclusiveMinimum"))
+        high = schema.get("maximum")
+        if "exclusiveMinimum" in schema and high is not None:
+            rule += f" greater than {low} and at most {high}"
+        elif low is not None and high is not None:
+            rule += f" from {low} to {high}"
+        elif low is not None:
+            rule += f" of at least {low}"
+    if isinstance(schema.get("type"), list) and "null" in schema["type"]:
+        rule += " (or empty)"
+    return rule
+
+
+def _shown(value: Any) -> str:
+    text = json.dumps(value, default=str)
+    return text if len(text) <= 80 else text[:77] + "..."

@@ -3,18 +3,26 @@
 The approval task only asks when the gate passed under policy ``review``; otherwise it is
 skipped. Its only default is Reject, so when nobody answers before the timeout Airflow
 resumes it with Reject and no responder — recorded as a timeout, never as an approval.
+
+Who may approve: the model key's ``reviewers`` (config) become the task's ``assigned_users``,
+less the user who triggered the run, so Airflow itself refuses anyone else (HTTP 403, audited
+by the plugin's middleware). The task checks again when it resumes — four-eyes also holds where
+Airflow lets every user answer (no reviewers configured, or ``simple_auth_manager_all_admins``):
+an approval by the triggering user, or a second one by the same person, is refused, audited and
+asked again. ``approvals_required: 2`` asks until two distinct reviewers approved.
 """
 
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from airflow.providers.standard.operators.hitl import HITLOperator
 from airflow.sdk import Param
 from airflow.sdk.definitions.param import ParamsDict
-from airflow.sdk.exceptions import AirflowSkipException
+from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException, TaskAwaitingInput
+from airflow.sdk.execution_time.hitl import HITLUser
 
 log = logging.getLogger(__name__)
 
@@ -45,17 +53,76 @@ class PromotionReviewOperator(HITLOperator):
         self.config = config
 
     def execute(self, context: Any) -> Any:
+        from retune_airflow.tasks import run_context
+
         outcome = pull_sibling(context["ti"], "promote") or {}
         if outcome.get("decision") != "awaiting approval":
             raise AirflowSkipException(f"nothing to review: {outcome.get('decision', 'no proposal')}")
         self.response_timeout = timedelta(minutes=int(context["params"]["review_timeout_minutes"]))
-        self.body = review_body(self.dag_name, context, self.config)
+        ctx = run_context(self.dag_name, context, self.config)
+        self.assigned_users = assigned_reviewers(ctx.config.reviewers, triggering_user(context))
+        self.body = review_body(self.dag_name, context, self.config, self.assigned_users)
         self._form_params_only()
-        return super().execute(context)
+        deadline = datetime.now(UTC) + self.response_timeout
+        try:
+            return super().execute(context)
+        except TaskAwaitingInput as waiting:  # what execute_complete needs when it resumes
+            waiting.kwargs = {"deadline": deadline.isoformat(), "approvals": []}
+            raise
 
-    def execute_complete(self, context: Any, event: dict[str, Any]) -> Any:
+    def execute_complete(
+        self,
+        context: Any,
+        event: dict[str, Any],
+        deadline: str | None = None,
+        approvals: list[str] | None = None,
+    ) -> Any:
         self._form_params_only()  # a resumed task is a fresh operator: same form as the request
-        return super().execute_complete(context, event)
+        answer = super().execute_complete(context, event)
+        responder = answer.get("responded_by_user")
+        if responder is None or APPROVE not in (answer.get("chosen_options") or []):
+            return answer  # a timeout or a reject: record_review applies it
+        from retune_airflow.tasks import run_context
+
+        ctx = run_context(self.dag_name, context, self.config)
+        # a resumed task is a fresh operator: who may approve, as execute() asked
+        self.assigned_users = assigned_reviewers(ctx.config.reviewers, triggering_user(context))
+        approvals = list(approvals or [])
+        who = str(responder.get("id") or responder.get("name"))
+        refused = approval_refusal(who, triggering_user(context), approvals, self.assigned_users)
+        if refused is None:
+            approvals.append(who)
+            if len(approvals) >= ctx.config.approvals_required:
+                return {**answer, "approvals": approvals}
+            audit_attempt(
+                ctx, "approve_partial", who, f"approval {len(approvals)} of {ctx.config.approvals_required}"
+            )
+        else:
+            audit_attempt(ctx, "refused", who, refused)
+            log.warning("approval by %s refused: %s", who, refused)
+        self._ask_again(context, deadline, approvals)
+
+    def _ask_again(self, context: Any, deadline: str | None, approvals: list[str]) -> None:
+        """Clear the answer and wait again, until the original deadline (not a fresh one)."""
+        from airflow.sdk.execution_time.hitl import upsert_hitl_detail
+
+        upsert_hitl_detail(  # on an answered request, Airflow clears the answer and keeps the rest
+            ti_id=context["task_instance"].id,
+            options=self.options,
+            subject=self.subject,
+            body=self.body,
+            defaults=self.defaults,
+            multiple=self.multiple,
+            params=self.serialized_params,
+            assigned_users=self.assigned_users,
+        )
+        end = datetime.fromisoformat(deadline) if deadline else datetime.now(UTC) + timedelta(days=1)
+        remaining = max(end - datetime.now(UTC), timedelta(seconds=1))
+        raise TaskAwaitingInput(
+            method_name="execute_complete",
+            kwargs={"deadline": end.isoformat(), "approvals": approvals},
+            timeout=remaining,
+        )
 
     def _form_params_only(self) -> None:
         """The review form holds the reason only; the DAG's run Params are merged into a task's
@@ -63,9 +130,76 @@ class PromotionReviewOperator(HITLOperator):
         self.params = ParamsDict({"reason": self.params.get_param("reason")})
 
 
-def review_body(dag_name: str, context: dict[str, Any], config: str | None = None) -> str:
+def triggering_user(context: dict[str, Any]) -> str | None:
+    """Who triggered the run (None for a scheduled run)."""
+    return getattr(context.get("dag_run"), "triggering_user_name", None) or None
+
+
+def assigned_reviewers(reviewers: tuple[str, ...], triggered_by: str | None) -> list[HITLUser] | None:
+    """The review task's ``assigned_users``: the configured reviewers (``role:NAME`` expanded to
+    the simple auth manager's users of that role), without the user who triggered the run.
+    None when no reviewers are configured (Airflow then lets any user with access answer)."""
+    if not reviewers:
+        return None
+    users: list[str] = []
+    for entry in reviewers:
+        for user in role_members(entry[5:]) if entry.startswith("role:") else [entry]:
+            if user not in users:
+                users.append(user)
+    allowed = [u for u in users if u != triggered_by]
+    if not allowed:
+        raise AirflowFailException(
+            f"no reviewer may approve this run: the configured reviewers ({', '.join(reviewers)}) are "
+            f"{', '.join(users) or 'nobody'}, and {triggered_by} triggered it (four-eyes). Add reviewers "
+            "to the model key's config, or decide with `retune approve` / `retune reject`."
+        )
+    return [HITLUser(id=u, name=u) for u in allowed]
+
+
+def role_members(role: str) -> list[str]:
+    """Users of ``role`` in ``[core] simple_auth_manager_users`` (``name:role`` pairs)."""
+    from airflow.providers.common.compat.sdk import conf
+
+    users = conf.get("core", "simple_auth_manager_users", fallback="")
+    pairs = [p.strip().split(":") for p in users.split(",")]
+    return [p[0] for p in pairs if len(p) >= 2 and p[1].lower() == role.lower()]
+
+
+def approval_refusal(
+    who: str, triggered_by: str | None, approvals: list[str], assigned: list[HITLUser] | None
+) -> str | None:
+    """Why ``who`` may not approve (None: the approval counts)."""
+    if triggered_by is not None and who == triggered_by:
+        return f"four-eyes: {who} triggered this run and cannot approve it"
+    if who in approvals:
+        return f"{who} already approved this run; a second approval must come from someone else"
+    if assigned is not None and who not in {u["id"] for u in assigned}:
+        return f"{who} is not a reviewer of this model key"
+    return None
+
+
+def audit_attempt(ctx: Any, action: str, who: str, reason: str) -> None:
+    """An audit row in our store for a review step that changes nothing."""
+    from pipelines.store.repository import Repository
+    from retune_airflow.connection import use_retune_connection
+
+    use_retune_connection()
+    repo = Repository(ctx.settings.db_url)
+    try:
+        repo.record_attempt(ctx.model_key, ctx.run_id, action=action, actor=f"airflow:{who}", reason=reason)
+    finally:
+        repo.close()
+
+
+def review_body(
+    dag_name: str,
+    context: dict[str, Any],
+    config: str | None = None,
+    assigned: list[HITLUser] | None = None,
+) -> str:
     """Markdown: the gate's checks with their numbers, the proposed change and the report."""
     from pipelines.artifacts import load_json
+    from pipelines.reporting.numbers import for_people
     from retune_airflow.tasks import run_context
 
     ctx = run_context(dag_name, context, config)
@@ -73,16 +207,22 @@ def review_body(dag_name: str, context: dict[str, Any], config: str | None = Non
     gate = load_json(ctx.run_dir / "gate.json")
     search = load_json(ctx.run_dir / "search.json")
     rows = "\n".join(
-        f"| {c['name']} | {c['value']} | {c['threshold']} | {'pass' if c['passed'] else 'FAIL'} |"
+        f"| {c['name']} | {for_people(c['value'])} | {for_people(c['threshold'])} | "
+        f"{'pass' if c['passed'] else 'FAIL'} |"
         for c in gate["checks"]
     )
-    params_text = ", ".join(f"{k}={v}" for k, v in sorted(search["best_params"].items()))
+    params_text = ", ".join(f"{k}={for_people(v)}" for k, v in sorted(search["best_params"].items()))
+    reviewers = ", ".join(u["name"] for u in assigned) if assigned else "any Airflow user who may answer"
+    triggered = triggering_user(context)
+    who = f"May approve: {reviewers}; {ctx.config.approvals_required} distinct approval(s) needed" + (
+        f"; not {triggered}, who triggered the run (four-eyes)" if triggered else ""
+    )
     return (
         f"**{ctx.model_key}**, run `{ctx.run_id}`: best {search['objective']} "
-        f"{search['best_value']:.3f} over {search['n_trials']} trials.\n\n"
+        f"{for_people(search['best_value'])} over {search['n_trials']} trials.\n\n"
         f"| check | value | threshold | result |\n|---|---|---|---|\n{rows}\n\n"
-        f"Proposed params: {params_text}\n\n"
-        f"Report: [/retune/reports/{ctx.run_id}](/retune/reports/{ctx.run_id}) "
+        f"Proposed params: {params_text}\n\n{who}.\n\n"
+        f"Report: [/retune/reports/{ctx.run_id}/](/retune/reports/{ctx.run_id}/) "
         f"(file `{ctx.report_dir / 'report.html'}`)\n\n"
         f"Approve to make it the production config; Reject (or no answer within "
         f"{params['review_timeout_minutes']} minutes) keeps the current one. "
@@ -104,7 +244,7 @@ def record_review(dag_name: str, config: str | None = None, **context: Any) -> d
     reason = (answer.get("params_input") or {}).get("reason") or ""
     repo = Repository(ctx.settings.db_url)
     try:
-        return _apply_answer(ctx, repo, responder, chosen, reason)
+        return _apply_answer(ctx, repo, responder, chosen, reason, answer.get("approvals"))
     except (ValueError, LookupError) as exc:  # decided differently elsewhere (CLI) first: keep that
         log.warning("review answer not applied: %s", exc)
         return {"changed": False, "note": str(exc)}
@@ -113,7 +253,12 @@ def record_review(dag_name: str, config: str | None = None, **context: Any) -> d
 
 
 def _apply_answer(
-    ctx: Any, repo: Any, responder: dict | None, chosen: list[str], reason: str
+    ctx: Any,
+    repo: Any,
+    responder: dict | None,
+    chosen: list[str],
+    reason: str,
+    approvals: list[str] | None = None,
 ) -> dict[str, Any]:
     """The answer as a store decision: no responder means Airflow applied the default on timeout."""
     from pipelines.promotion.service import review
@@ -122,7 +267,8 @@ def _apply_answer(
         approve, actor = False, "airflow:timeout"
         reason = f"no answer within {ctx.params.review_timeout_minutes} minutes"
     else:
-        approve, actor = APPROVE in chosen, f"airflow:{responder.get('name') or responder.get('id')}"
+        approvers = approvals or [str(responder.get("name") or responder.get("id"))]
+        approve, actor = APPROVE in chosen, "airflow:" + "+".join(approvers)
         reason = reason or ("approved" if approve else "rejected")
     version = review(
         ctx.settings,
