@@ -24,8 +24,8 @@ DATA_PATTERN = (
 CONFIG_NAME_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
 # a date (the whole day) or a time of day with an optional UTC offset (naive means UTC)
 AS_OF_PATTERN = (
-    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}"
-    r"([T ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,6})?)?(Z|[+-][0-9]{2}:?[0-9]{2})?)?$"
+    r"^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])"
+    r"([T ]([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9](\.[0-9]{1,6})?)?(Z|[+-][0-9]{2}:?[0-9]{2})?)?$"
 )
 
 
@@ -122,6 +122,7 @@ RULES_IN_WORDS = {
     "to the data directory (letters, digits, _ . / -, no '..'); or table:NAME / table:SCHEMA.NAME",
     "config": "the name of a config in $RETUNE_HOME/configs: 1 to 64 letters, digits, _ or -",
     "configs": "a list of config names (1 to 64 letters, digits, _ or - each), no repeats, at most 50",
+    "as_of": "a date YYYY-MM-DD (the whole day) or a time YYYY-MM-DDTHH:MM[:SS][+HH:MM]",
 }
 
 
