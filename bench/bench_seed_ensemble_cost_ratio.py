@@ -33,7 +33,7 @@ from pipelines.search.strategy import StrategyGrid, split_space
 
 NAME = "seed_ensemble_cost_ratio"
 K = 8
-REPEATS = 3
+REPEATS = 2
 POINT = {"hidden_size": 32, "num_layers": 1, "seq_len": 20, "lr": 1e-3, "dropout": 0.0}
 
 
@@ -77,7 +77,7 @@ def run() -> dict:
     early = arms(data, early_stopping=True, point=POINT, repeats=1)
     by_hidden = {
         hidden: arms(data, early_stopping=False, point={**POINT, "hidden_size": hidden}, repeats=1)["ratio"]
-        for hidden in (16, 64, 128)
+        for hidden in (16, 64)
     }
     return {
         "value": headline["ratio"],
