@@ -11,11 +11,9 @@ a searched name overrides the fixed value trial by trial.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -33,8 +31,8 @@ from pipelines.calendar import (
     BarFrequency,
     CalendarError,
     SessionName,
-    calendar_of,
 )
+from pipelines.calendar_inference import calendar_of
 
 ModelFamily = Literal["lstm", "transformer", "linear"]  # networks in models/networks.py
 Objective = Literal["sharpe", "return", "sortino", "calmar"]
@@ -253,17 +251,6 @@ class PipelineConfig(_Frozen):
                     raise ValueError(f"search_space.{name}: {value!r} is out of range ({reason})") from None
         return self
 
-    @model_validator(mode="after")
-    def _check_rules(self) -> PipelineConfig:
-        if self.narrowing_rules is not None:
-            from pipelines.narrowing.rules import rules_by_name  # the rules import this module
-
-            try:
-                rules_by_name(self.narrowing_rules)
-            except ValueError as exc:
-                raise ValueError(f"narrowing_rules: {exc}") from None
-        return self
-
     @field_validator("horizon_loss_weights")
     @classmethod
     def _check_weights(cls, weights: tuple[float, ...]) -> tuple[float, ...]:
@@ -321,47 +308,3 @@ class PipelineConfig(_Frozen):
 def _extremes(spec: FloatRange | IntRange | Categorical) -> tuple[Any, ...]:
     """The values of a spec that must all be valid hyperparameter values."""
     return spec.choices if isinstance(spec, Categorical) else (spec.low, spec.high)
-
-
-def parse_config(raw: dict[str, Any]) -> PipelineConfig:
-    """Build a PipelineConfig from the seed format (flat fixed params + ``search_space``)."""
-    if not isinstance(raw, dict):
-        raise ConfigError("config must be a mapping")
-    raw = dict(raw)
-    space = raw.pop("search_space", {}) or {}
-    hyper_names = set(HyperParams.model_fields)
-    hyper = {k: raw.pop(k) for k in list(raw) if k in hyper_names}
-    both = sorted(set(hyper) & set(space))
-    if both:
-        raise ConfigError(f"{', '.join(both)}: both fixed and searched; keep one")
-    try:
-        return PipelineConfig(hyperparams=HyperParams(**hyper), search_space=space, **raw)
-    except ValidationError as exc:
-        raise ConfigError(_describe(exc)) from None
-
-
-def load_config(path: str | Path) -> PipelineConfig:
-    """Load a JSON or YAML config file."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"config file not found: {path}")
-    text = path.read_text()
-    try:
-        raw = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
-    except (json.JSONDecodeError, yaml.YAMLError) as exc:
-        raise ConfigError(f"{path}: not valid {path.suffix.lstrip('.') or 'YAML'}: {exc}") from None
-    return parse_config(raw or {})
-
-
-def default_config(dag: str) -> PipelineConfig:
-    """The bundled config for ``daily`` or ``weekly`` runs."""
-    return load_config(DEFAULTS_DIR / f"{dag}.yaml")
-
-
-def _describe(exc: ValidationError) -> str:
-    parts = []
-    for err in exc.errors():
-        loc = ".".join(str(p) for p in err["loc"] if p not in ("hyperparams",))
-        msg = err["msg"].removeprefix("Value error, ")
-        parts.append(f"{loc}: {msg}" if loc else msg)
-    return "; ".join(parts)

@@ -11,20 +11,14 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from pipelines.calendar import DAG_NAMES, BarCalendar, DagName, calendar_of
-from pipelines.config import (
-    ConfigError,
-    ModelFamily,
-    Objective,
-    PipelineConfig,
-    SearchMode,
-    default_config,
-    load_config,
-)
+from pipelines.calendar import DAG_NAMES, BarCalendar, DagName
+from pipelines.calendar_inference import calendar_of
+from pipelines.config import ConfigError, ModelFamily, Objective, PipelineConfig, SearchMode
+from pipelines.config_files import default_config, load_config
 from pipelines.data.sources import DataSource, DataSourceError
+from pipelines.runfolder import CALENDAR_FILE, RunFolder
 from pipelines.settings import Settings, load_settings
 
-CALENDAR_FILE = "calendar.json"  # the validate step's resolved bar calendar, in the run folder
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
 # A run id a user names (``retune run --run-id``) is used as given, so it must already be safe
 # as a folder and study name: it is refused, never rewritten, when it is not.
@@ -213,6 +207,11 @@ class RunContext:
     @property
     def run_dir(self) -> Path:
         return self.settings.runs_dir / self.run_id
+
+    @property
+    def folder(self) -> RunFolder:
+        """The run folder's typed records: how steps hand results to later steps."""
+        return RunFolder(self.run_dir)
 
     @property
     def report_dir(self) -> Path:

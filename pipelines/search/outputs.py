@@ -17,14 +17,15 @@ import pandas as pd
 
 from pipelines.artifacts import dump_json
 from pipelines.config import PipelineConfig
-from pipelines.search.backtest import Costs, run_portfolio
-from pipelines.search.objective import PreparedData, config_folds, evaluate_fold, fold_benchmark_returns
+from pipelines.search.objective import evaluate_fold, fold_benchmark_returns
 from pipelines.search.racing import race
 from pipelines.search.reliability import rank_reliability
 from pipelines.search.selection import degenerate_audit, selection_statistics
 from pipelines.search.space import resolve
 from pipelines.search.strategy import StrategyGrid
 from pipelines.search.study import best_fresh_trial, fresh_trials
+from pipelines.trading.backtest import Costs, run_portfolio
+from pipelines.windowing import PreparedData, config_folds
 
 log = logging.getLogger(__name__)
 

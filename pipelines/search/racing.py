@@ -19,10 +19,11 @@ import optuna
 
 from models.networks import SEED_FREE_FAMILIES
 from pipelines.config import PipelineConfig
-from pipelines.search.objective import PreparedData, config_folds, evaluate_fold
+from pipelines.search.objective import evaluate_fold
 from pipelines.search.space import resolve
 from pipelines.search.strategy import StrategyGrid
 from pipelines.search.study import fresh_trials
+from pipelines.windowing import PreparedData, config_folds
 
 
 @dataclass(frozen=True)

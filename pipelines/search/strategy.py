@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from pipelines.config import STRATEGY_PARAMS, Categorical, FloatRange, HyperParams, IntRange, ParamSpec
-from pipelines.search.backtest import positions_from_predictions
+from pipelines.trading.positions import positions_from_predictions
 
 
 @dataclass(frozen=True)

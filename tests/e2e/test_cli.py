@@ -80,8 +80,8 @@ def test_run_status_and_predict(cli_env):
 
     if result["decision"] != "promoted":
         # The gate kept the current (empty) config: promote as an operator would.
-        from pipelines.promotion.production_file import sync_production_file
         from pipelines.settings import Settings
+        from pipelines.store.production_file import sync_production_file
         from pipelines.store.repository import Repository
 
         home = Path(cli_env["RETUNE_HOME"])

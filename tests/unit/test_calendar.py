@@ -10,16 +10,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipelines.calendar import (
-    SESSIONS,
-    BarCalendar,
-    BarFrequency,
-    CalendarError,
-    infer_frequency,
-    infer_session,
-    resolve_calendar,
-)
-from pipelines.config import ConfigError, parse_config
+from pipelines.calendar import SESSIONS, BarCalendar, BarFrequency, CalendarError
+from pipelines.calendar_inference import infer_frequency, infer_session, resolve_calendar
+from pipelines.config import ConfigError
+from pipelines.config_files import parse_config
 
 
 def hourly_fx(n: int = 600) -> pd.DatetimeIndex:

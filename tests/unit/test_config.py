@@ -8,15 +8,8 @@ import pydantic
 import pytest
 import yaml
 
-from pipelines.config import (
-    Categorical,
-    ConfigError,
-    FloatRange,
-    IntRange,
-    default_config,
-    load_config,
-    parse_config,
-)
+from pipelines.config import Categorical, ConfigError, FloatRange, IntRange
+from pipelines.config_files import default_config, load_config, parse_config
 
 SEED = {
     "search_space": {
