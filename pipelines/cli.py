@@ -7,12 +7,13 @@ import json
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import get_args
+from typing import Any, get_args
 
 from pipelines.calendar import DAG_NAMES
-from pipelines.config import ConfigError, ModelFamily, Objective
+from pipelines.config import ConfigError
 from pipelines.logs import configure_cli_logging
 from pipelines.review_cli import add_review_commands
+from pipelines.run_params import RunParams
 from pipelines.settings import CONFIG_NAME, load_settings
 from pipelines.status import status_payload
 
@@ -96,10 +97,25 @@ def _db_upgrade(args: argparse.Namespace) -> int:
     return 0
 
 
+def _reproduce(args: argparse.Namespace) -> int:
+    from pipelines.search.reproduce import reproduce
+
+    result = reproduce(load_settings(), args.run_id)
+    print(json.dumps(result, indent=2, default=str))
+    return 0 if result["matches"] else 1
+
+
 def _redact(url: str) -> str:
     from sqlalchemy.engine import make_url
 
     return make_url(url).render_as_string(hide_password=True)
+
+
+def _choices(annotation: Any) -> list[Any]:
+    """The values of a ``Literal`` (or an optional one)."""
+    return [
+        value for arg in get_args(annotation) for value in (get_args(arg) or [arg]) if value is not type(None)
+    ]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -119,16 +135,22 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="run the whole chain in this process (same steps as the DAG)")
     run.add_argument("--dag", choices=list(DAG_NAMES), default="daily")
+    fields = RunParams.model_fields
     run.add_argument(
         "--data",
-        default="sample:sp500",
+        default=fields["data"].default,
         help="sample:sp500|nasdaq|goog, csv:PATH, parquet:PATH or table:NAME",
     )
-    run.add_argument("--n-trials", type=int, default=20)
-    run.add_argument("--timeout-minutes", type=float, default=30)
-    run.add_argument("--objective", choices=list(get_args(Objective)), default="sharpe")
-    run.add_argument("--mode", choices=["bayesian", "random", "grid"], default="bayesian")
-    run.add_argument("--model-family", choices=get_args(ModelFamily))
+    run.add_argument("--n-trials", type=int, default=fields["n_trials"].default)
+    run.add_argument("--timeout-minutes", type=float, default=fields["timeout_minutes"].default)
+    for name in ("objective", "mode", "model_family"):  # choices and defaults: RunParams' own
+        annotation = fields[name].annotation
+        choices = [c for arg in get_args(annotation) for c in (get_args(arg) or [arg]) if c is not type(None)]
+        run.add_argument(
+            f"--{name.replace('_', '-')}",
+            choices=choices or get_args(annotation),
+            default=fields[name].default,
+        )
     run.add_argument(
         "--as-of",
         help="use bars up to this date (YYYY-MM-DD, the whole day) or time (2024-03-01T14:00, "
@@ -138,7 +160,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--config", help="config file (JSON/YAML, seed search-space format), or a name in RETUNE_HOME/configs"
     )
     run.add_argument(
-        "--workers", type=int, default=1, help="search worker processes (1-16; >1 needs a PostgreSQL store)"
+        "--workers",
+        type=int,
+        default=fields["workers"].default,
+        help="search worker processes (1-16; >1 needs a PostgreSQL store)",
     )
     run.add_argument("--run-id", help="resume or name a run (default: cli__<timestamp>)")
     run.set_defaults(func=_run)
@@ -159,6 +184,10 @@ def build_parser() -> argparse.ArgumentParser:
     predict.set_defaults(func=_predict)
 
     add_review_commands(sub)
+
+    again = sub.add_parser("reproduce", help="re-run a run's winning trial from its manifest; does it match?")
+    again.add_argument("run_id", help="the run id (as in status --json)")
+    again.set_defaults(func=_reproduce)
 
     db = sub.add_parser("db", help="database maintenance")
     db_sub = db.add_subparsers(dest="db_command", required=True)

@@ -12,7 +12,7 @@ a searched name overrides the fixed value trial by trial.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeGuard
 
 from pydantic import (
     BaseModel,
@@ -33,6 +33,7 @@ from pipelines.calendar import (
     SessionName,
 )
 from pipelines.calendar_inference import calendar_of
+from pipelines.terms import MODEL_KEY_PATTERN
 
 ModelFamily = Literal["lstm", "transformer", "linear"]  # networks in models/networks.py
 Objective = Literal["sharpe", "return", "sortino", "calmar"]
@@ -66,9 +67,14 @@ class FloatRange(_Frozen):
     def _check(self) -> FloatRange:
         if self.low >= self.high:
             raise ValueError(f"low ({self.low}) must be < high ({self.high})")
-        if self.type == "loguniform" and self.low <= 0:
+        if self.log and self.low <= 0:
             raise ValueError("loguniform needs low > 0")
         return self
+
+    @property
+    def log(self) -> bool:
+        """Searched, refined and clustered on a log scale: the one place that decides it."""
+        return self.type == "loguniform"
 
 
 class IntRange(_Frozen):
@@ -94,6 +100,26 @@ class Categorical(_Frozen):
 ParamSpec = Annotated[FloatRange | IntRange | Categorical, Field(discriminator="type")]
 
 
+def is_number(value: Any) -> TypeGuard[int | float]:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def same(a: Any, b: Any) -> bool:
+    """Equality that keeps True apart from 1 (a categorical of bools is not one of ints)."""
+    return isinstance(a, bool) == isinstance(b, bool) and a == b
+
+
+def contains(spec: ParamSpec, value: Any) -> bool:
+    """Whether ``value`` is a point of ``spec`` (ints on the step grid, as the search sees it)."""
+    if value is None:
+        return False
+    if isinstance(spec, Categorical):
+        return any(same(c, value) for c in spec.choices)
+    if not is_number(value) or not spec.low <= value <= spec.high:
+        return False
+    return not isinstance(spec, IntRange) or (value - spec.low) % spec.step == 0
+
+
 class HyperParams(_Frozen):
     """Model and strategy hyperparameters: the values a trial (or production) uses."""
 
@@ -114,7 +140,7 @@ class PipelineConfig(_Frozen):
 
     # A config that leaves it out gets the data source's instrument in its RunContext
     # (pipelines.context.with_model_key); this default only serves configs used without a run.
-    model_key: str = Field("spx_daily", pattern=r"^[A-Za-z0-9_]{1,64}$")
+    model_key: str = Field("spx_daily", pattern=MODEL_KEY_PATTERN)
     hyperparams: HyperParams = HyperParams()
     search_space: dict[str, ParamSpec] = Field(default_factory=dict)
     # the bar calendar (pipelines/calendar.py): what a bar is and how many make a year

@@ -37,10 +37,10 @@ class ValidationRecord(StepRecord):
 
 class NarrowingRecord(StepRecord):
     FILE: ClassVar[str] = "narrowing.json"
-    before: dict[str, Any]
-    after: dict[str, Any]  # the narrowed search space, in the seed format
-    firings: list[dict[str, Any]]
-    evidence: dict[str, Any]
+    after: dict[str, Any]  # the narrowed search space, in the seed format: what the search reads
+    before: dict[str, Any] = {}
+    firings: list[dict[str, Any]] = []
+    evidence: dict[str, Any] = {}
 
 
 class SearchSeed(StepRecord):

@@ -15,6 +15,7 @@ from typing import Any
 
 from pipelines.context import RunContext
 from pipelines.store.repository import Repository
+from pipelines.terms import RunState
 
 log = logging.getLogger(__name__)
 
@@ -23,6 +24,7 @@ Step = Callable[[RunContext], StepResult]
 
 _open: dict[str, Repository] = {}  # one repository per database while a run (or step) runs
 _migrated: set[str] = set()  # migrations run once per database and process
+_depth: list[int] = []  # nesting of run_all / run_step
 
 
 def _repo(ctx: RunContext) -> Repository:
@@ -40,11 +42,12 @@ def _repo(ctx: RunContext) -> Repository:
 @contextmanager
 def _stores() -> Iterator[None]:
     """Keep the repositories open inside; dispose their engines when the outermost call ends."""
-    outermost = not _open
+    _depth.append(1)
     try:
         yield
     finally:
-        if outermost:
+        _depth.pop()
+        if not _depth:
             for repo in _open.values():
                 repo.close()
             _open.clear()
@@ -187,8 +190,7 @@ def _record_failure(ctx: RunContext, step: str, exc: Exception) -> None:
     try:
         repo = _repo(ctx)
         if repo.get_run(ctx.run_id) is not None:
-            repo.update_run(
-                ctx.run_id, state="failed", failed_step=step, error=str(exc)[:4000], finished_at=utcnow()
-            )
+            failed = {"state": RunState.FAILED.value, "failed_step": step, "error": str(exc)[:4000]}
+            repo.update_run(ctx.run_id, **failed, finished_at=utcnow())
     except Exception:  # noqa: BLE001 - never hide the step's own error
         log.exception("could not record the failure of %s", ctx.run_id)

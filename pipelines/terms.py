@@ -6,6 +6,10 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+# A config's name under RETUNE_HOME/configs, never a path: names may come from a trigger form.
+CONFIG_NAME_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
+MODEL_KEY_PATTERN = r"^[A-Za-z0-9_]{1,64}$"  # a model key: one production entry, one study lineage
+
 
 class TrialAttr(StrEnum):
     """Optuna user attributes a trial (or the study) carries between search, outputs and narrowing."""

@@ -108,11 +108,18 @@ def inner_split(
     return x[: cut - purge], y[: cut - purge], x[cut:], y[cut:]
 
 
-def run_data(folder: RunFolder, config: PipelineConfig, full: bool = False) -> PreparedData:
-    """The run's bars, features and labels before the holdout (search and fine-tune never see
-    it): the search window, or with ``full`` all that history."""
-    bars = pd.read_parquet(folder.bars)
-    frame = pd.read_parquet(folder.features)
-    data = PreparedData(bars, frame.drop(columns="next_return"), frame["next_return"])
-    data = data.before(len(bars) - config.holdout_bars)
+def search_window(
+    bars: pd.DataFrame, features: pd.DataFrame, target: pd.Series, config: PipelineConfig, full: bool = False
+) -> PreparedData:
+    """The rows before the holdout (search and fine-tune never see it): the search window, or
+    with ``full`` all that history."""
+    data = PreparedData(bars, features, target).before(len(bars) - config.holdout_bars)
     return data if full else data.tail(config.window_bars)
+
+
+def run_data(folder: RunFolder, config: PipelineConfig, full: bool = False) -> PreparedData:
+    """The run's bars, features and labels as the validate and features steps kept them."""
+    frame = pd.read_parquet(folder.features)
+    return search_window(
+        pd.read_parquet(folder.bars), frame.drop(columns="next_return"), frame["next_return"], config, full
+    )

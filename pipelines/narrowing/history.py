@@ -43,9 +43,9 @@ def top_quantile(study: optuna.Study, quantile: float = 0.25) -> list[dict[str, 
         t
         for t in study.trials
         if t.state == optuna.trial.TrialState.COMPLETE
-        and "carried_over_from" not in t.user_attrs
+        and TrialAttr.CARRIED_OVER_FROM not in t.user_attrs
         and TrialAttr.TRAIN_FAMILY not in t.user_attrs  # another family's score says nothing of these ranges
     ]
     done.sort(key=lambda t: t.value if t.value is not None else float("-inf"), reverse=True)
     keep = max(int(len(done) * quantile), 1) if done else 0
-    return [{**t.params, **(t.user_attrs.get("strategy") or {})} for t in done[:keep]]
+    return [{**t.params, **(t.user_attrs.get(TrialAttr.STRATEGY) or {})} for t in done[:keep]]

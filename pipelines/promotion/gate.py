@@ -8,7 +8,8 @@ from typing import Any, Literal
 
 from pipelines.context import RunContext
 from pipelines.runfolder import EvaluationRecord, GateRecord, SearchRecord
-from pipelines.trading.backtest import PENALTY
+from pipelines.terms import KEPT, Decision
+from pipelines.trading.objectives import PENALTY
 
 Policy = Literal["auto", "review", "off"]
 
@@ -43,10 +44,10 @@ class GateResult:
     def decision(self) -> str:
         """``promote`` (auto), ``awaiting approval`` (review), or ``kept: <why>``."""
         if self.policy == "off":
-            return "kept: promotion is off"
+            return f"{KEPT}promotion is off"
         if not self.passed:
-            return f"kept: gate failed ({'; '.join(c.describe() for c in self.checks if not c.passed)})"
-        return "promote" if self.policy == "auto" else "awaiting approval"
+            return f"{KEPT}gate failed ({'; '.join(c.describe() for c in self.checks if not c.passed)})"
+        return Decision.PROMOTE.value if self.policy == "auto" else Decision.AWAITING_APPROVAL.value
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> GateResult:

@@ -30,8 +30,8 @@ from pipelines.windowing import Fold, PreparedData, config_folds, inner_split, l
 log = logging.getLogger(__name__)
 
 RETURNS_DIGITS = 8  # per-bar returns kept on a trial are rounded: enough for Sharpe, small in the DB
-SEED_VALUES = "seed_values"  # trial attribute: the objective of each seed alone
-HALF_VALUES = "half_values"  # trial attribute: the objective of two disjoint halves of the seeds
+SEED_VALUES = TrialAttr.SEED_VALUES
+HALF_VALUES = TrialAttr.HALF_VALUES
 
 
 @dataclass
@@ -143,8 +143,8 @@ def make_objective(
         params = resolve(config.hyperparams, suggest(trial, space))
         if TrialAttr.TRAIN_FAMILY in trial.user_attrs:  # the baseline reference, or production's own family
             params = params.model_copy(update={"model_family": trial.user_attrs[TrialAttr.TRAIN_FAMILY]})
-        trial.set_user_attr("model_family", params.model_family)
-        trial.set_user_attr("n_variants", grid.size)
+        trial.set_user_attr(TrialAttr.MODEL_FAMILY, params.model_family)
+        trial.set_user_attr(TrialAttr.N_VARIANTS, grid.size)
         values = np.empty((0, grid.size))
         outcomes: list[FoldOutcome] = []
         for step, fold in enumerate(folds):
@@ -172,8 +172,8 @@ def _record(
 ) -> None:
     """What the report and the statistics read back: the chosen variant, fold by fold, and how
     many independent bets the trial's strategy variants were (for the DSR's effective N)."""
-    trial.set_user_attr("strategy", grid.variant(chosen))
-    trial.set_user_attr("n_effective_variants", round(variant_bets(outcomes, benchmark), 3))
+    trial.set_user_attr(TrialAttr.STRATEGY, grid.variant(chosen))
+    trial.set_user_attr(TrialAttr.N_EFFECTIVE_VARIANTS, round(variant_bets(outcomes, benchmark), 3))
     trial.set_user_attr(
         "fold_metrics",
         [
@@ -189,7 +189,7 @@ def _record(
         "fold_returns",
         [np.round(np.nan_to_num(o.returns[:, chosen]), RETURNS_DIGITS).tolist() for o in outcomes],
     )
-    trial.set_user_attr("epochs_trained", [o.epochs_trained for o in outcomes])
+    trial.set_user_attr(TrialAttr.EPOCHS_TRAINED, [o.epochs_trained for o in outcomes])
     if outcomes and outcomes[0].member_values is not None:
         # each seed set scored as the trial is scored: its best variant's mean over the folds
         trial.set_user_attr(SEED_VALUES, _best_variant_means([o.member_values for o in outcomes]))

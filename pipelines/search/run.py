@@ -14,6 +14,7 @@ import warnings
 from typing import Any
 
 import optuna
+import pandas as pd
 from optuna.trial import TrialState
 from pydantic import TypeAdapter
 
@@ -21,12 +22,14 @@ from pipelines.config import ParamSpec
 from pipelines.context import RunContext
 from pipelines.runfolder import NarrowingRecord, SearchRecord, SearchSeed
 from pipelines.search.heartbeats import make_storage
+from pipelines.search.manifest import build_manifest
 from pipelines.search.outputs import write_search_outputs
 from pipelines.search.seeding import prepare_study
 from pipelines.search.storage import is_sqlite
 from pipelines.search.study import SearchSettings, study_name
 from pipelines.search.worker import run_worker, stage_counts
 from pipelines.store.repository import Repository
+from pipelines.terms import TrialAttr
 from pipelines.windowing import run_data
 
 log = logging.getLogger(__name__)
@@ -120,7 +123,7 @@ def finalize(ctx: RunContext, repo: Repository) -> dict[str, Any]:
         study_name=study_name(ctx.run_id), storage=make_storage(ctx.settings.optuna_url)
     )
     check_trials(study)
-    family = study.user_attrs.get("model_family", ctx.config.hyperparams.model_family)
+    family = study.user_attrs.get(TrialAttr.MODEL_FAMILY, ctx.config.hyperparams.model_family)
     summary = write_search_outputs(
         study,
         run_data(ctx.folder, ctx.config),
@@ -138,7 +141,9 @@ def finalize(ctx: RunContext, repo: Repository) -> dict[str, Any]:
         best_value=summary["best_value"],
         n_trials=summary["n_trials"],
     )
-    ctx.folder.write(SearchRecord(**summary))
+    record = SearchRecord(**summary)
+    ctx.folder.write(record)
+    ctx.folder.write(build_manifest(ctx, study, record, pd.read_parquet(ctx.folder.bars)))
     return {
         **{k: summary[k] for k in ("best_value", "n_trials", "n_complete", "n_pruned")},
         "dsr": stats["dsr"]["dsr"] if stats["dsr"] else None,

@@ -11,10 +11,11 @@ import optuna
 from pipelines.config import Categorical, ParamSpec, PipelineConfig
 from pipelines.search.heartbeats import make_storage
 from pipelines.search.samplers import make_pruner, make_sampler
-from pipelines.search.space import contains, distributions
+from pipelines.search.space import distributions, in_space
 from pipelines.search.strategy import StrategyGrid, split_space
 from pipelines.search.study import SearchSettings, fresh_trials, study_name
 from pipelines.terms import TrialAttr
+from pipelines.trading.objectives import OBJECTIVES
 
 log = logging.getLogger(__name__)
 
@@ -46,19 +47,19 @@ def prepare_study(
         study_name=study_name(run_id),
         sampler=make_sampler(settings.mode, model_space, config.seed, config.sampler),
         pruner=make_pruner(config.pruner, config.n_folds),
-        direction="maximize",
+        direction=OBJECTIVES[settings.objective].direction,
         load_if_exists=True,
     )
     if study.user_attrs.get(PREPARED):
         return study
-    if fresh_trials(study) and not any(t.user_attrs.get("incumbent") for t in study.trials):
+    if fresh_trials(study) and not any(t.user_attrs.get(TrialAttr.INCUMBENT) for t in study.trials):
         # a study from before the prepared mark whose trials already ran: seeding now would
         # put production's params after them, not first
         study.set_user_attr(PREPARED, True)
         return study
-    study.set_user_attr("model_family", _family(model_space, config))
-    study.set_user_attr("n_variants", grid_.size)
-    study.set_user_attr("objective", settings.objective)
+    study.set_user_attr(TrialAttr.MODEL_FAMILY, _family(model_space, config))
+    study.set_user_attr(TrialAttr.N_VARIANTS, grid_.size)
+    study.set_user_attr(TrialAttr.OBJECTIVE, settings.objective)
     _seed_study(
         study,
         storage,
@@ -83,14 +84,16 @@ def carry_over(study: optuna.Study, previous: optuna.Study, space: dict[str, Par
     attempt died half-way) adds only what is missing. Returns how many the study now holds.
     """
     dists = distributions(space)
-    present = {t.system_attrs.get(CARRIED_FROM) for t in study.trials if "carried_over_from" in t.user_attrs}
+    present = {
+        t.system_attrs.get(CARRIED_FROM) for t in study.trials if TrialAttr.CARRIED_OVER_FROM in t.user_attrs
+    }
     fits = [
         t
         for t in previous.trials
         if t.state == optuna.trial.TrialState.COMPLETE
-        and "carried_over_from" not in t.user_attrs  # its own trials only: no pile-up across runs
+        and TrialAttr.CARRIED_OVER_FROM not in t.user_attrs  # its own trials only: no pile-up across runs
         and TrialAttr.TRAIN_FAMILY not in t.user_attrs  # its value is another family's, not these params'
-        and contains(space, t.params)
+        and in_space(space, t.params)
     ]
     study.add_trials(
         [
@@ -99,8 +102,8 @@ def carry_over(study: optuna.Study, previous: optuna.Study, space: dict[str, Par
                 distributions=dists,
                 value=t.value,
                 user_attrs={
-                    "carried_over_from": previous.study_name,
-                    "strategy": t.user_attrs.get("strategy"),
+                    TrialAttr.CARRIED_OVER_FROM: previous.study_name,
+                    TrialAttr.STRATEGY: t.user_attrs.get(TrialAttr.STRATEGY),
                 },
                 system_attrs={CARRIED_FROM: t.number},
             )
@@ -129,22 +132,22 @@ def _seed_study(
             previous = optuna.load_study(study_name=previous_study, storage=storage)
         except KeyError:
             previous = None
-        same_objective = previous is not None and previous.user_attrs.get("objective") == objective
+        same_objective = previous is not None and previous.user_attrs.get(TrialAttr.OBJECTIVE) == objective
         if previous is not None and not same_objective:
             log.info("not carrying over %s: it optimized another objective", previous_study)
         if previous is not None and same_objective:
             n = carry_over(study, previous, space)
-            study.set_user_attr("n_carried_over", n)
+            study.set_user_attr(TrialAttr.N_CARRIED_OVER, n)
             log.info("carried over %d trials of %s that fit the new bounds", n, previous_study)
-    already = any(t.user_attrs.get("incumbent") for t in study.trials)
-    if incumbent and contains(space, incumbent) and not grid_mode and not already:  # a grid holds it
-        attrs: dict[str, Any] = {"incumbent": True}
+    already = any(t.user_attrs.get(TrialAttr.INCUMBENT) for t in study.trials)
+    if incumbent and in_space(space, incumbent) and not grid_mode and not already:  # a grid holds it
+        attrs: dict[str, Any] = {TrialAttr.INCUMBENT: True}
         if "model_family" not in space and incumbent.get("model_family", family) != family:
             attrs[TrialAttr.TRAIN_FAMILY] = incumbent["model_family"]  # production scored as it trades
         study.enqueue_trial({k: incumbent[k] for k in space}, user_attrs=attrs)
-    if baseline and not grid_mode and not any(t.user_attrs.get("baseline") for t in study.trials):
+    if baseline and not grid_mode and not any(t.user_attrs.get(TrialAttr.BASELINE) for t in study.trials):
         # the baseline is sampled otherwise
-        study.enqueue_trial({}, user_attrs={"baseline": True, TrialAttr.TRAIN_FAMILY: baseline})
+        study.enqueue_trial({}, user_attrs={TrialAttr.BASELINE: True, TrialAttr.TRAIN_FAMILY: baseline})
 
 
 def _family(space: dict[str, ParamSpec], config: PipelineConfig) -> str:

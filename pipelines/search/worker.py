@@ -41,6 +41,7 @@ from pipelines.search.storage import (
 from pipelines.search.strategy import StrategyGrid, split_space
 from pipelines.search.study import SearchSettings, best_fresh_trial, fresh_trials, study_name
 from pipelines.store.keys import advisory_key
+from pipelines.terms import TrialAttr
 from pipelines.windowing import PreparedData
 
 log = logging.getLogger(__name__)
@@ -236,7 +237,7 @@ def refine(space: dict[str, ParamSpec], best: dict[str, Any], fraction: float = 
         if isinstance(spec, Categorical) or name not in best:
             out[name] = spec
             continue
-        log = isinstance(spec, FloatRange) and spec.type == "loguniform"
+        log = isinstance(spec, FloatRange) and spec.log
         to, back = (math.log, math.exp) if log else (float, float)
         half = fraction * (to(spec.high) - to(spec.low)) / 2
         low = max(to(spec.low), min(to(best[name]) - half, to(spec.high) - 2 * half))
@@ -293,8 +294,8 @@ def _claimed(objective: Callable[[optuna.Trial], float], stage: str, lock: Study
     """The trial exists and is RUNNING: tag its stage (and who runs it), then let the others count."""
 
     def run(trial: optuna.Trial) -> float:
-        trial.set_user_attr("stage", stage)
-        trial.set_user_attr("worker", worker)
+        trial.set_user_attr(TrialAttr.STAGE, stage)
+        trial.set_user_attr(TrialAttr.WORKER, worker)
         lock.release()
         return objective(trial)
 
@@ -302,7 +303,7 @@ def _claimed(objective: Callable[[optuna.Trial], float], stage: str, lock: Study
 
 
 def _stage(trial: optuna.trial.FrozenTrial) -> str:
-    return trial.user_attrs.get("stage", "coarse")
+    return trial.user_attrs.get(TrialAttr.STAGE, "coarse")
 
 
 def _progress(started: float):

@@ -15,12 +15,14 @@ from sqlalchemy.orm import Session
 
 from pipelines.store.keys import advisory_key, content_hash
 from pipelines.store.tables import AuditEntry, ConfigVersion, utcnow
+from pipelines.terms import AuditAction, ConfigState
 
 # States a version ends in after each review action: repeating the action there is a no-op.
-ALREADY_DONE = {
-    "approve": ("active", "superseded", "rolled_back"),
-    "reject": ("rejected",),
-    "timeout": ("expired", "rejected", "active", "superseded", "rolled_back"),  # decided elsewhere first
+_DECIDED = (ConfigState.ACTIVE, ConfigState.SUPERSEDED, ConfigState.ROLLED_BACK)
+ALREADY_DONE: dict[str, tuple[ConfigState, ...]] = {
+    AuditAction.APPROVE: _DECIDED,
+    AuditAction.REJECT: (ConfigState.REJECTED,),
+    AuditAction.TIMEOUT: (ConfigState.EXPIRED, ConfigState.REJECTED, *_DECIDED),  # decided elsewhere first
 }
 
 
@@ -33,13 +35,13 @@ class ConfigLedger:
         with self.session() as s:
             return s.scalar(
                 sa.select(ConfigVersion).where(
-                    ConfigVersion.model_key == model_key, ConfigVersion.state == "active"
+                    ConfigVersion.model_key == model_key, ConfigVersion.state == ConfigState.ACTIVE
                 )
             )
 
     def all_active_configs(self) -> list[ConfigVersion]:
         with self.session() as s:
-            query = sa.select(ConfigVersion).where(ConfigVersion.state == "active")
+            query = sa.select(ConfigVersion).where(ConfigVersion.state == ConfigState.ACTIVE)
             return list(s.scalars(query.order_by(ConfigVersion.model_key)))
 
     def list_config_versions(self, model_key: str | None = None) -> list[ConfigVersion]:
@@ -76,7 +78,7 @@ class ConfigLedger:
             self._audit(
                 s,
                 model_key,
-                "propose",
+                AuditAction.PROPOSE.value,
                 actor,
                 "awaiting review",
                 active.version if active else None,
@@ -106,8 +108,8 @@ class ConfigLedger:
             version = self._for_run(s, model_key, source_run)
             if version is None:
                 version = self._append(s, model_key, source_run, params, model_version, metrics, report_path)
-            if version.state == "pending":
-                self._activate(s, version, actor, reason, action="promote")
+            if version.state == ConfigState.PENDING:
+                self._activate(s, version, actor, reason, action=AuditAction.PROMOTE.value)
             return version
 
     def approve(self, model_key: str, source_run: str, *, actor: str, reason: str) -> ConfigVersion:
@@ -119,17 +121,17 @@ class ConfigLedger:
         with self.session() as s:
             self._lock(s, model_key)
             version = self._decidable(s, model_key, source_run, "approve")
-            if version.state != "pending":
+            if version.state != ConfigState.PENDING:
                 return version
             current = self._active(s, model_key)
             now_active = current.version if current else None
             against = (version.metrics or {}).get("proposed_against", now_active)
             if now_active != against:
-                version.state = "expired"
+                version.state = ConfigState.EXPIRED.value
                 why = f"out of date: proposed against v{against}, v{now_active} is active now"
                 self._audit(s, model_key, "expire", actor, why, None, version.version, source_run)
                 return version
-            self._activate(s, version, actor, reason, action="approve")
+            self._activate(s, version, actor, reason, action=AuditAction.APPROVE.value)
             return version
 
     def reject(
@@ -139,8 +141,10 @@ class ConfigLedger:
         with self.session() as s:
             self._lock(s, model_key)
             version = self._decidable(s, model_key, source_run, action)
-            if version.state == "pending":
-                version.state = "rejected" if action == "reject" else "expired"
+            if version.state == ConfigState.PENDING:
+                version.state = (
+                    ConfigState.REJECTED.value if action == AuditAction.REJECT else ConfigState.EXPIRED.value
+                )
                 self._audit(s, model_key, action, actor, reason, None, version.version, source_run)
             return version
 
@@ -151,14 +155,14 @@ class ConfigLedger:
             target = self._by_version(s, model_key, to_version)
             if target is None:
                 raise LookupError(f"{model_key} has no config version {to_version}")
-            if target.state == "active":
+            if target.state == ConfigState.ACTIVE:
                 return target
             if target.state not in ("superseded", "rolled_back"):
                 raise ValueError(
                     f"{model_key} v{to_version} is {target.state}: only a version that was active can "
                     "be rolled back to"
                 )
-            self._activate(s, target, actor, reason, action="rollback")
+            self._activate(s, target, actor, reason, action=AuditAction.ROLLBACK.value)
             return target
 
     def record_attempt(
@@ -208,7 +212,7 @@ class ConfigLedger:
         version = self._for_run(s, model_key, source_run)
         if version is None:
             raise LookupError(f"run {source_run} proposed no config for {model_key}")
-        if version.state == "pending" or version.state in ALREADY_DONE[action]:
+        if version.state == ConfigState.PENDING or version.state in ALREADY_DONE[action]:
             return version
         raise ValueError(f"{model_key} v{version.version} from {source_run} is already {version.state}")
 
@@ -228,7 +232,7 @@ class ConfigLedger:
         version = ConfigVersion(
             model_key=model_key,
             version=(latest or 0) + 1,
-            state="pending",
+            state=ConfigState.PENDING.value,
             params=params,
             content_hash=content_hash(params),
             model_version=model_version,
@@ -245,16 +249,20 @@ class ConfigLedger:
     def _active(s: Session, model_key: str) -> ConfigVersion | None:
         return s.scalar(
             sa.select(ConfigVersion).where(
-                ConfigVersion.model_key == model_key, ConfigVersion.state == "active"
+                ConfigVersion.model_key == model_key, ConfigVersion.state == ConfigState.ACTIVE
             )
         )
 
     def _activate(self, s: Session, version: ConfigVersion, actor: str, reason: str, action: str) -> None:
         current = self._active(s, version.model_key)
         if current is not None:
-            current.state = "rolled_back" if action == "rollback" else "superseded"
+            current.state = (
+                ConfigState.ROLLED_BACK.value
+                if action == AuditAction.ROLLBACK
+                else ConfigState.SUPERSEDED.value
+            )
             s.flush()  # the one-active index must see the old row leave before the new one arrives
-        version.state = "active"
+        version.state = ConfigState.ACTIVE.value
         version.promoted_at = utcnow()
         version.approved_by = actor
         self._audit(

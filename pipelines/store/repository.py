@@ -16,6 +16,7 @@ from pipelines.store.tables import (
     Run,
     SelectionLedgerEntry,
 )
+from pipelines.terms import RunState
 
 
 def make_engine(url: str) -> sa.Engine:
@@ -46,10 +47,15 @@ class Repository(ConfigLedger):
         with self.session() as s:
             run = s.get(Run, run_id)
             if run is None:
-                run = Run(run_id=run_id, state="running", **fields)
+                run = Run(run_id=run_id, state=RunState.RUNNING.value, **fields)
                 s.add(run)
             else:
-                run.state, run.error, run.failed_step, run.finished_at = "running", None, None, None
+                run.state, run.error, run.failed_step, run.finished_at = (
+                    RunState.RUNNING.value,
+                    None,
+                    None,
+                    None,
+                )
             return run
 
     def update_run(self, run_id: str, **fields: Any) -> None:
@@ -75,7 +81,7 @@ class Repository(ConfigLedger):
         """Study names of this model key's earlier successful runs, newest first."""
         query = (
             sa.select(Run.study_name)
-            .where(Run.model_key == model_key, Run.run_id != before_run, Run.state == "success")
+            .where(Run.model_key == model_key, Run.run_id != before_run, Run.state == RunState.SUCCESS)
             .where(Run.study_name.is_not(None))
             .order_by(Run.started_at.desc())
             .limit(limit)

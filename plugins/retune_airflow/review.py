@@ -24,6 +24,8 @@ from airflow.sdk.definitions.param import ParamsDict
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException, TaskAwaitingInput
 from airflow.sdk.execution_time.hitl import HITLUser
 
+from pipelines.terms import ConfigState, Decision
+
 log = logging.getLogger(__name__)
 
 APPROVE, REJECT = "Approve", "Reject"
@@ -56,7 +58,7 @@ class PromotionReviewOperator(HITLOperator):
         from retune_airflow.tasks import run_context
 
         outcome = pull_sibling(context["ti"], "promote") or {}
-        if outcome.get("decision") != "awaiting approval":
+        if outcome.get("decision") != Decision.AWAITING_APPROVAL:
             raise AirflowSkipException(f"nothing to review: {outcome.get('decision', 'no proposal')}")
         self.response_timeout = timedelta(minutes=int(context["params"]["review_timeout_minutes"]))
         ctx = run_context(self.dag_name, context, self.config)
@@ -280,7 +282,8 @@ def _apply_answer(
         actor=actor,
         reason=reason,
     )
-    return {"config_version": version.version, "state": version.state, "changed": version.state == "active"}
+    changed = version.state == ConfigState.ACTIVE
+    return {"config_version": version.version, "state": version.state, "changed": changed}
 
 
 def publish_if_changed(**context: Any) -> dict[str, Any]:

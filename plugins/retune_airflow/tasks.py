@@ -118,7 +118,8 @@ def plan_fleet(**context: Any) -> list[str]:
     """The fleet's configs, checked before any key starts: each loads, and no two share a model key."""
     from pipelines.config import ConfigError
     from pipelines.config_files import load_config
-    from pipelines.context import RunParams, with_model_key
+    from pipelines.context import with_model_key
+    from pipelines.run_params import RunParams
     from pipelines.settings import load_settings
 
     check_trigger_conf(context)

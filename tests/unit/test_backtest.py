@@ -9,7 +9,6 @@ import pandas as pd
 import pytest
 
 from pipelines.trading.backtest import (
-    PENALTY,
     Costs,
     backtest_positions,
     backtest_with_returns,
@@ -17,6 +16,7 @@ from pipelines.trading.backtest import (
     score,
     signals_from_positions,
 )
+from pipelines.trading.objectives import PENALTY
 from pipelines.trading.positions import positions_from_predictions
 
 NO_COSTS = Costs(fees=0.0, slippage=0.0)

@@ -174,7 +174,7 @@ def test_config_calendar_settings_and_the_deprecated_year_days():
 
 
 def test_as_of_is_a_date_or_an_instant_in_utc():
-    from pipelines.context import parse_params
+    from pipelines.run_params import parse_params
 
     assert parse_params({"as_of": "2024-03-01"}).as_of == date(2024, 3, 1)
     instant = parse_params({"as_of": "2024-03-01T14:00"}).as_of
