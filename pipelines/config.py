@@ -11,11 +11,9 @@ a searched name overrides the fixed value trial by trial.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeGuard
 
-import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -33,8 +31,9 @@ from pipelines.calendar import (
     BarFrequency,
     CalendarError,
     SessionName,
-    calendar_of,
 )
+from pipelines.calendar_inference import calendar_of
+from pipelines.terms import MODEL_KEY_PATTERN
 
 ModelFamily = Literal["lstm", "transformer", "linear"]  # networks in models/networks.py
 Objective = Literal["sharpe", "return", "sortino", "calmar"]
@@ -68,9 +67,14 @@ class FloatRange(_Frozen):
     def _check(self) -> FloatRange:
         if self.low >= self.high:
             raise ValueError(f"low ({self.low}) must be < high ({self.high})")
-        if self.type == "loguniform" and self.low <= 0:
+        if self.log and self.low <= 0:
             raise ValueError("loguniform needs low > 0")
         return self
+
+    @property
+    def log(self) -> bool:
+        """Searched, refined and clustered on a log scale: the one place that decides it."""
+        return self.type == "loguniform"
 
 
 class IntRange(_Frozen):
@@ -96,6 +100,26 @@ class Categorical(_Frozen):
 ParamSpec = Annotated[FloatRange | IntRange | Categorical, Field(discriminator="type")]
 
 
+def is_number(value: Any) -> TypeGuard[int | float]:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def same(a: Any, b: Any) -> bool:
+    """Equality that keeps True apart from 1 (a categorical of bools is not one of ints)."""
+    return isinstance(a, bool) == isinstance(b, bool) and a == b
+
+
+def contains(spec: ParamSpec, value: Any) -> bool:
+    """Whether ``value`` is a point of ``spec`` (ints on the step grid, as the search sees it)."""
+    if value is None:
+        return False
+    if isinstance(spec, Categorical):
+        return any(same(c, value) for c in spec.choices)
+    if not is_number(value) or not spec.low <= value <= spec.high:
+        return False
+    return not isinstance(spec, IntRange) or (value - spec.low) % spec.step == 0
+
+
 class HyperParams(_Frozen):
     """Model and strategy hyperparameters: the values a trial (or production) uses."""
 
@@ -116,7 +140,7 @@ class PipelineConfig(_Frozen):
 
     # A config that leaves it out gets the data source's instrument in its RunContext
     # (pipelines.context.with_model_key); this default only serves configs used without a run.
-    model_key: str = Field("spx_daily", pattern=r"^[A-Za-z0-9_]{1,64}$")
+    model_key: str = Field("spx_daily", pattern=MODEL_KEY_PATTERN)
     hyperparams: HyperParams = HyperParams()
     search_space: dict[str, ParamSpec] = Field(default_factory=dict)
     # the bar calendar (pipelines/calendar.py): what a bar is and how many make a year
@@ -253,17 +277,6 @@ class PipelineConfig(_Frozen):
                     raise ValueError(f"search_space.{name}: {value!r} is out of range ({reason})") from None
         return self
 
-    @model_validator(mode="after")
-    def _check_rules(self) -> PipelineConfig:
-        if self.narrowing_rules is not None:
-            from pipelines.narrowing.rules import rules_by_name  # the rules import this module
-
-            try:
-                rules_by_name(self.narrowing_rules)
-            except ValueError as exc:
-                raise ValueError(f"narrowing_rules: {exc}") from None
-        return self
-
     @field_validator("horizon_loss_weights")
     @classmethod
     def _check_weights(cls, weights: tuple[float, ...]) -> tuple[float, ...]:
@@ -321,47 +334,3 @@ class PipelineConfig(_Frozen):
 def _extremes(spec: FloatRange | IntRange | Categorical) -> tuple[Any, ...]:
     """The values of a spec that must all be valid hyperparameter values."""
     return spec.choices if isinstance(spec, Categorical) else (spec.low, spec.high)
-
-
-def parse_config(raw: dict[str, Any]) -> PipelineConfig:
-    """Build a PipelineConfig from the seed format (flat fixed params + ``search_space``)."""
-    if not isinstance(raw, dict):
-        raise ConfigError("config must be a mapping")
-    raw = dict(raw)
-    space = raw.pop("search_space", {}) or {}
-    hyper_names = set(HyperParams.model_fields)
-    hyper = {k: raw.pop(k) for k in list(raw) if k in hyper_names}
-    both = sorted(set(hyper) & set(space))
-    if both:
-        raise ConfigError(f"{', '.join(both)}: both fixed and searched; keep one")
-    try:
-        return PipelineConfig(hyperparams=HyperParams(**hyper), search_space=space, **raw)
-    except ValidationError as exc:
-        raise ConfigError(_describe(exc)) from None
-
-
-def load_config(path: str | Path) -> PipelineConfig:
-    """Load a JSON or YAML config file."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"config file not found: {path}")
-    text = path.read_text()
-    try:
-        raw = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
-    except (json.JSONDecodeError, yaml.YAMLError) as exc:
-        raise ConfigError(f"{path}: not valid {path.suffix.lstrip('.') or 'YAML'}: {exc}") from None
-    return parse_config(raw or {})
-
-
-def default_config(dag: str) -> PipelineConfig:
-    """The bundled config for ``daily`` or ``weekly`` runs."""
-    return load_config(DEFAULTS_DIR / f"{dag}.yaml")
-
-
-def _describe(exc: ValidationError) -> str:
-    parts = []
-    for err in exc.errors():
-        loc = ".".join(str(p) for p in err["loc"] if p not in ("hyperparams",))
-        msg = err["msg"].removeprefix("Value error, ")
-        parts.append(f"{loc}: {msg}" if loc else msg)
-    return "; ".join(parts)

@@ -24,7 +24,9 @@ from optuna.trial import TrialState
 from search_worker_main import SPACE, config, settings
 from throwaway_pg import PostgresUnavailable, throwaway_database
 
-from pipelines.search.study import make_storage, prepare_study, study_name
+from pipelines.search.heartbeats import make_storage
+from pipelines.search.seeding import prepare_study
+from pipelines.search.study import study_name
 
 ROOT = Path(__file__).resolve().parents[2]
 WORKER = Path(__file__).with_name("search_worker_main.py")

@@ -57,8 +57,9 @@ def promoted_env(e2e_env, tmp_path_factory):
     assert out.returncode == 0, out.stderr[-4000:]
     result = json.loads(out.stdout)
     if result["decision"] != "promoted":
-        from pipelines.promotion.production_file import sync_production_file
+        # The gate kept the current (empty) config: promote as an operator would.
         from pipelines.settings import Settings
+        from pipelines.store.production_file import sync_production_file
         from pipelines.store.repository import Repository
 
         home = Path(cli_env["RETUNE_HOME"])
