@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from pipelines.config import parse_config
+from pipelines.config_files import parse_config
 from pipelines.evaluation.holdout import HoldoutScore, compare
 from pipelines.promotion.gate import evaluate_gate
 
