@@ -37,7 +37,24 @@ def _write_note(dag_run: Any) -> None:
         log.exception("no Retune note for %s %s", dag_run.dag_id, dag_run.run_id)
         return
     if note:
-        dag_run.note = note[:NOTE_LIMIT]
+        _set_note(dag_run, note[:NOTE_LIMIT])
+
+
+def _set_note(dag_run: Any, note: str) -> None:
+    """On the run in the caller's session; `airflow dags test` hands over a run detached from
+    its session, so there the note goes through a session of its own."""
+    from sqlalchemy import inspect
+
+    if not inspect(dag_run).detached:
+        dag_run.note = note
+        return
+    from airflow.models.dagrun import DagRun
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        attached = session.get(DagRun, dag_run.id)
+        if attached is not None:
+            attached.note = note
 
 
 def run_note(dag_id: str, dag_run_id: str, run_type: str, name: str) -> str | None:

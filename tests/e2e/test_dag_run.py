@@ -31,6 +31,12 @@ def dags_test(env, conf):
     return run([str(BIN / "airflow"), "dags", "test", "retune_daily", "--conf", json.dumps(conf)], env)
 
 
+def airflow_notes(env) -> list[str]:
+    """The DAG run notes in Airflow's metadata database, oldest first."""
+    with sqlite3.connect(Path(env["AIRFLOW_HOME"]) / "airflow.db") as conn:
+        return [row[0] for row in conn.execute("SELECT content FROM dag_run_note ORDER BY created_at")]
+
+
 def status(env) -> dict:
     out = run([str(BIN / "retune"), "status", "--json"], env)
     assert out.returncode == 0, out.stderr[-3000:]
@@ -92,6 +98,9 @@ def test_daily_dag_runs_then_finetunes_and_rejects_corrupt_bars(airflow_env):
         (Path(airflow_env["RETUNE_HOME"]) / "runs" / runs[0]["run_id"] / "finetune.json").read_text()
     )
     assert first_model["trained_how"] == "scratch" and first_model["model_version"] == 1
+    # the decision on Airflow's run page, though `dags test` hands the listener a detached run
+    assert "Traceback" not in first.stdout + first.stderr
+    assert runs[0]["decision"] in airflow_notes(airflow_env)[-1]
     if runs[0]["decision"] != "promoted":  # random-walk bars rarely pass the gate: deploy v1 by hand
         deploy(airflow_env, runs[0]["run_id"], search["best_params"])
 
