@@ -36,7 +36,9 @@ from pipelines.calendar import (
     calendar_of,
 )
 
-ModelFamily = Literal["lstm", "transformer", "linear"]  # networks in models/networks.py
+# the built-in families (models.families.BUILTIN): what trigger Params and the CLI offer; a config
+# file may also name a family by import path (module.path:ClassName)
+ModelFamily = Literal["lstm", "transformer", "linear", "moe_transformer", "mamba"]
 Objective = Literal["sharpe", "return", "sortino", "calmar"]
 SearchMode = Literal["bayesian", "random", "grid"]
 BayesianSampler = Literal["tpe", "cmaes", "gp"]
@@ -97,9 +99,16 @@ ParamSpec = Annotated[FloatRange | IntRange | Categorical, Field(discriminator="
 
 
 class HyperParams(_Frozen):
-    """Model and strategy hyperparameters: the values a trial (or production) uses."""
+    """Model and strategy hyperparameters: the values a trial (or production) uses.
 
-    model_family: ModelFamily = "lstm"
+    The fields below are common to every family; a family's own hyperparameters (e.g. nhead,
+    n_experts, d_state) and the training options (optimizer, lr_schedule, ...) are extra fields,
+    checked against the family's declared schema (models.families, models.training_options).
+    """
+
+    model_config = ConfigDict(frozen=True, extra="allow")
+
+    model_family: str = Field("lstm", max_length=200)
     lr: float = Field(1e-3, gt=0, lt=1)
     hidden_size: int = Field(32, ge=2, le=1024)
     num_layers: int = Field(1, ge=1, le=8)
@@ -109,6 +118,50 @@ class HyperParams(_Frozen):
     batch_size: int = Field(64, ge=1, le=8192)
     entry_threshold: float = Field(0.0, ge=0, le=5)
     long_short: bool = False
+
+    @field_validator("model_family")
+    @classmethod
+    def _check_family(cls, name: str) -> str:
+        from models.families import get_family
+
+        get_family(name)  # raises with the known names
+        return name
+
+    @model_validator(mode="after")
+    def _check_extras(self) -> HyperParams:
+        extra = self.__pydantic_extra__ or {}
+        if extra:
+            extra.update(family_values(self.model_family, extra))
+        return self
+
+
+def family_schema(family: str) -> dict[str, Any]:
+    """The hyperparameters ``family`` accepts beyond HyperParams' fields: its own and the
+    training options, by name."""
+    from models.families import get_family
+    from models.training_options import TRAINING_SCHEMA
+
+    return {p.name: p for p in (*get_family(family).schema, *TRAINING_SCHEMA)}
+
+
+def family_values(family: str, values: dict[str, Any]) -> dict[str, Any]:
+    """``values`` checked against ``family``'s schema; an unknown name is refused with every name
+    the family accepts."""
+    from models.families import check_values
+
+    return check_values(
+        f"model family {family!r}", family_schema(family).values(), values, HyperParams.model_fields
+    )
+
+
+def family_aliases(family: str) -> dict[str, str]:
+    """The names users' spaces give common fields (d_model, n_layers, drop_rate, seq_length)."""
+    from models.families import get_family
+
+    return {**COMMON_ALIASES, **get_family(family).aliases}
+
+
+COMMON_ALIASES = {"seq_length": "seq_len", "sequence_length": "seq_len"}
 
 
 class PipelineConfig(_Frozen):
@@ -239,17 +292,23 @@ class PipelineConfig(_Frozen):
 
     @model_validator(mode="after")
     def _check_space(self) -> PipelineConfig:
-        known = set(HyperParams.model_fields)
+        family_spec = self.search_space.get("model_family")
+        chosen = family_spec.choices if isinstance(family_spec, Categorical) else None
+        families = list(chosen or [self.hyperparams.model_family])
         for name in self.search_space:
-            if name not in known:
+            # a name is valid when a family that may be chosen accepts it
+            takers = [f for f in families if name in HyperParams.model_fields or name in family_schema(f)]
+            if not takers:
+                known = sorted({*HyperParams.model_fields, *(n for f in families for n in family_schema(f))})
                 raise ValueError(
-                    f"search_space.{name}: not a hyperparameter (known: {', '.join(sorted(known))})"
+                    f"search_space.{name}: not a hyperparameter of model family "
+                    f"{' or '.join(map(repr, families))} (known: {', '.join(known)})"
                 )
             for value in _extremes(self.search_space[name]):
                 try:
-                    HyperParams(**{name: value})
+                    HyperParams(**{"model_family": takers[0], name: value})
                 except ValidationError as exc:
-                    reason = exc.errors()[0]["msg"]
+                    reason = exc.errors()[0]["msg"].removeprefix("Value error, ")
                     raise ValueError(f"search_space.{name}: {value!r} is out of range ({reason})") from None
         return self
 
@@ -329,7 +388,16 @@ def parse_config(raw: dict[str, Any]) -> PipelineConfig:
         raise ConfigError("config must be a mapping")
     raw = dict(raw)
     space = raw.pop("search_space", {}) or {}
-    hyper_names = set(HyperParams.model_fields)
+    family = raw.get("model_family", "lstm")
+    try:
+        aliases = family_aliases(family) if isinstance(family, str) else {}
+        extra_names = set(family_schema(family)) if isinstance(family, str) else set()
+    except ValueError as exc:
+        raise ConfigError(f"model_family: {exc}") from None
+    raw = {aliases.get(k, k): v for k, v in raw.items()}
+    if isinstance(space, dict):
+        space = {aliases.get(k, k): v for k, v in space.items()}
+    hyper_names = set(HyperParams.model_fields) | extra_names
     hyper = {k: raw.pop(k) for k in list(raw) if k in hyper_names}
     both = sorted(set(hyper) & set(space))
     if both:
@@ -337,7 +405,8 @@ def parse_config(raw: dict[str, Any]) -> PipelineConfig:
     try:
         return PipelineConfig(hyperparams=HyperParams(**hyper), search_space=space, **raw)
     except ValidationError as exc:
-        raise ConfigError(_describe(exc)) from None
+        unknown = f"neither a setting nor a hyperparameter of model family {family!r} (hyperparameters: "
+        raise ConfigError(_describe(exc, unknown + ", ".join(sorted(hyper_names)) + ")")) from None
 
 
 def load_config(path: str | Path) -> PipelineConfig:
@@ -358,10 +427,12 @@ def default_config(dag: str) -> PipelineConfig:
     return load_config(DEFAULTS_DIR / f"{dag}.yaml")
 
 
-def _describe(exc: ValidationError) -> str:
+def _describe(exc: ValidationError, unknown_key: str | None = None) -> str:
     parts = []
     for err in exc.errors():
         loc = ".".join(str(p) for p in err["loc"] if p not in ("hyperparams",))
         msg = err["msg"].removeprefix("Value error, ")
+        if unknown_key and err["type"] == "extra_forbidden":
+            msg = f"{msg}: {unknown_key}"
         parts.append(f"{loc}: {msg}" if loc else msg)
     return "; ".join(parts)

@@ -15,6 +15,8 @@ import numpy as np
 from torch import nn
 
 from models.checkpoint import load_checkpoint, save_checkpoint
+from models.families import get_family
+from models.training_options import TrainingOptions
 from pipelines.config import HyperParams, PipelineConfig
 from pipelines.context import RunContext
 from pipelines.features.core import FeatureScaler, feature_fingerprint, feature_kinds, model_features
@@ -98,6 +100,7 @@ def train_or_finetune(
             "horizon_loss_weights": list(cfg.horizon_loss_weights),
             "feature_kinds": feature_kinds(scaler.features),
             "members": spec.members,
+            "family_report": get_family(params.model_family).report(result.network),
             **trained.settings,
         },
     )
@@ -123,7 +126,8 @@ def finetune_model(
     x, y, x_val, y_val = _train_val_windows(data, scaler, params.seq_len, start, split, cfg.label_horizon)
     x, y, n_replay = _with_replay(data, scaler, params.seq_len, start, x, y, cfg)
     lr = params.lr * cfg.finetune_lr_ratio
-    frozen = min(cfg.freeze_backbone_layers, params.num_layers)
+    # the family says which layers are backbone (a linear model has none to freeze)
+    frozen = min(cfg.freeze_backbone_layers, len(get_family(params.model_family).backbone_layers(network)))
     log.info(
         "finetune on %d bars (+%d replayed windows) at lr %.2g, %d layer(s) frozen",
         n - start,
@@ -144,6 +148,8 @@ def finetune_model(
         patience=cfg.finetune_patience,
         frozen_layers=frozen,
         horizon_weights=cfg.horizon_loss_weights,
+        options=TrainingOptions.from_values(params.model_dump()),
+        family=params.model_family,
     )
     return Trained(result, scaler, start, {"lr": lr, "replayed_windows": n_replay, "frozen_layers": frozen})
 

@@ -16,7 +16,9 @@ import torch
 from torch import nn
 
 from models.ensemble import SeedEnsemble, member_seeds
-from models.networks import SEED_FREE_FAMILIES, ArchitectureSpec, LinearRegressor, build_network
+from models.families import architecture_spec, get_family
+from models.networks import ArchitectureSpec, LinearRegressor, build_network
+from models.training_options import TrainingOptions
 from pipelines.config import HyperParams
 from pipelines.training.ridge import fit_ridge
 
@@ -39,17 +41,9 @@ def architecture(
     params: HyperParams, n_features: int, n_outputs: int = 1, members: int = 1
 ) -> ArchitectureSpec:
     """The network ``params`` describe; ``members`` > 1: a seed ensemble (one model for a
-    seed-free family, where more seeds would give copies)."""
-    return ArchitectureSpec(
-        members=1 if params.model_family in SEED_FREE_FAMILIES else members,
-        n_outputs=n_outputs,
-        family=params.model_family,
-        n_features=n_features,
-        hidden_size=params.hidden_size,
-        num_layers=params.num_layers,
-        dropout=params.dropout,
-        seq_len=params.seq_len,
-    )
+    seed-free family, where more seeds would give copies). The family picks its own
+    hyperparameters out of ``params`` (models.families)."""
+    return architecture_spec(params.model_family, params.model_dump(), n_features, n_outputs, members)
 
 
 @dataclass
@@ -80,19 +74,26 @@ def fit(
     on_epoch: Callable[[dict], None] | None = None,
     frozen_layers: int = 0,
     horizon_weights: tuple[float, ...] | None = None,
+    options: TrainingOptions | None = None,
+    family: str | None = None,
 ) -> TrainResult:
-    """Minimize MSE with Adam; with a validation set, keep the best epoch and stop early.
+    """Minimize MSE (plus the family's extra loss terms) with the ``options``' optimizer and
+    schedule (default: Adam at a constant rate); with a validation set, keep the best epoch and
+    stop early.
 
     ``frozen_layers``: the first N backbone layers keep their weights (fine-tuning adapts the
     upper layers and the head only); they are trainable again when this returns.
     """
+    options = options or TrainingOptions()
+    extra_loss = get_family(family or "lstm").extra_loss  # the default: modules' auxiliary_loss
     if isinstance(network, LinearRegressor):
         return fit_linear(network, x, y, x_val, y_val, horizon_weights)
     with frozen(network, frozen_layers):
         seed_everything(seed)
         dev = device()
         network.to(dev)
-        optimizer = torch.optim.Adam([p for p in network.parameters() if p.requires_grad], lr=lr)
+        optimizer = options.make_optimizer([p for p in network.parameters() if p.requires_grad], lr)
+        schedule = options.make_schedule(optimizer, epochs)
         weights = None if horizon_weights is None else torch.tensor(horizon_weights, device=dev)
         xt = torch.as_tensor(x, dtype=torch.float32, device=dev)
         yt = torch.as_tensor(y, dtype=torch.float32, device=dev)
@@ -103,6 +104,8 @@ def fit(
         # each member shuffles with its own seed, as k separate trainings would
         generators = [torch.Generator().manual_seed(s) for s in member_seeds(seed, members)]
         for epoch in range(1, epochs + 1):
+            schedule.start_epoch(epoch)
+            epoch_lr = schedule.lr
             network.train()
             order = torch.stack([torch.randperm(len(xt), generator=g) for g in generators]).to(dev)
             total = 0.0
@@ -116,15 +119,17 @@ def fit(
                     loss = sum(weighted_mse(outputs[m], yt[idx[m]], weights) for m in range(members))
                 else:
                     loss = weighted_mse(network(xt[idx[0]]), yt[idx[0]], weights)
-                loss.backward()  # type: ignore[union-attr]
-                clip_gradients(network, 1.0)
+                extra = extra_loss(network)  # trained on, but not part of the reported loss
+                (loss if extra is None else loss + extra).backward()  # type: ignore[union-attr]
+                if options.grad_clip > 0:
+                    clip_gradients(network, options.grad_clip)
                 optimizer.step()
                 total += float(loss.detach()) / members * idx.shape[1]  # type: ignore[union-attr]
             row: dict[str, float | None] = {
                 "epoch": epoch,
                 "train_loss": total / max(len(xt), 1),
                 "val_loss": None,
-                "lr": lr,
+                "lr": epoch_lr,
             }
             if has_val:
                 val_loss = evaluate_loss(network, x_val, y_val, horizon_weights)  # type: ignore[arg-type]
@@ -134,6 +139,8 @@ def fit(
                     best_state = copy.deepcopy(network.state_dict())
                 else:
                     bad_epochs += 1
+            monitored = row["val_loss"] if row["val_loss"] is not None else row["train_loss"]
+            schedule.end_epoch(float(monitored or 0.0))
             result.history.append(row)
             if on_epoch:
                 on_epoch(row)
@@ -220,6 +227,8 @@ def train_new(
         epochs=params.epochs,
         batch_size=params.batch_size,
         seed=seed,
+        options=TrainingOptions.from_values(params.model_dump()),
+        family=params.model_family,
         **kwargs,
     )
 
