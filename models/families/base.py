@@ -82,12 +82,14 @@ class ModelFamily:
 
     def extra_loss(self, network: nn.Module) -> torch.Tensor | None:
         """Loss terms beyond the prediction error (e.g. MoE load balancing), from the last
-        forward pass: the sum of every submodule's ``auxiliary_loss`` tensor."""
+        forward pass: the sum of every submodule's ``auxiliary_loss`` tensor, taken (each is
+        cleared, so no graph outlives its step and the network stays copyable)."""
         terms: list[torch.Tensor] = []
         for module in network.modules():
             term = getattr(module, "auxiliary_loss", None)
             if isinstance(term, torch.Tensor):
                 terms.append(term)
+                setattr(module, "auxiliary_loss", None)  # noqa: B010 (a Module attribute)
         return torch.stack(terms).sum() if terms else None
 
     def report(self, network: nn.Module) -> dict[str, Any]:
