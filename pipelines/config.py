@@ -242,6 +242,9 @@ class PipelineConfig(_Frozen):
     # one weight per predicted horizon (next bar, the one after, ...); trading uses the first
     horizon_loss_weights: tuple[float, ...] = Field((1.0,), min_length=1, max_length=10)
     freeze_backbone_layers: int = Field(0, ge=0, le=8)  # first N layers frozen while fine-tuning
+    # rules that act during the final training and fine-tune (pipelines/training/adaptive);
+    # the search's trials train without them, so every trial is scored by the same procedure
+    adaptive_rules: tuple[str, ...] = ()
     finetune_replay_fraction: float = Field(0.25, ge=0, le=4)  # older windows replayed, per new one
     # champion vs challenger on the most recent bars, which search and fine-tune never see
     holdout_bars: int = Field(120, ge=20)
@@ -322,6 +325,14 @@ class PipelineConfig(_Frozen):
             except ValueError as exc:
                 raise ValueError(f"narrowing_rules: {exc}") from None
         return self
+
+    @field_validator("adaptive_rules")
+    @classmethod
+    def _check_adaptive_rules(cls, names: tuple[str, ...]) -> tuple[str, ...]:
+        from pipelines.training.adaptive import adaptive_rules  # imports the trainer's options
+
+        adaptive_rules(names)
+        return names
 
     @field_validator("horizon_loss_weights")
     @classmethod

@@ -23,6 +23,7 @@ from pipelines.features.core import FeatureScaler, feature_fingerprint, feature_
 from pipelines.search.objective import PreparedData, labelled_windows
 from pipelines.store.repository import Repository
 from pipelines.store.tables import ModelVersion
+from pipelines.training.adaptive import adaptive_rules
 from pipelines.training.trainer import TrainResult, architecture, fit, train_new
 
 log = logging.getLogger(__name__)
@@ -101,6 +102,7 @@ def train_or_finetune(
             "feature_kinds": feature_kinds(scaler.features),
             "members": spec.members,
             "family_report": get_family(params.model_family).report(result.network),
+            "adaptations": result.adaptations,
             **trained.settings,
         },
     )
@@ -150,6 +152,7 @@ def finetune_model(
         horizon_weights=cfg.horizon_loss_weights,
         options=TrainingOptions.from_values(params.model_dump()),
         family=params.model_family,
+        rules=adaptive_rules(cfg.adaptive_rules),
     )
     return Trained(result, scaler, start, {"lr": lr, "replayed_windows": n_replay, "frozen_layers": frozen})
 
@@ -176,6 +179,7 @@ def train_from_scratch(
         y_val=y_val,
         patience=cfg.finetune_patience,
         horizon_weights=cfg.horizon_loss_weights,
+        rules=adaptive_rules(cfg.adaptive_rules),
     )
     return Trained(result, scaler, start, {"lr": params.lr, "replayed_windows": 0, "frozen_layers": 0})
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import copy
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -20,6 +20,7 @@ from models.families import architecture_spec, get_family
 from models.networks import ArchitectureSpec, LinearRegressor, build_network
 from models.training_options import TrainingOptions
 from pipelines.config import HyperParams
+from pipelines.training.adaptive import TrainingControl, TrainingRule
 from pipelines.training.ridge import fit_ridge
 
 log = logging.getLogger(__name__)
@@ -52,6 +53,7 @@ class TrainResult:
     history: list[dict] = field(default_factory=list)
     best_epoch: int = 0
     stopped_early: bool = False
+    adaptations: list[dict] = field(default_factory=list)  # adaptive rules' firings, with evidence
 
     @property
     def best_val_loss(self) -> float | None:
@@ -76,13 +78,15 @@ def fit(
     horizon_weights: tuple[float, ...] | None = None,
     options: TrainingOptions | None = None,
     family: str | None = None,
+    rules: Sequence[TrainingRule] = (),
 ) -> TrainResult:
     """Minimize MSE (plus the family's extra loss terms) with the ``options``' optimizer and
     schedule (default: Adam at a constant rate); with a validation set, keep the best epoch and
     stop early.
 
     ``frozen_layers``: the first N backbone layers keep their weights (fine-tuning adapts the
-    upper layers and the head only); they are trainable again when this returns.
+    upper layers and the head only); they are trainable again when this returns. ``rules``:
+    adaptive training rules, asked after every epoch (pipelines.training.adaptive).
     """
     options = options or TrainingOptions()
     extra_loss = get_family(family or "lstm").extra_loss  # the default: modules' auxiliary_loss
@@ -94,6 +98,7 @@ def fit(
         network.to(dev)
         optimizer = options.make_optimizer([p for p in network.parameters() if p.requires_grad], lr)
         schedule = options.make_schedule(optimizer, epochs)
+        control = TrainingControl(network, optimizer, schedule)
         weights = None if horizon_weights is None else torch.tensor(horizon_weights, device=dev)
         xt = torch.as_tensor(x, dtype=torch.float32, device=dev)
         yt = torch.as_tensor(y, dtype=torch.float32, device=dev)
@@ -144,6 +149,9 @@ def fit(
             result.history.append(row)
             if on_epoch:
                 on_epoch(row)
+            if _adapt(rules, control, result):
+                result.stopped_early = True
+                break
             if has_val and patience is not None and bad_epochs >= patience:
                 result.stopped_early = True
                 break
@@ -151,6 +159,21 @@ def fit(
             network.load_state_dict(best_state)
         network.to("cpu")
         return result
+
+
+def _adapt(rules: Sequence[TrainingRule], control: TrainingControl, result: TrainResult) -> bool:
+    """Ask each rule after an epoch; log and record what fired. True: a rule stopped training."""
+    control.history = result.history
+    for rule in rules:
+        fired = rule.act(control)
+        if fired is None:
+            continue
+        log.info("adaptive, epoch %d: %s: %s %s", fired.epoch, fired.rule, fired.action, fired.evidence)
+        control.adaptations.append(fired)
+        result.adaptations.append(fired.to_dict())
+        row = result.history[-1]
+        row["adaptation"] = "; ".join(filter(None, [row.get("adaptation"), f"{fired.rule}: {fired.action}"]))
+    return control.stop
 
 
 def fit_linear(
