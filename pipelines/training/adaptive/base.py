@@ -41,6 +41,7 @@ class TrainingControl:
     history: list[dict] = field(default_factory=list)
     adaptations: list[Adaptation] = field(default_factory=list)
     stop: bool = False
+    memory: dict[str, Any] = field(default_factory=dict)  # per-rule state within one training
 
     def last_fired(self, rule: str) -> int | None:
         epochs = [a.epoch for a in self.adaptations if a.rule == rule]

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import torch
+
 from models.families.moe import ExpertFeedForward
 from pipelines.training.adaptive.base import Adaptation, TrainingControl
 
@@ -25,9 +27,14 @@ class ExpertImbalanceRaisesBalanceWeight:
         layers = [m for m in control.network.modules() if isinstance(m, ExpertFeedForward)]
         if not layers:
             return None
-        usage = [layer.usage() for layer in layers]
-        for layer in layers:
-            layer.reset_usage()  # the next epoch is judged on its own routing
+        # each epoch is judged on its own routing: counts since the previous epoch (the totals
+        # stay for the report)
+        counts = [layer.routed.clone() for layer in layers]
+        previous = control.memory.get(self.name, [torch.zeros_like(c) for c in counts])
+        control.memory[self.name] = counts
+        usage = [_shares(now - before) for now, before in zip(counts, previous, strict=True)]
+        if not all(sum(u) for u in usage):
+            return None
         worst = max(max(u) * len(u) for u in usage)
         weight = layers[0].balance_weight
         if worst < self.max_share_ratio or weight >= self.max_weight:
@@ -41,3 +48,8 @@ class ExpertImbalanceRaisesBalanceWeight:
             f"balance_weight {weight:.3g} -> {new:.3g}",
             {"expert_usage": usage, "busiest_over_even": round(worst, 3)},
         )
+
+
+def _shares(counts: torch.Tensor) -> list[float]:
+    total = float(counts.sum())
+    return [round(float(c) / total, 4) for c in counts] if total else [0.0] * len(counts)
