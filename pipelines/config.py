@@ -108,7 +108,8 @@ class HyperParams(_Frozen):
 
     model_config = ConfigDict(frozen=True, extra="allow")
 
-    model_family: str = Field("lstm", max_length=200)
+    # a built-in name or module.path:ClassName; 40: the store's family column
+    model_family: str = Field("lstm", max_length=40)
     lr: float = Field(1e-3, gt=0, lt=1)
     hidden_size: int = Field(32, ge=2, le=1024)
     num_layers: int = Field(1, ge=1, le=8)

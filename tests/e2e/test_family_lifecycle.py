@@ -20,8 +20,14 @@ FAMILIES = {
 }
 
 
-@pytest.mark.parametrize("family", FAMILIES)
-def test_search_first_model_then_a_frozen_backbone_fine_tune(family, tmp_path, monkeypatch, make_bars):
+@pytest.mark.parametrize(
+    ("family", "store"), [("moe_transformer", "sqlite"), ("mamba", "sqlite"), ("mamba", "postgresql")]
+)
+def test_search_first_model_then_a_frozen_backbone_fine_tune(
+    family, store, request, tmp_path, monkeypatch, make_bars
+):
+    if store == "postgresql":  # our tables and the Optuna studies
+        monkeypatch.setenv("RETUNE_DB_URL", request.getfixturevalue("postgres_url"))
     data = tmp_path / "data"
     data.mkdir()
     make_bars(600, seed=21, start="2019-01-01").to_csv(data / "bars.csv", index=False)
