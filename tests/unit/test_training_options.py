@@ -113,3 +113,11 @@ def test_bad_training_values_are_refused_with_their_name():
         HyperParams(optimiser="Adam")
     with pytest.raises(ValueError, match="lr_schedule: 'step' is not one of"):
         TrainingOptions.from_values({"lr_schedule": "step"})
+
+
+def test_narrowing_reads_the_declared_bounds_of_training_and_family_hyperparameters():
+    from pipelines.narrowing.limits import hard_bounds
+
+    assert hard_bounds("scheduler_factor") == (0.01, 0.99)
+    assert hard_bounds("n_experts") == (2, 64)
+    assert hard_bounds("hidden_size") == (2, 1024)  # a common field: HyperParams' own limits
