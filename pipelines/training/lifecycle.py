@@ -236,4 +236,6 @@ def _describe(version: ModelVersion) -> dict[str, Any]:
         "checkpoint": version.checkpoint_path,
         "best_val_loss": version.metrics.get("best_val_loss"),
         **{k: version.metrics.get(k) for k in ("lr", "frozen_layers", "replayed_windows")},
+        # what the family reports (e.g. MoE expert usage) and what adaptive rules changed
+        **{k: version.metrics.get(k) for k in ("family_report", "adaptations")},
     }

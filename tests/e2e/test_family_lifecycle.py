@@ -86,6 +86,7 @@ def test_search_first_model_then_a_frozen_backbone_fine_tune(
     if family == "moe_transformer":
         usage = model.metrics["family_report"]["expert_usage"]
         assert len(usage) == 2 and all(abs(sum(layer) - 1) < 1e-3 for layer in usage)
+        assert "Expert usage per MoE layer" in (second.report_dir / "report.html").read_text()
     checkpoint = load_checkpoint(
         __import__("pathlib").Path(model.checkpoint_path), model.sha256, model.feature_fingerprint
     )
