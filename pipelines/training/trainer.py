@@ -98,8 +98,9 @@ def fit(
         network.to(dev)
         optimizer = options.make_optimizer([p for p in network.parameters() if p.requires_grad], lr)
         schedule = options.make_schedule(optimizer, epochs)
-        control = TrainingControl(network, optimizer, schedule)
         weights = None if horizon_weights is None else torch.tensor(horizon_weights, device=dev)
+        # training's loss weights (adaptive rules may shift them); validation keeps the config's
+        control = TrainingControl(network, optimizer, schedule, loss_weights=weights)
         xt = torch.as_tensor(x, dtype=torch.float32, device=dev)
         yt = torch.as_tensor(y, dtype=torch.float32, device=dev)
         has_val = x_val is not None and y_val is not None and len(x_val) > 0
@@ -121,9 +122,11 @@ def fit(
                     # the members' losses summed: their weights are disjoint, so each member
                     # gets exactly the gradient of its own training
                     outputs = network.member_outputs(xt[idx])
-                    loss = sum(weighted_mse(outputs[m], yt[idx[m]], weights) for m in range(members))
+                    loss = sum(
+                        weighted_mse(outputs[m], yt[idx[m]], control.loss_weights) for m in range(members)
+                    )
                 else:
-                    loss = weighted_mse(network(xt[idx[0]]), yt[idx[0]], weights)
+                    loss = weighted_mse(network(xt[idx[0]]), yt[idx[0]], control.loss_weights)
                 extra = extra_loss(network)  # trained on, but not part of the reported loss
                 (loss if extra is None else loss + extra).backward()  # type: ignore[union-attr]
                 if options.grad_clip > 0:

@@ -120,3 +120,47 @@ def test_rules_are_named_in_the_config_and_unknown_names_refused():
     ] == ["loss_stagnation_lowers_lr"]
     with pytest.raises(ConfigError, match="unknown adaptive rule"):
         parse_config({"adaptive_rules": ["shrink_everything"]})
+
+
+def test_a_stalled_multi_horizon_loss_halves_the_far_horizons_weights_only():
+    from pipelines.training.adaptive.horizon_weights import StalledLossShiftsWeightToNextBar
+
+    rule = StalledLossShiftsWeightToNextBar(patience=2)
+    one_horizon = _control(_rows([1.0] * 4, [1.0] * 4))
+    assert rule.act(one_horizon) is None  # nothing to shift
+    control = _control(_rows([1.0] * 4, [1.0, 0.8, 0.9, 0.85]))
+    control.loss_weights = torch.tensor([1.0, 0.5, 0.25])
+    fired = rule.act(control)
+    assert fired is not None and control.loss_weights.tolist() == [1.0, 0.25, 0.125]
+    improving = _control(_rows([1.0] * 4, [1.0, 0.8, 0.6, 0.4]))
+    improving.loss_weights = torch.tensor([1.0, 0.5])
+    assert rule.act(improving) is None
+
+
+def test_shifted_horizon_weights_change_training_but_not_the_validation_yardstick():
+    from pipelines.training.adaptive.horizon_weights import StalledLossShiftsWeightToNextBar
+
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(64, SEQ, FEATS)).astype(np.float32)
+    y, y_val = rng.normal(size=(64, 3)), rng.normal(size=(32, 3))  # noise: validation stalls
+    weights = (1.0, 0.5, 0.5)
+    network = build_network(ArchitectureSpec("lstm", FEATS, 4, 1, 0.0, SEQ, n_outputs=3))
+    rule = StalledLossShiftsWeightToNextBar(patience=1, min_improvement=0.5)
+    result = fit(
+        network,
+        x,
+        y,
+        lr=1e-3,
+        epochs=4,
+        batch_size=32,
+        seed=0,
+        x_val=x[:32],
+        y_val=y_val,
+        horizon_weights=weights,
+        rules=[rule],
+    )
+    assert (
+        result.adaptations
+        and "horizon weights [1.0, 0.5, 0.5] -> [1.0, 0.25, 0.25]" in result.adaptations[0]["action"]
+    )
+    assert weights == (1.0, 0.5, 0.5)  # the config's tuple is untouched

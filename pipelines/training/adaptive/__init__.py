@@ -7,11 +7,13 @@ from collections.abc import Sequence
 from pipelines.training.adaptive.base import Adaptation, TrainingControl, TrainingRule
 from pipelines.training.adaptive.expert_imbalance import ExpertImbalanceRaisesBalanceWeight
 from pipelines.training.adaptive.generalization_gap import WideningGapAddsRegularization
+from pipelines.training.adaptive.horizon_weights import StalledLossShiftsWeightToNextBar
 from pipelines.training.adaptive.loss_stagnation import LossStagnationLowersLearningRate
 
 DEFAULT_ADAPTIVE_RULES: tuple[TrainingRule, ...] = (
     LossStagnationLowersLearningRate(),
     WideningGapAddsRegularization(),
+    StalledLossShiftsWeightToNextBar(),
     ExpertImbalanceRaisesBalanceWeight(),
 )
 ADAPTIVE_RULES: dict[str, TrainingRule] = {rule.name: rule for rule in DEFAULT_ADAPTIVE_RULES}

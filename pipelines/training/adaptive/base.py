@@ -42,6 +42,7 @@ class TrainingControl:
     adaptations: list[Adaptation] = field(default_factory=list)
     stop: bool = False
     memory: dict[str, Any] = field(default_factory=dict)  # per-rule state within one training
+    loss_weights: torch.Tensor | None = None  # per-horizon training loss weights
 
     def last_fired(self, rule: str) -> int | None:
         epochs = [a.epoch for a in self.adaptations if a.rule == rule]
