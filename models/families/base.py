@@ -50,6 +50,7 @@ class ModelFamily:
 
     def build(self, spec: ArchitectureSpec, seeds: list[int] | None = None) -> nn.Module:
         """One network, or a seed ensemble of ``spec.members`` (each member from its seed)."""
+        self.options(spec)  # an unknown option is refused here, never silently ignored
         if spec.members == 1:
             return self.build_single(spec)
         if self.seed_free:

@@ -32,6 +32,7 @@ class LSTMFamily(ModelFamily):
         return LSTMRegressor(spec)
 
     def build(self, spec: ArchitectureSpec, seeds: list[int] | None = None) -> nn.Module:
+        self.options(spec)
         if spec.members == 1:
             return self.build_single(spec)
         from models.ensemble import GroupedLSTMEnsemble
@@ -63,7 +64,6 @@ class TransformerFamily(ModelFamily):
         return preset_sizes(common, options)
 
     def build_single(self, spec: ArchitectureSpec) -> nn.Module:
-        self.options(spec)  # unknown options are refused here, not ignored
         return TransformerRegressor(spec)
 
 

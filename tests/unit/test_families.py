@@ -128,7 +128,7 @@ def test_frozen_backbone_layer_keeps_its_weights_and_the_rest_learns(family):
     assert all(p.requires_grad for p in network.parameters())  # trainable again afterwards
 
 
-@pytest.mark.parametrize("family", ["mamba", "moe_transformer", "transformer"])
+@pytest.mark.parametrize("family", ["mamba", "moe_transformer", "transformer", "lstm", "linear"])
 def test_an_unknown_hyperparameter_names_the_familys_own(family):
     spec = ArchitectureSpec(family, FEATS, 8, 1, 0.0, SEQ, options={"n_expert": 4})
     message = f"n_expert: not a hyperparameter of model family '{family}'"
