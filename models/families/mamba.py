@@ -59,7 +59,6 @@ class SelectiveScan(nn.Module):
         return (out + self.conv.bias.unsqueeze(-1)).transpose(1, 2)
 
     def forward(self, u: torch.Tensor) -> torch.Tensor:
-        steps = u.shape[1]
         x, z = self.in_proj(u).chunk(2, dim=-1)
         x = nn.functional.silu(self.causal_conv(x))
         dt, b, c = self.x_proj(x).split([self.dt_rank, self.d_state, self.d_state], dim=-1)
@@ -69,8 +68,10 @@ class SelectiveScan(nn.Module):
         drive = (dt * x).unsqueeze(-1) * b.unsqueeze(2)  # Δ B x
         h = x.new_zeros(x.shape[0], x.shape[2], self.d_state)
         states = []
-        for t in range(steps):  # one fused op per step: the loop's cost is its step count
-            h = torch.addcmul(drive[:, t], decay[:, t], h)
+        # unbind, not index: indexing one step's slice has a backward that fills a zero tensor
+        # of the whole sequence per step; one fused op per step after that
+        for decay_t, drive_t in zip(decay.unbind(1), drive.unbind(1), strict=True):
+            h = torch.addcmul(drive_t, decay_t, h)
             states.append(h)
         y = (torch.stack(states, dim=1) * c.unsqueeze(2)).sum(-1) + x * self.D
         return self.out_proj(y * nn.functional.silu(z))
