@@ -73,7 +73,11 @@ class TransformerRegressor(nn.Module):
         heads = spec.options.get("nhead") or (2 if spec.hidden_size % 2 == 0 else 1)
         ff_ratio = spec.options.get("d_ff_ratio") or 2.0
         if spec.hidden_size % heads:
-            raise ValueError(f"transformer: d_model {spec.hidden_size} is not a multiple of nhead {heads}")
+            from models.families.schema import IncompatibleHyperparametersError
+
+            raise IncompatibleHyperparametersError(
+                f"transformer: d_model {spec.hidden_size} is not a multiple of nhead {heads}"
+            )
         self.embed = nn.Linear(spec.n_features, spec.hidden_size)
         self.position = nn.Parameter(torch.zeros(1, spec.seq_len, spec.hidden_size))
         layer = nn.TransformerEncoderLayer(

@@ -12,7 +12,12 @@ from typing import Any
 
 from models.families.base import ALWAYS_SHAPE, COMMON_ARCHITECTURE, ModelFamily
 from models.families.registry import BUILTIN, UnknownFamilyError, get_family
-from models.families.schema import HyperParam, UnknownHyperparameterError, check_values
+from models.families.schema import (
+    HyperParam,
+    IncompatibleHyperparametersError,
+    UnknownHyperparameterError,
+    check_values,
+)
 from models.networks import ArchitectureSpec
 
 
@@ -41,6 +46,7 @@ __all__ = [
     "BUILTIN",
     "COMMON_ARCHITECTURE",
     "HyperParam",
+    "IncompatibleHyperparametersError",
     "ModelFamily",
     "UnknownFamilyError",
     "UnknownHyperparameterError",

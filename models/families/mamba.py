@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from models.families.base import ModelFamily
-from models.families.schema import HyperParam
+from models.families.schema import HyperParam, IncompatibleHyperparametersError
 from models.networks import ArchitectureSpec
 
 
@@ -109,7 +109,9 @@ class MambaRegressor(nn.Module):
         super().__init__()
         self.patch_len = options["patch_len"]
         if self.patch_len > spec.seq_len:
-            raise ValueError(f"mamba: patch_len {self.patch_len} is longer than seq_len {spec.seq_len}")
+            raise IncompatibleHyperparametersError(
+                f"mamba: patch_len {self.patch_len} is longer than seq_len {spec.seq_len}"
+            )
         self.stride = max(1, round(self.patch_len * options["stride_ratio"]))
         self.seq_len = spec.seq_len
         self.embed = nn.Linear(spec.n_features * self.patch_len, spec.hidden_size)

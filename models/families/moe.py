@@ -25,7 +25,7 @@ from torch import nn
 
 from models.families.base import ModelFamily
 from models.families.builtin import TRANSFORMER_PRESETS, preset_sizes
-from models.families.schema import HyperParam
+from models.families.schema import HyperParam, IncompatibleHyperparametersError
 from models.networks import ArchitectureSpec
 
 
@@ -37,7 +37,9 @@ class ExpertFeedForward(nn.Module):
     ):
         super().__init__()
         if not 1 <= top_k <= n_experts:
-            raise ValueError(f"moe_transformer: top_k {top_k} must be within 1..n_experts ({n_experts})")
+            raise IncompatibleHyperparametersError(
+                f"moe_transformer: top_k {top_k} must be within 1..n_experts ({n_experts})"
+            )
         self.top_k = top_k
         self.balance_weight = balance_weight  # adjustable during training (adaptive rules)
         self.z_weight = z_weight
@@ -108,7 +110,9 @@ class MoETransformerRegressor(nn.Module):
         d_model = spec.hidden_size
         nhead = options["nhead"] or (2 if d_model % 2 == 0 else 1)
         if d_model % nhead:
-            raise ValueError(f"moe_transformer: d_model {d_model} is not a multiple of nhead {nhead}")
+            raise IncompatibleHyperparametersError(
+                f"moe_transformer: d_model {d_model} is not a multiple of nhead {nhead}"
+            )
         width = max(round((options["d_ff_ratio"] or 2.0) * d_model), 1)
         self.embed = nn.Linear(spec.n_features, d_model)
         self.position = nn.Parameter(torch.zeros(1, spec.seq_len, d_model))

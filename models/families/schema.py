@@ -16,6 +16,11 @@ class UnknownHyperparameterError(ValueError):
     """A name no declaration knows; the message lists the known ones."""
 
 
+class IncompatibleHyperparametersError(ValueError):
+    """Values each in range that together build no network (e.g. nhead not dividing d_model):
+    a search prunes such a trial instead of stopping."""
+
+
 @dataclass(frozen=True)
 class HyperParam:
     """One hyperparameter: ``kind`` is int, float, str or bool; bounds are inclusive."""

@@ -281,3 +281,29 @@ def test_live_inference_of_one_window_is_fast(family):
         for _ in range(10):
             network(window)
     assert (time.perf_counter() - start) / 10 < 0.05
+
+
+def test_a_trial_whose_values_build_no_network_is_pruned_not_fatal(make_bars):
+    """nhead 3 does not divide d_model 32: the search prunes that trial and says why."""
+    import optuna
+
+    from pipelines.config import parse_config
+    from pipelines.search.objective import PreparedData, make_objective
+    from pipelines.search.strategy import StrategyGrid, split_space
+
+    config = parse_config(
+        {
+            "model_family": "transformer",
+            "d_model": 32,
+            "epochs": 1,
+            "n_folds": 1,
+            "val_bars": 40,
+            "search_space": {"nhead": {"type": "categorical", "choices": [2, 3]}},
+        }
+    )
+    data = PreparedData.from_bars(make_bars(300, seed=3), 300)
+    space, _ = split_space(config.search_space)
+    grid = StrategyGrid.from_space(config.search_space, config.hyperparams, 1)
+    objective = make_objective(data, config, space, "sharpe", grid)
+    with pytest.raises(optuna.TrialPruned, match="not a multiple of nhead 3"):
+        objective(optuna.trial.FixedTrial({"nhead": 3}))
