@@ -64,8 +64,11 @@ browser:
 	    { apt-get update -qq && apt-get install -y -qq --no-install-recommends chromium; }; }; } || \
 	  { echo "the report browser test needs Debian's chromium: sudo apt-get install chromium"; exit 1; }
 
+# Two pytest workers, a test file each at a time: the end-to-end files spend much of their wall
+# time waiting on Airflow subprocesses, so the other worker fills it. TEST_WORKERS=0 runs serially.
+TEST_WORKERS ?= 2
 test: install browser
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q $(if $(filter-out 0,$(TEST_WORKERS)),-n $(TEST_WORKERS) --dist loadfile)
 
 lint: install
 	$(BIN)/ruff check .

@@ -2,7 +2,7 @@
 
 Arm A (ours, the production path): the bar calendar is inferred from the bars' timestamps
 (``PipelineConfig.annualization``: bar frequency and session, nothing set in the config) and
-the strategy is scored by ``pipelines.search.backtest.backtest_with_returns`` (vectorbt).
+the strategy is scored by ``pipelines.trading.backtest.backtest_with_returns`` (vectorbt).
 Arm B (independent, plain numpy): per-bar strategy returns from the closes (a position held
 from bar t-1's close to bar t's earns close[t] / close[t-1] - 1; no costs), their mean over
 their sample standard deviation, × sqrt(bars a year) where bars a year is written out from the
@@ -22,8 +22,8 @@ import math
 import numpy as np
 import pandas as pd
 
-from pipelines.config import parse_config
-from pipelines.search.backtest import Costs, backtest_with_returns
+from pipelines.config_files import parse_config
+from pipelines.trading.backtest import Costs, backtest_with_returns
 
 NAME = "annualization_error"
 SEED = 16

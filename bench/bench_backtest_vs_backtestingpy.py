@@ -79,7 +79,7 @@ def make_positions(close: pd.Series) -> pd.DataFrame:
 
 
 def arm_ours(close: pd.Series, positions: pd.DataFrame) -> pd.DataFrame:
-    from pipelines.search.backtest import Costs, backtest_positions
+    from pipelines.trading.backtest import Costs, backtest_positions
 
     metrics = backtest_positions(close, positions, Costs(fees=FEES, slippage=SLIPPAGE))
     return metrics[["n_trades", "final_value"]]

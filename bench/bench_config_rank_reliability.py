@@ -27,11 +27,12 @@ import pandas as pd
 from scipy import stats
 from search_fixtures import random_points
 
-from pipelines.config import default_config
+from pipelines.config_files import default_config
 from pipelines.data import synthetic
-from pipelines.search.objective import HALF_VALUES, SEED_VALUES, PreparedData, make_objective
+from pipelines.search.objective import HALF_VALUES, SEED_VALUES, make_objective
 from pipelines.search.reliability import intraclass_correlation
 from pipelines.search.strategy import StrategyGrid, split_space
+from pipelines.windowing import PreparedData
 
 NAME = "config_rank_reliability"
 CONFIGS = 24

@@ -21,12 +21,13 @@ import time
 
 import numpy as np
 
-from pipelines.config import HyperParams, default_config
+from pipelines.config import HyperParams
+from pipelines.config_files import default_config
 from pipelines.data.sources import load_bars
 from pipelines.features.core import windows_ending_in
-from pipelines.search.objective import PreparedData
 from pipelines.training.lifecycle import finetune_model, train_from_scratch
 from pipelines.training.trainer import predict
+from pipelines.windowing import PreparedData
 
 NAME = "finetune_time_ratio"
 SERIES = ("sp500", "nasdaq")

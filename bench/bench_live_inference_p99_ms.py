@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from live_fixtures import FAMILIES, predictor_for, sp500_bars
 
-from pipelines.config import default_config
+from pipelines.config_files import default_config
 
 NAME = "live_inference_p99_ms"
 UPDATES = 2000

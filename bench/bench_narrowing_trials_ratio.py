@@ -27,15 +27,18 @@ import optuna
 import pandas as pd
 from search_fixtures import median, random_points, small_config, sqlite_url
 
-from pipelines.config import Categorical, FloatRange, IntRange, ParamSpec, parse_config
+from pipelines.config import Categorical, FloatRange, IntRange, ParamSpec
+from pipelines.config_files import parse_config
 from pipelines.narrowing.base import Evidence
+from pipelines.narrowing.history import top_quantile
 from pipelines.narrowing.optimizer import DataDrivenOptimizer, data_evidence
-from pipelines.search.history import top_quantile
-from pipelines.search.objective import PreparedData, make_objective
+from pipelines.search.objective import make_objective
 from pipelines.search.reliability import intraclass_correlation
 from pipelines.search.space import suggest
 from pipelines.search.strategy import StrategyGrid, split_space
-from pipelines.search.study import SearchSettings, best_fresh_trial, run_study
+from pipelines.search.study import SearchSettings, best_fresh_trial
+from pipelines.search.worker import run_study
+from pipelines.windowing import PreparedData
 
 NAME = "narrowing_trials_ratio"
 SEEDS = tuple(range(8))  # real objective

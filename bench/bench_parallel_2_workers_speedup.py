@@ -27,7 +27,9 @@ from optuna.trial import TrialState
 from parallel_worker import config, settings
 from throwaway_pg import throwaway_database
 
-from pipelines.search.study import make_storage, prepare_study, study_name
+from pipelines.search.heartbeats import make_storage
+from pipelines.search.seeding import prepare_study
+from pipelines.search.study import study_name
 
 NAME = "parallel_2_workers_speedup"
 TRIALS = 12

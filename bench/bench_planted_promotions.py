@@ -64,7 +64,7 @@ def structure_of(label: str) -> str:
 
 
 def backtest_sharpe(bars: pd.DataFrame, positions: np.ndarray, fees: float, slippage: float) -> float:
-    from pipelines.search.backtest import Costs, backtest_positions
+    from pipelines.trading.backtest import Costs, backtest_positions
 
     close = pd.Series(bars["close"].to_numpy(dtype=float), index=pd.DatetimeIndex(bars["timestamp"]))
     frame = pd.DataFrame({"positions": np.asarray(positions, dtype=int)}, index=close.index)
@@ -129,8 +129,8 @@ def oracle_walk_forward_psr(
     import yaml
     from scipy import stats as sps
 
-    from pipelines.search.backtest import Costs, backtest_with_returns
     from pipelines.search.stats import probabilistic_sharpe_ratio, sharpe_ratio
+    from pipelines.trading.backtest import Costs, backtest_with_returns
 
     raw = yaml.safe_load((home / "bench_config.yaml").read_text())
     end = BARS - UNSEEN - int(raw.get("holdout_bars", 120))
@@ -207,7 +207,7 @@ def run() -> dict:
             "n_trials": specs[0].n_trials if specs else None,
             "config": "pipelines/defaults/daily.yaml + promotion_policy: auto (one home per series)",
             "config_overrides": config_overrides(),
-            "fill": "positions decided at t's close fill at t's close (pipelines.search.backtest)",
+            "fill": "positions decided at t's close fill at t's close (pipelines.trading.backtest)",
             "wall_s": round(time.perf_counter() - started, 1),
         },
     }

@@ -16,19 +16,15 @@ import numpy as np
 import pandas as pd
 from search_fixtures import median, over_seeds, regime_drift, small_config, sqlite_url
 
-from pipelines.search.backtest import Costs, backtest_positions
-from pipelines.search.objective import (
-    LABEL_HORIZON,
-    Fold,
-    PreparedData,
-    evaluate_fold,
-    fold_benchmark_returns,
-)
+from pipelines.search.objective import evaluate_fold, fold_benchmark_returns
 from pipelines.search.outputs import chosen_params
 from pipelines.search.selection import selection_statistics
 from pipelines.search.space import resolve
 from pipelines.search.strategy import StrategyGrid
-from pipelines.search.study import SearchSettings, best_fresh_trial, run_study
+from pipelines.search.study import SearchSettings, best_fresh_trial
+from pipelines.search.worker import run_study
+from pipelines.trading.backtest import Costs, backtest_positions
+from pipelines.windowing import LABEL_HORIZON, Fold, PreparedData
 
 NAME = "planted_signal_oos_vs_oracle"
 SEEDS = (0, 1, 2, 3, 4)

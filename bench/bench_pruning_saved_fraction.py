@@ -14,8 +14,9 @@ import time
 import optuna
 from search_fixtures import median, over_seeds, random_walk, regime_drift, small_config, sqlite_url
 
-from pipelines.search.objective import PreparedData
-from pipelines.search.study import SearchSettings, best_fresh_trial, run_study
+from pipelines.search.study import SearchSettings, best_fresh_trial
+from pipelines.search.worker import run_study
+from pipelines.windowing import PreparedData
 
 NAME = "pruning_saved_fraction"
 SEEDS = (0, 1, 2, 3, 4)

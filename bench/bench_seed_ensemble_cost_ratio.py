@@ -26,10 +26,11 @@ from typing import Any
 import optuna
 import pandas as pd
 
-from pipelines.config import default_config
+from pipelines.config_files import default_config
 from pipelines.data.sources import load_bars
-from pipelines.search.objective import PreparedData, make_objective
+from pipelines.search.objective import make_objective
 from pipelines.search.strategy import StrategyGrid, split_space
+from pipelines.windowing import PreparedData
 
 NAME = "seed_ensemble_cost_ratio"
 K = 8

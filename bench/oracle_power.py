@@ -15,8 +15,8 @@ import pandas as pd
 from scipy import stats as sps
 
 from pipelines.data.synthetic import ar1, ar1_rule
-from pipelines.search.backtest import Costs, backtest_with_returns
 from pipelines.search.stats import probabilistic_sharpe_ratio, sharpe_ratio
+from pipelines.trading.backtest import Costs, backtest_with_returns
 
 BARS, UNSEEN, HOLDOUT = 3000, 252, 120
 

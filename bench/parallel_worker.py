@@ -15,9 +15,10 @@ sys.path[:0] = [str(BENCH_DIR.parent), str(BENCH_DIR)]
 import yaml  # noqa: E402
 from search_fixtures import random_walk  # noqa: E402
 
-from pipelines.config import DEFAULTS_DIR, PipelineConfig, parse_config  # noqa: E402
-from pipelines.search.objective import PreparedData  # noqa: E402
+from pipelines.config import DEFAULTS_DIR, PipelineConfig  # noqa: E402
+from pipelines.config_files import parse_config  # noqa: E402
 from pipelines.search.study import SearchSettings  # noqa: E402
+from pipelines.windowing import PreparedData  # noqa: E402
 
 SEED = 0
 # pinned so every trial costs the same whatever the sampler draws (lr, dropout and the strategy
@@ -42,7 +43,7 @@ def data() -> PreparedData:
 
 
 def main(argv: list[str]) -> int:
-    from pipelines.search.study import run_worker
+    from pipelines.search.worker import run_worker
 
     url, run_id, n_trials, worker = argv[0], argv[1], int(argv[2]), int(argv[3])
     conf = config()

@@ -17,7 +17,8 @@ import numpy as np
 import optuna
 import pandas as pd
 
-from pipelines.config import PipelineConfig, parse_config
+from pipelines.config import PipelineConfig
+from pipelines.config_files import parse_config
 
 SEARCH_SPACE = {
     "lr": {"type": "loguniform", "low": 3e-4, "high": 3e-2},

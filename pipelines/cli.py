@@ -10,10 +10,12 @@ from pathlib import Path
 from typing import Any, get_args
 
 from pipelines.calendar import DAG_NAMES
-from pipelines.config import ConfigError, ModelFamily, Objective
+from pipelines.config import ConfigError
 from pipelines.logs import configure_cli_logging
 from pipelines.review_cli import add_review_commands
+from pipelines.run_params import RunParams
 from pipelines.settings import CONFIG_NAME, load_settings
+from pipelines.status import status_payload
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -50,87 +52,6 @@ def _run(args: argparse.Namespace) -> int:
         )
     )
     return 0
-
-
-def status_payload(limit: int = 20, repair: bool = True) -> dict[str, Any]:
-    """The ``status --json`` object (see DESIGN.md): active config, versions, runs.
-
-    With ``repair`` it first migrates the store and rewrites production.yaml if a crash left it
-    behind the store; readers that must not write (the UI) pass ``repair=False``.
-    """
-    from pipelines.promotion.production_file import describe_production_file, sync_production_file
-    from pipelines.store.migrate import upgrade
-    from pipelines.store.repository import Repository
-
-    settings = load_settings()
-    if repair:
-        upgrade(settings.db_url)
-    repo = Repository(settings.db_url)
-    try:
-        if repair:
-            sync_production_file(repo, settings.production_config)  # repairs a missed file write
-        actives = repo.all_active_configs()
-        active = [
-            {
-                "model_key": a.model_key,
-                "version": a.version,
-                "params": a.params,
-                "model_version": a.model_version,
-                "promoted_at": _iso(a.promoted_at),
-                "approved_by": a.approved_by,
-            }
-            for a in actives
-        ]
-        path = settings.production_config
-        runs = repo.list_runs(limit=limit)
-        latest = _last_outcome(runs[0]) if runs else None
-        return {
-            "active": active[0] if len(active) == 1 else (active or None),
-            "production_config": str(path) if path.is_file() and actives else None,
-            "production_config_status": describe_production_file(repo, path, why=latest),
-            "versions": [
-                {
-                    "model_key": v.model_key,
-                    "version": v.version,
-                    "state": v.state,
-                    "params": v.params,
-                    "created_at": _iso(v.created_at),
-                    "source_run": v.source_run,
-                }
-                for v in repo.list_config_versions()
-            ],
-            "runs": [
-                {
-                    "run_id": r.run_id,
-                    "dag": r.dag_id,
-                    "state": r.state,
-                    "report": r.report_path,
-                    "best_value": r.best_value,
-                    "n_trials": r.n_trials,
-                    "decision": r.decision,
-                    **_verdict_fields(r.verdict),
-                    "failed_step": r.failed_step,
-                    "error": r.error,
-                    "started_at": _iso(r.started_at),
-                }
-                for r in runs
-            ],
-        }
-    finally:
-        repo.close()
-
-
-def _last_outcome(run: Any) -> str | None:
-    """What a run ended in, for the line that says why production.yaml was not written."""
-    return run.decision or (f"failed in {run.failed_step}" if run.failed_step else None)
-
-
-VERDICT_FIELDS = ("dsr", "pbo", "n_backtests", "n_effective", "sr0", "rank_reliability", "benchmark", "gate")
-
-
-def _verdict_fields(verdict: dict[str, Any] | None) -> dict[str, Any]:
-    """A run's selection statistics, benchmark comparison and gate checks (None before promote)."""
-    return {key: (verdict or {}).get(key) for key in VERDICT_FIELDS}
 
 
 def _status(args: argparse.Namespace) -> int:
@@ -176,14 +97,25 @@ def _db_upgrade(args: argparse.Namespace) -> int:
     return 0
 
 
+def _reproduce(args: argparse.Namespace) -> int:
+    from pipelines.search.reproduce import reproduce
+
+    result = reproduce(load_settings(), args.run_id)
+    print(json.dumps(result, indent=2, default=str))
+    return 0 if result["matches"] else 1
+
+
 def _redact(url: str) -> str:
     from sqlalchemy.engine import make_url
 
     return make_url(url).render_as_string(hide_password=True)
 
 
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value else None
+def _choices(annotation: Any) -> list[Any]:
+    """The values of a ``Literal`` (or an optional one)."""
+    return [
+        value for arg in get_args(annotation) for value in (get_args(arg) or [arg]) if value is not type(None)
+    ]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -203,16 +135,22 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="run the whole chain in this process (same steps as the DAG)")
     run.add_argument("--dag", choices=list(DAG_NAMES), default="daily")
+    fields = RunParams.model_fields
     run.add_argument(
         "--data",
-        default="sample:sp500",
+        default=fields["data"].default,
         help="sample:sp500|nasdaq|goog, csv:PATH, parquet:PATH or table:NAME",
     )
-    run.add_argument("--n-trials", type=int, default=20)
-    run.add_argument("--timeout-minutes", type=float, default=30)
-    run.add_argument("--objective", choices=list(get_args(Objective)), default="sharpe")
-    run.add_argument("--mode", choices=["bayesian", "random", "grid"], default="bayesian")
-    run.add_argument("--model-family", choices=get_args(ModelFamily))
+    run.add_argument("--n-trials", type=int, default=fields["n_trials"].default)
+    run.add_argument("--timeout-minutes", type=float, default=fields["timeout_minutes"].default)
+    for name in ("objective", "mode", "model_family"):  # choices and defaults: RunParams' own
+        annotation = fields[name].annotation
+        choices = [c for arg in get_args(annotation) for c in (get_args(arg) or [arg]) if c is not type(None)]
+        run.add_argument(
+            f"--{name.replace('_', '-')}",
+            choices=choices or get_args(annotation),
+            default=fields[name].default,
+        )
     run.add_argument(
         "--as-of",
         help="use bars up to this date (YYYY-MM-DD, the whole day) or time (2024-03-01T14:00, "
@@ -222,7 +160,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--config", help="config file (JSON/YAML, seed search-space format), or a name in RETUNE_HOME/configs"
     )
     run.add_argument(
-        "--workers", type=int, default=1, help="search worker processes (1-16; >1 needs a PostgreSQL store)"
+        "--workers",
+        type=int,
+        default=fields["workers"].default,
+        help="search worker processes (1-16; >1 needs a PostgreSQL store)",
     )
     run.add_argument("--run-id", help="resume or name a run (default: cli__<timestamp>)")
     run.set_defaults(func=_run)
@@ -243,6 +184,10 @@ def build_parser() -> argparse.ArgumentParser:
     predict.set_defaults(func=_predict)
 
     add_review_commands(sub)
+
+    again = sub.add_parser("reproduce", help="re-run a run's winning trial from its manifest; does it match?")
+    again.add_argument("run_id", help="the run id (as in status --json)")
+    again.set_defaults(func=_reproduce)
 
     db = sub.add_parser("db", help="database maintenance")
     db_sub = db.add_subparsers(dest="db_command", required=True)

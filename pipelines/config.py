@@ -11,11 +11,9 @@ a searched name overrides the fixed value trial by trial.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeGuard
 
-import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -33,8 +31,9 @@ from pipelines.calendar import (
     BarFrequency,
     CalendarError,
     SessionName,
-    calendar_of,
 )
+from pipelines.calendar_inference import calendar_of
+from pipelines.terms import MODEL_KEY_PATTERN
 
 # the built-in families (models.families.BUILTIN): what trigger Params and the CLI offer; a config
 # file may also name a family by import path (module.path:ClassName)
@@ -70,9 +69,14 @@ class FloatRange(_Frozen):
     def _check(self) -> FloatRange:
         if self.low >= self.high:
             raise ValueError(f"low ({self.low}) must be < high ({self.high})")
-        if self.type == "loguniform" and self.low <= 0:
+        if self.log and self.low <= 0:
             raise ValueError("loguniform needs low > 0")
         return self
+
+    @property
+    def log(self) -> bool:
+        """Searched, refined and clustered on a log scale: the one place that decides it."""
+        return self.type == "loguniform"
 
 
 class IntRange(_Frozen):
@@ -96,6 +100,26 @@ class Categorical(_Frozen):
 
 
 ParamSpec = Annotated[FloatRange | IntRange | Categorical, Field(discriminator="type")]
+
+
+def is_number(value: Any) -> TypeGuard[int | float]:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def same(a: Any, b: Any) -> bool:
+    """Equality that keeps True apart from 1 (a categorical of bools is not one of ints)."""
+    return isinstance(a, bool) == isinstance(b, bool) and a == b
+
+
+def contains(spec: ParamSpec, value: Any) -> bool:
+    """Whether ``value`` is a point of ``spec`` (ints on the step grid, as the search sees it)."""
+    if value is None:
+        return False
+    if isinstance(spec, Categorical):
+        return any(same(c, value) for c in spec.choices)
+    if not is_number(value) or not spec.low <= value <= spec.high:
+        return False
+    return not isinstance(spec, IntRange) or (value - spec.low) % spec.step == 0
 
 
 class HyperParams(_Frozen):
@@ -170,7 +194,7 @@ class PipelineConfig(_Frozen):
 
     # A config that leaves it out gets the data source's instrument in its RunContext
     # (pipelines.context.with_model_key); this default only serves configs used without a run.
-    model_key: str = Field("spx_daily", pattern=r"^[A-Za-z0-9_]{1,64}$")
+    model_key: str = Field("spx_daily", pattern=MODEL_KEY_PATTERN)
     hyperparams: HyperParams = HyperParams()
     search_space: dict[str, ParamSpec] = Field(default_factory=dict)
     # the bar calendar (pipelines/calendar.py): what a bar is and how many make a year
@@ -243,7 +267,7 @@ class PipelineConfig(_Frozen):
     # one weight per predicted horizon (next bar, the one after, ...); trading uses the first
     horizon_loss_weights: tuple[float, ...] = Field((1.0,), min_length=1, max_length=10)
     freeze_backbone_layers: int = Field(0, ge=0, le=8)  # first N layers frozen while fine-tuning
-    # rules that act during the final training and fine-tune (pipelines/training/adaptive);
+    # rules that act during the final training and fine-tune (models/adaptive_training);
     # the search's trials train without them, so every trial is scored by the same procedure
     adaptive_rules: tuple[str, ...] = ()
     finetune_replay_fraction: float = Field(0.25, ge=0, le=4)  # older windows replayed, per new one
@@ -316,21 +340,10 @@ class PipelineConfig(_Frozen):
                     raise ValueError(f"search_space.{name}: {value!r} is out of range ({reason})") from None
         return self
 
-    @model_validator(mode="after")
-    def _check_rules(self) -> PipelineConfig:
-        if self.narrowing_rules is not None:
-            from pipelines.narrowing.rules import rules_by_name  # the rules import this module
-
-            try:
-                rules_by_name(self.narrowing_rules)
-            except ValueError as exc:
-                raise ValueError(f"narrowing_rules: {exc}") from None
-        return self
-
     @field_validator("adaptive_rules")
     @classmethod
     def _check_adaptive_rules(cls, names: tuple[str, ...]) -> tuple[str, ...]:
-        from pipelines.training.adaptive import adaptive_rules  # imports the trainer's options
+        from models.adaptive_training import adaptive_rules
 
         adaptive_rules(names)
         return names
@@ -392,59 +405,3 @@ class PipelineConfig(_Frozen):
 def _extremes(spec: FloatRange | IntRange | Categorical) -> tuple[Any, ...]:
     """The values of a spec that must all be valid hyperparameter values."""
     return spec.choices if isinstance(spec, Categorical) else (spec.low, spec.high)
-
-
-def parse_config(raw: dict[str, Any]) -> PipelineConfig:
-    """Build a PipelineConfig from the seed format (flat fixed params + ``search_space``)."""
-    if not isinstance(raw, dict):
-        raise ConfigError("config must be a mapping")
-    raw = dict(raw)
-    space = raw.pop("search_space", {}) or {}
-    family = raw.get("model_family", "lstm")
-    try:
-        aliases = family_aliases(family) if isinstance(family, str) else {}
-        extra_names = set(family_schema(family)) if isinstance(family, str) else set()
-    except ValueError as exc:
-        raise ConfigError(f"model_family: {exc}") from None
-    raw = {aliases.get(k, k): v for k, v in raw.items()}
-    if isinstance(space, dict):
-        space = {aliases.get(k, k): v for k, v in space.items()}
-    hyper_names = set(HyperParams.model_fields) | extra_names
-    hyper = {k: raw.pop(k) for k in list(raw) if k in hyper_names}
-    both = sorted(set(hyper) & set(space))
-    if both:
-        raise ConfigError(f"{', '.join(both)}: both fixed and searched; keep one")
-    try:
-        return PipelineConfig(hyperparams=HyperParams(**hyper), search_space=space, **raw)
-    except ValidationError as exc:
-        unknown = f"neither a setting nor a hyperparameter of model family {family!r} (hyperparameters: "
-        raise ConfigError(_describe(exc, unknown + ", ".join(sorted(hyper_names)) + ")")) from None
-
-
-def load_config(path: str | Path) -> PipelineConfig:
-    """Load a JSON or YAML config file."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"config file not found: {path}")
-    text = path.read_text()
-    try:
-        raw = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
-    except (json.JSONDecodeError, yaml.YAMLError) as exc:
-        raise ConfigError(f"{path}: not valid {path.suffix.lstrip('.') or 'YAML'}: {exc}") from None
-    return parse_config(raw or {})
-
-
-def default_config(dag: str) -> PipelineConfig:
-    """The bundled config for ``daily`` or ``weekly`` runs."""
-    return load_config(DEFAULTS_DIR / f"{dag}.yaml")
-
-
-def _describe(exc: ValidationError, unknown_key: str | None = None) -> str:
-    parts = []
-    for err in exc.errors():
-        loc = ".".join(str(p) for p in err["loc"] if p not in ("hyperparams",))
-        msg = err["msg"].removeprefix("Value error, ")
-        if unknown_key and err["type"] == "extra_forbidden":
-            msg = f"{msg}: {unknown_key}"
-        parts.append(f"{loc}: {msg}" if loc else msg)
-    return "; ".join(parts)

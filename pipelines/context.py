@@ -5,88 +5,23 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field, replace
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
-
-from pipelines.calendar import DAG_NAMES, BarCalendar, DagName, calendar_of
-from pipelines.config import (
-    ConfigError,
-    ModelFamily,
-    Objective,
-    PipelineConfig,
-    SearchMode,
-    default_config,
-    load_config,
-)
+from pipelines.calendar import DAG_NAMES, BarCalendar, DagName
+from pipelines.calendar_inference import calendar_of
+from pipelines.config import ConfigError, PipelineConfig
+from pipelines.config_files import default_config, load_config
 from pipelines.data.sources import DataSource, DataSourceError
+from pipelines.run_params import RunParams, parse_params
+from pipelines.runfolder import CALENDAR_FILE, RunFolder
 from pipelines.settings import Settings, load_settings
 
-CALENDAR_FILE = "calendar.json"  # the validate step's resolved bar calendar, in the run folder
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
 # A run id a user names (``retune run --run-id``) is used as given, so it must already be safe
 # as a folder and study name: it is refused, never rewritten, when it is not.
 RUN_ID_PATTERN = re.compile(r"^(?!.*\.\.)[A-Za-z0-9](?:[A-Za-z0-9_.-]{0,126}[A-Za-z0-9])?$")
-
-
-class RunParams(BaseModel):
-    """The knobs of a run: the DAG's trigger Params and the CLI's flags, validated alike."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    n_trials: int = Field(20, ge=1, le=10_000)
-    timeout_minutes: float = Field(30, gt=0, le=24 * 60)
-    objective: Objective = "sharpe"
-    mode: SearchMode = "bayesian"
-    model_family: ModelFamily | None = None
-    data: str = Field("sample:sp500", min_length=1, max_length=500)
-    # bars up to this date (the whole day) or instant (a time of day; naive means UTC)
-    as_of: datetime | date | None = None
-    # a config's name under RETUNE_HOME/configs, never a path: params may come from a trigger form
-    config: str | None = Field(None, pattern=r"^[A-Za-z0-9_-]{1,64}$")
-    review_timeout_minutes: int = Field(24 * 60, ge=1, le=7 * 24 * 60)
-    # search worker processes sharing the run's study (more than one needs a PostgreSQL store)
-    workers: int = Field(1, ge=1, le=16)
-
-    @field_validator("as_of", mode="before")
-    @classmethod
-    def _parse_as_of(cls, value: Any) -> Any:
-        """``YYYY-MM-DD`` stays a date (the whole day); anything with a time is an instant in UTC."""
-        if isinstance(value, str):
-            text = value.strip()
-            if len(text) == 10:
-                return date.fromisoformat(text)
-            try:
-                value = datetime.fromisoformat(text.replace("Z", "+00:00"))
-            except ValueError:
-                raise ValueError(f"{value!r} is not YYYY-MM-DD or an ISO date and time") from None
-        if isinstance(value, datetime):
-            return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-        return value
-
-    @field_validator("data")
-    @classmethod
-    def _check_data(cls, value: str) -> str:
-        try:
-            DataSource.parse(value).check()  # a csv/parquet path must stay in RETUNE_DATA_DIR
-        except DataSourceError as exc:
-            raise ValueError(str(exc)) from None
-        return value
-
-
-def parse_params(raw: dict[str, Any]) -> RunParams:
-    """Validate user-supplied params; the error names each bad field."""
-    clean = {k: v for k, v in raw.items() if v is not None and v != ""}
-    try:
-        return RunParams(**clean)
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or 'params'}: {e['msg'].removeprefix('Value error, ')}"
-            for e in exc.errors()
-        )
-        raise ConfigError(f"invalid run parameters: {problems}") from None
 
 
 def check_run_id(value: str) -> str:
@@ -213,6 +148,11 @@ class RunContext:
     @property
     def run_dir(self) -> Path:
         return self.settings.runs_dir / self.run_id
+
+    @property
+    def folder(self) -> RunFolder:
+        """The run folder's typed records: how steps hand results to later steps."""
+        return RunFolder(self.run_dir)
 
     @property
     def report_dir(self) -> Path:

@@ -30,9 +30,9 @@ from pipelines.features.core import (
     feature_fingerprint,
     newest_feature_row,
 )
-from pipelines.promotion.production_file import read_production_file
-from pipelines.search.backtest import target_positions
 from pipelines.settings import Settings
+from pipelines.store.production_file import read_production_file
+from pipelines.trading.positions import target_positions
 from pipelines.training.trainer import inference_network
 
 

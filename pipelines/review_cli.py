@@ -16,9 +16,10 @@ from collections.abc import Callable
 from typing import Any
 
 from pipelines.settings import load_settings
+from pipelines.terms import MODEL_KEY_PATTERN
 
 RUN_ID = re.compile(r"^[A-Za-z0-9_.:+-]{1,200}$")
-MODEL_KEY = re.compile(r"^[A-Za-z0-9_]{1,64}$")
+MODEL_KEY = re.compile(MODEL_KEY_PATTERN)
 ACTOR = re.compile(r"^[A-Za-z0-9_.@:+-]{1,100}$")
 
 

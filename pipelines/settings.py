@@ -7,7 +7,9 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-CONFIG_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+from pipelines.terms import CONFIG_NAME_PATTERN
+
+CONFIG_NAME = re.compile(CONFIG_NAME_PATTERN)
 
 
 @dataclass(frozen=True)

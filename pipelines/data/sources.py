@@ -205,7 +205,7 @@ def _read_table(table: str, db_url: str | None) -> pd.DataFrame:
     import sqlalchemy as sa
 
     if not db_url:
-        raise DataSourceError("table source needs a database URL (RETUNE_DATA_URL or RETUNE_DB_URL)")
+        raise DataSourceError("table source needs a database URL (RETUNE_DB_URL)")
     engine = sa.create_engine(db_url)
     schema, _, name = table.rpartition(".")
     try:

@@ -20,8 +20,9 @@ import pandas as pd
 from pipelines.config import BenchmarkName, PipelineConfig
 from pipelines.evaluation.parity import batch_predictions
 from pipelines.predictor import LivePredictor
-from pipelines.search.backtest import Costs, backtest_with_returns, positions_from_predictions, score
 from pipelines.search.benchmark import BenchmarkComparison, benchmark_returns, compare_to_benchmark
+from pipelines.trading.backtest import Costs, backtest_with_returns, score
+from pipelines.trading.positions import positions_from_predictions
 
 
 @dataclass

@@ -16,7 +16,7 @@ import pandas as pd
 
 from pipelines.features.core import FEATURES, windows_ending_in
 from pipelines.predictor import LivePredictor
-from pipelines.search.backtest import positions_from_predictions
+from pipelines.trading.positions import positions_from_predictions
 from pipelines.training.trainer import next_bar, predict
 
 PARITY_TOLERANCE = 1e-9

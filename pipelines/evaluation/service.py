@@ -9,12 +9,12 @@ from typing import Any
 import pandas as pd
 
 from models.checkpoint import CheckpointError
-from pipelines.artifacts import load_json
 from pipelines.config import HyperParams
 from pipelines.context import RunContext
 from pipelines.evaluation.holdout import compare, score_holdout, unopposed
 from pipelines.evaluation.parity import check_parity
 from pipelines.predictor import LivePredictor
+from pipelines.runfolder import EvaluationRecord, FinetuneRecord, SearchRecord
 from pipelines.store.repository import Repository
 from pipelines.store.tables import ModelVersion
 
@@ -27,21 +27,15 @@ def evaluate_run(ctx: RunContext, repo: Repository, bars: pd.DataFrame, features
     config, objective = ctx.config, ctx.params.objective
     start = len(bars) - config.holdout_bars
     holdout_start = pd.Timestamp(bars["timestamp"].iloc[start])
-    best_params = load_json(ctx.run_dir / "search.json")["best_params"]
-    new_version = repo.get_model_version(
-        ctx.model_key, load_json(ctx.run_dir / "finetune.json")["model_version"]
-    )
+    best_params = ctx.folder.read(SearchRecord).best_params
+    new_version = repo.get_model_version(ctx.model_key, ctx.folder.read(FinetuneRecord).model_version)
     assert new_version is not None, "the finetune step registered this run's model"
     challenger = _predictor(ctx.model_key, new_version, best_params)
     challenger_score = score_holdout(challenger, bars, features, start, config, objective)
     notes: list[str] = []
     champion_score = None
     active = repo.active_config(ctx.model_key)
-    deployed = (
-        repo.get_model_version(ctx.model_key, active.model_version)
-        if active and active.model_version
-        else None
-    )
+    deployed = repo.deployed_model(ctx.model_key)
     if active is None or deployed is None:
         comparison = unopposed("no deployed model yet: the challenger is the first")
     else:
@@ -94,3 +88,18 @@ def _naive(moment) -> pd.Timestamp:
     """Bars are naive UTC; PostgreSQL hands datetimes back time-zone aware."""
     stamp = pd.Timestamp(moment)
     return stamp.tz_convert(None) if stamp.tzinfo is not None else stamp
+
+
+def evaluate_step(ctx: RunContext, repo: Repository) -> dict[str, Any]:
+    """The evaluate step: score the run's holdout, keep ``evaluation.json``, return its summary."""
+    bars = pd.read_parquet(ctx.folder.bars)
+    features = pd.read_parquet(ctx.folder.features).drop(columns="next_return")
+    record = EvaluationRecord(**evaluate_run(ctx, repo, bars, features))
+    ctx.folder.write(record)
+    comparison, parity = record.comparison, record.parity
+    return {
+        "challenger_wins": comparison["challenger_wins"],
+        "reason": comparison["reason"],
+        "parity_passed": parity["passed"],
+        "parity_max_diff": parity["max_prediction_diff"],
+    }

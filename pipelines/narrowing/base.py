@@ -12,9 +12,9 @@ import math
 import statistics
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, NamedTuple, Protocol, TypeGuard
+from typing import Any, Literal, NamedTuple, Protocol
 
-from pipelines.config import Categorical, FloatRange, IntRange, ParamSpec
+from pipelines.config import Categorical, FloatRange, IntRange, ParamSpec, is_number
 from pipelines.narrowing.diagnostics import TrainingDiagnostics
 
 
@@ -194,10 +194,6 @@ def relative_to_deployed(
                 Proposal(param, target(value), why(param, value, wanted), {**numbers, "deployed": value})
             )
     return out
-
-
-def is_number(value: Any) -> TypeGuard[int | float]:
-    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def rounded(value: float, digits: int = 4) -> float:

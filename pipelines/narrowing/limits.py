@@ -19,8 +19,17 @@ from typing import Any
 import numpy as np
 from annotated_types import Ge, Gt, Le, Lt
 
-from pipelines.config import Categorical, FloatRange, HyperParams, IntRange, ParamSpec
-from pipelines.narrowing.base import Target, is_number
+from pipelines.config import (
+    Categorical,
+    FloatRange,
+    HyperParams,
+    IntRange,
+    ParamSpec,
+    contains,
+    is_number,
+    same,
+)
+from pipelines.narrowing.base import Target
 
 MIN_RATIO = 3.0  # about half a decade: a scale parameter keeps room for the search to move
 MIN_LINEAR_WIDTH = {"dropout": 0.1, "entry_threshold": 0.1}  # entry_threshold is in target-std units
@@ -63,7 +72,7 @@ def _declared_bounds(param: str) -> Interval:
 
 def uses_ratio(param: str, spec: FloatRange) -> bool:
     """Width of a scale parameter (positive floor, or loguniform) is measured as a ratio."""
-    return spec.type == "loguniform" or hard_bounds(param)[0] > 0
+    return spec.log or hard_bounds(param)[0] > 0
 
 
 def min_width(param: str, spec: FloatRange) -> float:
@@ -74,22 +83,6 @@ def min_width(param: str, spec: FloatRange) -> float:
         return MIN_LINEAR_WIDTH[param]
     low, high = hard_bounds(param)
     return LINEAR_FRACTION * (high - low) if math.isfinite(high - low) else 1.0
-
-
-def same(a: Any, b: Any) -> bool:
-    """Equality that keeps True apart from 1."""
-    return isinstance(a, bool) == isinstance(b, bool) and a == b
-
-
-def contains(spec: ParamSpec, value: Any) -> bool:
-    """Whether ``value`` is a point of ``spec`` (ints on the step grid, as the search sees it)."""
-    if value is None:
-        return False
-    if isinstance(spec, Categorical):
-        return any(same(c, value) for c in spec.choices)
-    if not is_number(value) or not spec.low <= value <= spec.high:
-        return False
-    return not isinstance(spec, IntRange) or (value - spec.low) % spec.step == 0
 
 
 # --- the three kinds of target ----------------------------------------------------------------
@@ -224,7 +217,7 @@ def _widen(param: str, spec: ParamSpec, target: Target, envelope: Interval) -> P
         if (low, high) == (spec.low, spec.high):
             return spec
         return IntRange(type="int", low=int(low), high=int(high), step=spec.step)
-    if spec.type == "loguniform" and low <= 0:
+    if spec.log and low <= 0:
         low = spec.low
     if (low, high) == (spec.low, spec.high):
         return spec

@@ -6,7 +6,10 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
-from pipelines.search.backtest import PENALTY
+from pipelines.context import RunContext
+from pipelines.runfolder import EvaluationRecord, GateRecord, SearchRecord
+from pipelines.terms import KEPT, Decision
+from pipelines.trading.objectives import PENALTY
 
 Policy = Literal["auto", "review", "off"]
 
@@ -41,10 +44,14 @@ class GateResult:
     def decision(self) -> str:
         """``promote`` (auto), ``awaiting approval`` (review), or ``kept: <why>``."""
         if self.policy == "off":
-            return "kept: promotion is off"
+            return f"{KEPT}promotion is off"
         if not self.passed:
-            return f"kept: gate failed ({'; '.join(c.describe() for c in self.checks if not c.passed)})"
-        return "promote" if self.policy == "auto" else "awaiting approval"
+            return f"{KEPT}gate failed ({'; '.join(c.describe() for c in self.checks if not c.passed)})"
+        return Decision.PROMOTE.value if self.policy == "auto" else Decision.AWAITING_APPROVAL.value
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> GateResult:
+        return cls(checks=[GateCheck(**c) for c in data["checks"]], policy=data["policy"])
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -118,3 +125,35 @@ def _benchmark_check(name: str, comparison: dict[str, Any] | None, alpha: float)
     threshold = f"p <= {alpha} vs {comparison['benchmark']}"
     value = f"p={p:.3f}, alpha/bar {per_bar:+.1e}, beta {comparison['beta']:.2f}"
     return GateCheck(name, value, threshold, p <= alpha)
+
+
+def gate_for_run(ctx: RunContext, fresh: bool = False) -> GateResult:
+    """The run's gate, computed once (by the report step, ``fresh``) and kept in the run folder
+    (``gate.json``): promotion acts on the very result the report shows."""
+    if ctx.folder.has(GateRecord) and not fresh:
+        return GateResult.from_dict(ctx.folder.read(GateRecord).model_dump())
+    gate = compute_gate(ctx)
+    ctx.folder.write(GateRecord(**gate.to_dict()))
+    return gate
+
+
+def compute_gate(ctx: RunContext) -> GateResult:
+    """The gate from the search, evaluation and the config's thresholds."""
+    search = ctx.folder.read(SearchRecord)
+    folds = search.best_fold_metrics
+    return evaluate_gate(
+        best_value=search.best_value,
+        objective=search.objective,
+        n_complete=search.n_complete,
+        best_trades=sum(m.get("n_trades", 0) for m in folds),
+        min_trades=ctx.config.min_trades,
+        dsr=search.dsr,
+        dsr_threshold=ctx.config.dsr_threshold,
+        worst_drawdown=min((m.get("max_drawdown", 0.0) for m in folds), default=0.0),
+        max_drawdown_limit=ctx.config.max_drawdown_limit,
+        evaluation=ctx.folder.read(EvaluationRecord).model_dump(),
+        policy=ctx.config.promotion_policy,
+        walk_forward_benchmark=search.statistics.get("benchmark"),
+        benchmark_alpha=ctx.config.benchmark_alpha,
+        holdout_benchmark_alpha=ctx.config.holdout_benchmark_alpha,
+    )

@@ -13,9 +13,16 @@ from plotly.offline import get_plotlyjs
 
 from pipelines.artifacts import load_json, write_atomic
 from pipelines.context import RunContext
-from pipelines.promotion.service import gate_for_run
+from pipelines.promotion.gate import gate_for_run
 from pipelines.reporting import figures
 from pipelines.reporting.numbers import for_people
+from pipelines.runfolder import (
+    EvaluationRecord,
+    FinetuneRecord,
+    NarrowingRecord,
+    SearchRecord,
+    ValidationRecord,
+)
 from pipelines.store.repository import Repository
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -48,14 +55,14 @@ def validation_rows(result: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def write_report(ctx: RunContext, repo: Repository) -> Path:
-    search = load_json(ctx.run_dir / "search.json")
-    model = load_json(ctx.run_dir / "finetune.json")
-    narrowing = load_json(ctx.run_dir / "narrowing.json")
-    validation = load_json(ctx.run_dir / "validation.json")
-    study = optuna.load_study(study_name=search["study"], storage=ctx.settings.optuna_url)
+    search = ctx.folder.read(SearchRecord)
+    model = ctx.folder.read(FinetuneRecord).model_dump()
+    narrowing = ctx.folder.read(NarrowingRecord).model_dump()
+    validation = ctx.folder.read(ValidationRecord)
+    study = optuna.load_study(study_name=search.study, storage=ctx.settings.optuna_url)
     equity = pd.read_csv(ctx.report_dir / "best_equity.csv", index_col=0, parse_dates=True)
     active = repo.active_config(ctx.model_key)
-    gate = gate_for_run(ctx)
+    gate = gate_for_run(ctx, fresh=True)
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True, undefined=jinja2.StrictUndefined
     )
@@ -63,19 +70,19 @@ def write_report(ctx: RunContext, repo: Repository) -> Path:
     html = env.get_template("report.html.j2").render(
         ctx=ctx,
         params=ctx.params.model_dump(mode="json"),
-        validation=validation.get("statistics", {}),
-        validation_rows=validation_rows(validation),
+        validation=validation.statistics,
+        validation_rows=validation_rows(validation.model_dump()),
         narrowing=narrowing,
-        search=search,
+        search=search.model_dump(),
         model=model,
-        evaluation=load_json(ctx.run_dir / "evaluation.json"),
+        evaluation=ctx.folder.read(EvaluationRecord).model_dump(),
         gate=gate.to_dict(),
         dsr_threshold=ctx.config.dsr_threshold,
         benchmark_alpha=ctx.config.benchmark_alpha,
         holdout_benchmark_alpha=ctx.config.holdout_benchmark_alpha,
         calendar=ctx.calendar,
         active_version=active.version if active else None,
-        diff=config_diff(active.params if active else None, search["best_params"]),
+        diff=config_diff(active.params if active else None, search.best_params),
         plotly_js=get_plotlyjs(),
         fig_history=figures.optimization_history(study),
         fig_importance=figures.param_importances(study),
@@ -87,4 +94,5 @@ def write_report(ctx: RunContext, repo: Repository) -> Path:
     )
     path = ctx.report_dir / "report.html"
     write_atomic(path, html)
+    repo.update_run(ctx.run_id, report_path=str(path))
     return path

@@ -18,99 +18,21 @@ import pandas as pd
 
 from models.families import IncompatibleHyperparametersError
 from pipelines.config import HyperParams, ParamSpec, PipelineConfig
-from pipelines.features.core import FeatureScaler, compute_features, next_return, windows_ending_in
-from pipelines.search.backtest import Costs, backtest_with_returns, score
+from pipelines.features.core import FeatureScaler, windows_ending_in
 from pipelines.search.benchmark import BenchmarkName, active_returns, benchmark_returns
-from pipelines.search.history import TRAIN_FAMILY
 from pipelines.search.space import resolve, suggest
 from pipelines.search.stats import effective_trials
 from pipelines.search.strategy import StrategyGrid
+from pipelines.terms import TrialAttr
+from pipelines.trading.backtest import Costs, backtest_with_returns, score
 from pipelines.training.trainer import member_next_bar, train_new
+from pipelines.windowing import Fold, PreparedData, config_folds, inner_split, labelled_windows
 
 log = logging.getLogger(__name__)
 
-LABEL_HORIZON = 1  # bars a next-bar label looks ahead: the purge gap (config.label_horizon for several)
 RETURNS_DIGITS = 8  # per-bar returns kept on a trial are rounded: enough for Sharpe, small in the DB
-SEED_VALUES = "seed_values"  # trial attribute: the objective of each seed alone
-HALF_VALUES = "half_values"  # trial attribute: the objective of two disjoint halves of the seeds
-
-
-@dataclass(frozen=True)
-class Fold:
-    train_start: int
-    train_end: int  # exclusive, purged
-    val_start: int
-    val_end: int  # exclusive
-
-
-def walk_forward_folds(
-    n_rows: int, n_folds: int, val_bars: int, purge: int = LABEL_HORIZON, embargo: int = 0
-) -> list[Fold]:
-    """Expanding-window folds whose validation blocks tile the last ``n_folds*val_bars`` rows."""
-    first_val = n_rows - n_folds * val_bars
-    gap = purge + embargo
-    if first_val <= gap:
-        raise ValueError(f"{n_rows} rows cannot hold {n_folds} folds of {val_bars} bars")
-    return [
-        Fold(0, first_val + k * val_bars - gap, first_val + k * val_bars, first_val + (k + 1) * val_bars)
-        for k in range(n_folds)
-    ]
-
-
-def config_folds(n_rows: int, config: PipelineConfig) -> list[Fold]:
-    return walk_forward_folds(
-        n_rows, config.n_folds, config.val_bars, purge=config.label_horizon, embargo=config.embargo_bars
-    )
-
-
-@dataclass
-class PreparedData:
-    """Bars of the search window with their features and labels, computed once per run."""
-
-    bars: pd.DataFrame
-    features: pd.DataFrame
-    target: pd.Series
-
-    @classmethod
-    def from_bars(cls, bars: pd.DataFrame, window_bars: int) -> PreparedData:
-        return cls.from_frames(bars, compute_features(bars), next_return(bars), window_bars)
-
-    @classmethod
-    def from_frames(
-        cls, bars: pd.DataFrame, features: pd.DataFrame, target: pd.Series, window_bars: int
-    ) -> PreparedData:
-        """The last ``window_bars`` rows; features were computed on the full history."""
-        return cls(bars=bars, features=features, target=target).tail(window_bars)
-
-    def tail(self, n_rows: int) -> PreparedData:
-        keep = slice(max(len(self.bars) - n_rows, 0), len(self.bars))
-        return PreparedData(
-            self.bars.iloc[keep].reset_index(drop=True), self.features.iloc[keep], self.target.iloc[keep]
-        )
-
-    def before(self, end: int) -> PreparedData:
-        """Rows before ``end``; labels that look past it are unknown there (purged)."""
-        target = self.target.iloc[:end].copy()
-        target.iloc[max(end - LABEL_HORIZON, 0) :] = float("nan")
-        return PreparedData(self.bars.iloc[:end], self.features.iloc[:end], target)
-
-
-def labelled_windows(
-    scaled: np.ndarray, y: np.ndarray, seq_len: int, start: int, end: int, horizons: int = 1
-) -> tuple[np.ndarray, np.ndarray]:
-    """Training pairs for windows ending in [start, end) whose labels are all known.
-
-    ``y[t]`` is the next-bar return at t; with several horizons the label of the window ending
-    at t is ``y[t], y[t+1], ...`` (one column per horizon).
-    """
-    x, ends = windows_ending_in(scaled, seq_len, start, end)
-    if horizons == 1:
-        labels = y[ends]
-    else:
-        padded = np.concatenate([y, np.full(horizons - 1, np.nan)])
-        labels = np.stack([padded[ends + h] for h in range(horizons)], axis=1)
-    known = ~np.isnan(labels).reshape(len(labels), -1).any(axis=1)
-    return x[known], labels[known]
+SEED_VALUES = TrialAttr.SEED_VALUES
+HALF_VALUES = TrialAttr.HALF_VALUES
 
 
 @dataclass
@@ -129,19 +51,6 @@ class FoldOutcome:
     member_values: np.ndarray | None = None
     half_values: np.ndarray | None = None
     epochs_trained: int | None = None
-
-
-def inner_split(
-    x: np.ndarray, y: np.ndarray, fraction: float, purge: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:
-    """The fold's training windows as (fit part, inner validation part): the newest ``fraction``
-    of them validates early stopping, the ``purge`` windows before it are dropped (their labels
-    reach into it). The fold's own validation block is never used to stop training."""
-    n_inner = int(len(x) * fraction)
-    if fraction <= 0 or n_inner < 20 or len(x) - n_inner - purge < 50:
-        return x, y, None, None
-    cut = len(x) - n_inner
-    return x[: cut - purge], y[: cut - purge], x[cut:], y[cut:]
 
 
 def evaluate_fold(
@@ -233,10 +142,10 @@ def make_objective(
 
     def run_trial(trial: optuna.Trial) -> float:
         params = resolve(config.hyperparams, suggest(trial, space))
-        if TRAIN_FAMILY in trial.user_attrs:  # the baseline reference, or production's own family
-            params = params.model_copy(update={"model_family": trial.user_attrs[TRAIN_FAMILY]})
-        trial.set_user_attr("model_family", params.model_family)
-        trial.set_user_attr("n_variants", grid.size)
+        if TrialAttr.TRAIN_FAMILY in trial.user_attrs:  # the baseline reference, or production's own family
+            params = params.model_copy(update={"model_family": trial.user_attrs[TrialAttr.TRAIN_FAMILY]})
+        trial.set_user_attr(TrialAttr.MODEL_FAMILY, params.model_family)
+        trial.set_user_attr(TrialAttr.N_VARIANTS, grid.size)
         values = np.empty((0, grid.size))
         outcomes: list[FoldOutcome] = []
         for step, fold in enumerate(folds):
@@ -268,8 +177,8 @@ def _record(
 ) -> None:
     """What the report and the statistics read back: the chosen variant, fold by fold, and how
     many independent bets the trial's strategy variants were (for the DSR's effective N)."""
-    trial.set_user_attr("strategy", grid.variant(chosen))
-    trial.set_user_attr("n_effective_variants", round(variant_bets(outcomes, benchmark), 3))
+    trial.set_user_attr(TrialAttr.STRATEGY, grid.variant(chosen))
+    trial.set_user_attr(TrialAttr.N_EFFECTIVE_VARIANTS, round(variant_bets(outcomes, benchmark), 3))
     trial.set_user_attr(
         "fold_metrics",
         [
@@ -285,7 +194,7 @@ def _record(
         "fold_returns",
         [np.round(np.nan_to_num(o.returns[:, chosen]), RETURNS_DIGITS).tolist() for o in outcomes],
     )
-    trial.set_user_attr("epochs_trained", [o.epochs_trained for o in outcomes])
+    trial.set_user_attr(TrialAttr.EPOCHS_TRAINED, [o.epochs_trained for o in outcomes])
     if outcomes and outcomes[0].member_values is not None:
         # each seed set scored as the trial is scored: its best variant's mean over the folds
         trial.set_user_attr(SEED_VALUES, _best_variant_means([o.member_values for o in outcomes]))

@@ -17,14 +17,16 @@ import pandas as pd
 
 from pipelines.artifacts import dump_json
 from pipelines.config import PipelineConfig
-from pipelines.search.backtest import Costs, run_portfolio
-from pipelines.search.objective import PreparedData, config_folds, evaluate_fold, fold_benchmark_returns
+from pipelines.search.objective import evaluate_fold, fold_benchmark_returns
 from pipelines.search.racing import race
 from pipelines.search.reliability import rank_reliability
 from pipelines.search.selection import degenerate_audit, selection_statistics
 from pipelines.search.space import resolve
 from pipelines.search.strategy import StrategyGrid
 from pipelines.search.study import best_fresh_trial, fresh_trials
+from pipelines.terms import TrialAttr
+from pipelines.trading.backtest import Costs, run_portfolio
+from pipelines.windowing import PreparedData, config_folds
 
 log = logging.getLogger(__name__)
 
@@ -38,8 +40,12 @@ PLOTS: dict[str, Callable[[optuna.Study], Any]] = {
 def chosen_params(config: PipelineConfig, trial: optuna.trial.FrozenTrial) -> dict[str, Any]:
     """Fixed values, overridden by the trial's searched model params, its chosen strategy and
     the family it trained (a baseline trial's is not the config's)."""
-    family = {"model_family": trial.user_attrs["model_family"]} if "model_family" in trial.user_attrs else {}
-    values = {**trial.params, **trial.user_attrs.get("strategy", {}), **family}
+    family = (
+        {"model_family": trial.user_attrs[TrialAttr.MODEL_FAMILY]}
+        if TrialAttr.MODEL_FAMILY in trial.user_attrs
+        else {}
+    )
+    values = {**trial.params, **trial.user_attrs.get(TrialAttr.STRATEGY, {}), **family}
     return resolve(config.hyperparams, values).model_dump()
 
 
@@ -94,13 +100,13 @@ def write_search_outputs(
         "best_value": float(best.value),  # type: ignore[arg-type]
         "best_trial": best.number,
         "best_params": best_params,
-        "best_fold_metrics": best.user_attrs.get("fold_metrics", []),
+        "best_fold_metrics": best.user_attrs.get(TrialAttr.FOLD_METRICS, []),
         "n_trials": audit["trials"],
         "n_complete": sum(1 for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE)
         - audit["carried_over"],
         "n_pruned": audit["pruned"],
         "n_failed": audit["failed"],
-        "n_penalized": sum(1 for t in study.trials if t.user_attrs.get("penalties")),
+        "n_penalized": sum(1 for t in study.trials if t.user_attrs.get(TrialAttr.PENALTIES)),
         "audit": audit,
         "statistics": statistics,
         "race": raced.to_dict() if raced else None,

@@ -19,10 +19,12 @@ import optuna
 
 from models.networks import SEED_FREE_FAMILIES
 from pipelines.config import PipelineConfig
-from pipelines.search.objective import PreparedData, config_folds, evaluate_fold
+from pipelines.search.objective import evaluate_fold
 from pipelines.search.space import resolve
 from pipelines.search.strategy import StrategyGrid
 from pipelines.search.study import fresh_trials
+from pipelines.terms import TrialAttr
+from pipelines.windowing import PreparedData, config_folds
 
 
 @dataclass(frozen=True)
@@ -83,7 +85,7 @@ def race(
         return None
     seeds = [config.seed + 1000 * (i + 1) for i in range(extra_seeds)]  # the same for every contender
     entries = [
-        _race_one(t, data, config, seeds, study.user_attrs.get("objective", "sharpe"))
+        _race_one(t, data, config, seeds, study.user_attrs.get(TrialAttr.OBJECTIVE, "sharpe"))
         for t in complete[:top_k]
     ]
     selected = max(entries, key=lambda e: e.mean).trial
@@ -97,11 +99,11 @@ def _race_one(
     seeds: list[int],
     objective: str,
 ) -> RaceEntry:
-    family = str(trial.user_attrs.get("model_family", config.hyperparams.model_family))
+    family = str(trial.user_attrs.get(TrialAttr.MODEL_FAMILY, config.hyperparams.model_family))
     own = float(trial.value)  # type: ignore[arg-type]
     if family in SEED_FREE_FAMILIES:
         return RaceEntry(trial.number, family, [config.seed, *seeds], [own] * (len(seeds) + 1))
-    strategy = trial.user_attrs.get("strategy") or {}
+    strategy = trial.user_attrs.get(TrialAttr.STRATEGY) or {}
     params = resolve(config.hyperparams, {**trial.params, **strategy, "model_family": family})
     grid = StrategyGrid((params.entry_threshold,), (params.long_short,))
     folds = config_folds(len(data.bars), config)

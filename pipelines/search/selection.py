@@ -31,6 +31,8 @@ from pipelines.search.stats import (
     sharpe_ratio,
 )
 from pipelines.search.study import fresh_trials
+from pipelines.terms import TrialAttr
+from pipelines.trading.objectives import PENALTY_MARKERS
 
 State = optuna.trial.TrialState
 
@@ -63,12 +65,12 @@ def pooled_variance(shares: Sequence[Any]) -> float:
 
 def backtests_in(trials: list[optuna.trial.FrozenTrial]) -> int:
     """Backtests these trials tried: every strategy variant of every finished trial."""
-    return sum(int(t.user_attrs.get("n_variants", 1)) for t in trials if t.state.is_finished())
+    return sum(int(t.user_attrs.get(TrialAttr.N_VARIANTS, 1)) for t in trials if t.state.is_finished())
 
 
 def trial_returns(trial: optuna.trial.FrozenTrial) -> np.ndarray:
     """The trial's out-of-sample per-bar returns, folds concatenated in time order."""
-    folds = trial.user_attrs.get("fold_returns") or []
+    folds = trial.user_attrs.get(TrialAttr.FOLD_RETURNS) or []
     return np.concatenate([np.asarray(f, dtype=float) for f in folds]) if folds else np.empty(0)
 
 
@@ -152,7 +154,7 @@ def _effective_count(
     if n_backtests == 0:
         return 0.0
     among_trials = effective_trials(np.column_stack(streams)) if len(streams) >= 2 else float(len(streams))
-    per_trial = [float(t.user_attrs.get("n_effective_variants", 1.0)) for t in complete]
+    per_trial = [float(t.user_attrs.get(TrialAttr.N_EFFECTIVE_VARIANTS, 1.0)) for t in complete]
     variants = float(np.median(per_trial)) if per_trial else 1.0
     n_finished = sum(1 for t in finished if t.state.is_finished())
     scale = n_finished / len(complete) if complete else 1.0
@@ -164,14 +166,11 @@ def degenerate_audit(study: optuna.Study) -> dict[str, int]:
     trials = fresh_trials(study)
 
     def with_penalty(marker: str) -> int:
-        return sum(1 for t in trials if any(marker in p for p in t.user_attrs.get("penalties", [])))
+        return sum(1 for t in trials if any(marker in p for p in t.user_attrs.get(TrialAttr.PENALTIES, [])))
 
     return {
         "trials": len(trials),
-        "no_trades": with_penalty("trades"),
-        "nan_value": with_penalty("is nan"),
-        "infinite_value": with_penalty("is inf") + with_penalty("is -inf"),
-        "zero_variance": with_penalty("zero variance"),
+        **{kind: sum(map(with_penalty, markers)) for kind, markers in PENALTY_MARKERS.items()},
         "pruned": sum(1 for t in trials if t.state == State.PRUNED),
         "failed": sum(1 for t in trials if t.state == State.FAIL),
         "carried_over": len(study.trials) - len(trials),

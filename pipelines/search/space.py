@@ -14,6 +14,7 @@ from pipelines.config import (
     HyperParams,
     IntRange,
     ParamSpec,
+    contains,
     family_schema,
 )
 
@@ -23,7 +24,7 @@ def suggest(trial: optuna.Trial, space: dict[str, ParamSpec]) -> dict[str, Any]:
     values: dict[str, Any] = {}
     for name, spec in space.items():
         if isinstance(spec, FloatRange):
-            values[name] = trial.suggest_float(name, spec.low, spec.high, log=spec.type == "loguniform")
+            values[name] = trial.suggest_float(name, spec.low, spec.high, log=spec.log)
         elif isinstance(spec, IntRange):
             values[name] = trial.suggest_int(name, spec.low, spec.high, step=spec.step)
         else:
@@ -37,7 +38,7 @@ def distributions(space: dict[str, ParamSpec]) -> dict[str, optuna.distributions
     for name, spec in space.items():
         if isinstance(spec, FloatRange):
             out[name] = optuna.distributions.FloatDistribution(
-                spec.low, spec.high, log=spec.type == "loguniform"
+                spec.low, spec.high, log=spec.log
             )
         elif isinstance(spec, IntRange):
             out[name] = optuna.distributions.IntDistribution(spec.low, spec.high, step=spec.step)
@@ -79,17 +80,6 @@ def grid_size(space: dict[str, list[Any]]) -> int:
     return len(list(itertools.product(*space.values()))) if space else 0
 
 
-def contains(space: dict[str, ParamSpec], values: dict[str, Any]) -> bool:
+def in_space(space: dict[str, ParamSpec], values: dict[str, Any]) -> bool:
     """Whether ``values`` (e.g. the production params) is a point of ``space``."""
-    for name, spec in space.items():
-        if name not in values:
-            return False
-        value = values[name]
-        if isinstance(spec, Categorical):
-            if value not in spec.choices:
-                return False
-        else:
-            off_grid = isinstance(spec, IntRange) and (value - spec.low) % spec.step != 0
-            if not spec.low <= value <= spec.high or off_grid:
-                return False
-    return True
+    return all(name in values and contains(spec, values[name]) for name, spec in space.items())

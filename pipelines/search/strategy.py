@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from pipelines.config import STRATEGY_PARAMS, Categorical, FloatRange, HyperParams, IntRange, ParamSpec
-from pipelines.search.backtest import positions_from_predictions
+from pipelines.trading.positions import positions_from_predictions
 
 
 @dataclass(frozen=True)
@@ -40,7 +40,7 @@ class StrategyGrid:
             thresholds: tuple[float, ...] = (base.entry_threshold,)
         elif isinstance(threshold, Categorical):
             thresholds = tuple(float(v) for v in threshold.choices)
-        elif isinstance(threshold, FloatRange) and threshold.type == "loguniform":
+        elif isinstance(threshold, FloatRange) and threshold.log:
             thresholds = tuple(float(v) for v in np.geomspace(threshold.low, threshold.high, points))
         else:
             assert isinstance(threshold, FloatRange | IntRange)

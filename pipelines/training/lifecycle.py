@@ -14,28 +14,21 @@ from typing import Any
 import numpy as np
 from torch import nn
 
+from models.adaptive_training import adaptive_rules
 from models.checkpoint import load_checkpoint, save_checkpoint
 from models.families import get_family
 from models.training_options import TrainingOptions
+from pipelines.artifacts import dump_json
 from pipelines.config import HyperParams, PipelineConfig
 from pipelines.context import RunContext
 from pipelines.features.core import FeatureScaler, feature_fingerprint, feature_kinds, model_features
-from pipelines.search.objective import PreparedData, labelled_windows
+from pipelines.runfolder import FinetuneRecord, SearchRecord
 from pipelines.store.repository import Repository
 from pipelines.store.tables import ModelVersion
-from pipelines.training.adaptive import adaptive_rules
 from pipelines.training.trainer import TrainResult, architecture, fit, train_new
+from pipelines.windowing import PreparedData, labelled_windows, run_data
 
 log = logging.getLogger(__name__)
-
-
-def parent_model(ctx: RunContext, repo: Repository) -> ModelVersion | None:
-    """The deployed model: the active config's. A model that was registered but never promoted
-    (its gate failed, or it awaits review) is nobody's champion, so it is never fine-tuned."""
-    active = repo.active_config(ctx.model_key)
-    if active and active.model_version is not None:
-        return repo.get_model_version(ctx.model_key, active.model_version)
-    return None
 
 
 def train_or_finetune(
@@ -46,7 +39,7 @@ def train_or_finetune(
         return {**_describe(done), "history": done.metrics.get("history", [])}
     params = HyperParams(**best)
     n = len(data.bars)
-    parent = parent_model(ctx, repo)
+    parent = repo.deployed_model(ctx.model_key)
     spec = architecture(
         params, len(model_features(data.features)), ctx.config.label_horizon, ctx.config.seeds_per_trial
     )
@@ -107,6 +100,15 @@ def train_or_finetune(
         },
     )
     return {**_describe(version), "history": result.history}
+
+
+def finetune_step(ctx: RunContext, repo: Repository) -> dict[str, Any]:
+    """The finetune step: train or fine-tune with the search's best params; keep its record."""
+    best = ctx.folder.read(SearchRecord).best_params
+    result = train_or_finetune(ctx, repo, run_data(ctx.folder, ctx.config, full=True), best)
+    ctx.folder.write(FinetuneRecord(**result))
+    dump_json(ctx.report_dir / "finetune_history.json", result["history"])
+    return {k: v for k, v in result.items() if k != "history"}
 
 
 @dataclass

@@ -15,12 +15,12 @@ import numpy as np
 import torch
 from torch import nn
 
+from models.adaptive_training import TrainingControl, TrainingRule
 from models.ensemble import SeedEnsemble, member_seeds
 from models.families import architecture_spec, get_family
 from models.networks import ArchitectureSpec, LinearRegressor, build_network
 from models.training_options import TrainingOptions
 from pipelines.config import HyperParams
-from pipelines.training.adaptive import TrainingControl, TrainingRule
 from pipelines.training.ridge import fit_ridge
 
 log = logging.getLogger(__name__)
@@ -86,7 +86,7 @@ def fit(
 
     ``frozen_layers``: the first N backbone layers keep their weights (fine-tuning adapts the
     upper layers and the head only); they are trainable again when this returns. ``rules``:
-    adaptive training rules, asked after every epoch (pipelines.training.adaptive).
+    adaptive training rules, asked after every epoch (models.adaptive_training).
     """
     options = options or TrainingOptions()
     extra_loss = get_family(family or "lstm").extra_loss  # the default: modules' auxiliary_loss

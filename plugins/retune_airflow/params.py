@@ -8,11 +8,13 @@ arbitrary file or smuggle SQL or shell syntax into it.
 from __future__ import annotations
 
 import json
-from typing import Any, get_args
+from typing import Any
 
 from airflow.sdk import Param
 
-from pipelines.config import ModelFamily
+from pipelines.config import HyperParams
+from pipelines.run_params import RunParams
+from pipelines.terms import CONFIG_NAME_PATTERN
 
 DATA_PATTERN = (
     r"^(sample:(sp500|nasdaq|goog)"
@@ -21,7 +23,6 @@ DATA_PATTERN = (
 )
 
 
-CONFIG_NAME_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
 # a date (the whole day) or a time of day with an optional UTC offset (naive means UTC)
 AS_OF_PATTERN = (
     r"^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])"
@@ -29,76 +30,49 @@ AS_OF_PATTERN = (
 )
 
 
+# What the form says about each Param; bounds, choices and defaults come from RunParams.
+DESCRIPTIONS = {
+    "n_trials": "Optuna trials to run (complete or pruned).",
+    "timeout_minutes": "Stop the search after this many minutes.",
+    "objective": "Walk-forward backtest metric to maximize.",
+    "mode": "bayesian (config `sampler`: tpe, cmaes, gp); grid: int/categorical params only.",
+    "model_family": "Network family of the model.",
+    "data": "sample:sp500|nasdaq|goog, csv:REL/PATH.csv, parquet:REL/PATH, or table:[schema.]name",
+    "config": "Name of a config in $RETUNE_HOME/configs (<name>.yaml); default: the bundled one.",
+    "review_timeout_minutes": "How long a proposal waits for approval; on timeout nothing changes.",
+    "workers": "Search worker processes sharing the study (mapped tasks). More than one needs "
+    "a PostgreSQL Optuna store; on SQLite the search runs one worker and logs why.",
+    "as_of": "Use bars up to this date (YYYY-MM-DD: the whole day) or time "
+    "(YYYY-MM-DDTHH:MM[:SS][+HH:MM], naive = UTC); default: the run's logical time.",
+}
+# Stricter than RunParams for what a trigger form may send (RunParams checks the rest at run time).
+PATTERNS = {"data": DATA_PATTERN, "as_of": AS_OF_PATTERN}
+SCHEMA_KEYS = ("type", "minimum", "maximum", "exclusiveMinimum", "enum", "pattern")
+
+
 def run_params(n_trials: int, timeout_minutes: int) -> dict[str, Param]:
-    return {
-        "n_trials": Param(
-            n_trials,
-            type="integer",
-            minimum=1,
-            maximum=10_000,
-            description="Optuna trials to run (complete or pruned).",
-        ),
-        "timeout_minutes": Param(
-            timeout_minutes,
-            type="number",
-            exclusiveMinimum=0,
-            maximum=1440,
-            description="Stop the search after this many minutes.",
-        ),
-        "objective": Param(
-            "sharpe",
-            type="string",
-            enum=["sharpe", "return", "sortino", "calmar"],
-            description="Walk-forward backtest metric to maximize.",
-        ),
-        "mode": Param(
-            "bayesian",
-            type="string",
-            enum=["bayesian", "random", "grid"],
-            description="bayesian (config `sampler`: tpe, cmaes, gp); grid: int/categorical params only.",
-        ),
-        "model_family": Param(
-            "lstm",
-            type="string",
-            enum=list(get_args(ModelFamily)),
-            description="Network family of the model.",
-        ),
-        "data": Param(
-            "sample:sp500",
-            type="string",
-            pattern=DATA_PATTERN,
-            description="sample:sp500|nasdaq|goog, csv:REL/PATH.csv, parquet:REL/PATH, "
-            "or table:[schema.]name",
-        ),
-        "config": Param(
-            None,
-            type=["null", "string"],
-            pattern=CONFIG_NAME_PATTERN,
-            description="Name of a config in $RETUNE_HOME/configs (<name>.yaml); default: the bundled one.",
-        ),
-        "review_timeout_minutes": Param(
-            24 * 60,
-            type="integer",
-            minimum=1,
-            maximum=7 * 24 * 60,
-            description="How long a proposal waits for approval; on timeout nothing changes.",
-        ),
-        "workers": Param(
-            1,
-            type="integer",
-            minimum=1,
-            maximum=16,
-            description="Search worker processes sharing the study (mapped tasks). More than one needs "
-            "a PostgreSQL Optuna store; on SQLite the search runs one worker and logs why.",
-        ),
-        "as_of": Param(
-            None,
-            type=["null", "string"],
-            pattern=AS_OF_PATTERN,
-            description="Use bars up to this date (YYYY-MM-DD: the whole day) or time "
-            "(YYYY-MM-DDTHH:MM[:SS][+HH:MM], naive = UTC); default: the run's logical time.",
-        ),
+    """The trigger form: one Param per RunParams field, with its JSON schema (bounds, choices);
+    the DAG flavour's own trial budget and timeout as defaults."""
+    properties = RunParams.model_json_schema()["properties"]
+    defaults = {
+        **{name: field.default for name, field in RunParams.model_fields.items()},
+        "n_trials": n_trials,
+        "timeout_minutes": timeout_minutes,
+        # the form offers a family; left out of params, a run uses its config's
+        "model_family": HyperParams.model_fields["model_family"].default,
+        "as_of": None,
     }
+    params = {}
+    for name in DESCRIPTIONS:
+        prop = properties[name]
+        options = [o for o in prop.get("anyOf", [prop]) if o.get("type") != "null"]
+        schema = {k: v for k, v in options[0].items() if k in SCHEMA_KEYS}
+        if name in PATTERNS:
+            schema = {"type": "string", "pattern": PATTERNS[name]}
+        if defaults[name] is None:
+            schema["type"] = ["null", schema["type"]]
+        params[name] = Param(defaults[name], **schema, description=DESCRIPTIONS[name])
+    return params
 
 
 def fleet_params(configs: list[str]) -> dict[str, Param]:

@@ -24,6 +24,8 @@ from airflow.sdk.definitions.param import ParamsDict
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException, TaskAwaitingInput
 from airflow.sdk.execution_time.hitl import HITLUser
 
+from pipelines.terms import ConfigState, Decision
+
 log = logging.getLogger(__name__)
 
 APPROVE, REJECT = "Approve", "Reject"
@@ -56,7 +58,7 @@ class PromotionReviewOperator(HITLOperator):
         from retune_airflow.tasks import run_context
 
         outcome = pull_sibling(context["ti"], "promote") or {}
-        if outcome.get("decision") != "awaiting approval":
+        if outcome.get("decision") != Decision.AWAITING_APPROVAL:
             raise AirflowSkipException(f"nothing to review: {outcome.get('decision', 'no proposal')}")
         self.response_timeout = timedelta(minutes=int(context["params"]["review_timeout_minutes"]))
         ctx = run_context(self.dag_name, context, self.config)
@@ -198,28 +200,28 @@ def review_body(
     assigned: list[HITLUser] | None = None,
 ) -> str:
     """Markdown: the gate's checks with their numbers, the proposed change and the report."""
-    from pipelines.artifacts import load_json
     from pipelines.reporting.numbers import for_people
+    from pipelines.runfolder import GateRecord, SearchRecord
     from retune_airflow.tasks import run_context
 
     ctx = run_context(dag_name, context, config)
     params = context["params"]
-    gate = load_json(ctx.run_dir / "gate.json")
-    search = load_json(ctx.run_dir / "search.json")
+    gate = ctx.folder.read(GateRecord)
+    search = ctx.folder.read(SearchRecord)
     rows = "\n".join(
         f"| {c['name']} | {for_people(c['value'])} | {for_people(c['threshold'])} | "
         f"{'pass' if c['passed'] else 'FAIL'} |"
-        for c in gate["checks"]
+        for c in gate.checks
     )
-    params_text = ", ".join(f"{k}={for_people(v)}" for k, v in sorted(search["best_params"].items()))
+    params_text = ", ".join(f"{k}={for_people(v)}" for k, v in sorted(search.best_params.items()))
     reviewers = ", ".join(u["name"] for u in assigned) if assigned else "any Airflow user who may answer"
     triggered = triggering_user(context)
     who = f"May approve: {reviewers}; {ctx.config.approvals_required} distinct approval(s) needed" + (
         f"; not {triggered}, who triggered the run (four-eyes)" if triggered else ""
     )
     return (
-        f"**{ctx.model_key}**, run `{ctx.run_id}`: best {search['objective']} "
-        f"{for_people(search['best_value'])} over {search['n_trials']} trials.\n\n"
+        f"**{ctx.model_key}**, run `{ctx.run_id}`: best {search.objective} "
+        f"{for_people(search.best_value)} over {search.n_trials} trials.\n\n"
         f"| check | value | threshold | result |\n|---|---|---|---|\n{rows}\n\n"
         f"Proposed params: {params_text}\n\n{who}.\n\n"
         f"Report: [/retune/reports/{ctx.run_id}/](/retune/reports/{ctx.run_id}/) "
@@ -280,7 +282,8 @@ def _apply_answer(
         actor=actor,
         reason=reason,
     )
-    return {"config_version": version.version, "state": version.state, "changed": version.state == "active"}
+    changed = version.state == ConfigState.ACTIVE
+    return {"config_version": version.version, "state": version.state, "changed": changed}
 
 
 def publish_if_changed(**context: Any) -> dict[str, Any]:

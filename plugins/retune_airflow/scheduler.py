@@ -29,7 +29,7 @@ PRELOAD = (
     "pipelines.validation.suite",
     "pipelines.steps",
     "pipelines.search.study",
-    "pipelines.search.backtest",
+    "pipelines.trading.backtest",
     "pipelines.search.outputs",
     "pipelines.training.lifecycle",
     "pipelines.evaluation.service",
@@ -53,7 +53,7 @@ def _compile_backtests() -> None:
     import numpy as np
     import pandas as pd
 
-    from pipelines.search.backtest import Costs, backtest_with_returns
+    from pipelines.trading.backtest import Costs, backtest_with_returns
 
     index = pd.date_range("2024-01-01", periods=40, freq="D")
     close = pd.Series(100 * np.exp(np.linspace(0, 0.1, 40)), index=index)

@@ -50,7 +50,7 @@ def scheduled_data_source(context: dict[str, Any], dag_name: str, config: str | 
     """Where a scheduled run reads its bars: ``RETUNE_<DAG>_DATA``, else the config's
     ``data_source``. With neither, the run skips with one line: nobody said which data to tune
     on, and the form's default (a bundled sample) is a demo, not a market."""
-    from pipelines.config import default_config, load_config
+    from pipelines.config_files import default_config, load_config
     from pipelines.settings import load_settings
 
     variable = data_env_var(context)
@@ -116,8 +116,10 @@ def search_worker(worker: int, dag_name: str, **context: Any) -> dict[str, Any]:
 
 def plan_fleet(**context: Any) -> list[str]:
     """The fleet's configs, checked before any key starts: each loads, and no two share a model key."""
-    from pipelines.config import ConfigError, load_config
-    from pipelines.context import RunParams, with_model_key
+    from pipelines.config import ConfigError
+    from pipelines.config_files import load_config
+    from pipelines.context import with_model_key
+    from pipelines.run_params import RunParams
     from pipelines.settings import load_settings
 
     check_trigger_conf(context)

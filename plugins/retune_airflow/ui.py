@@ -64,8 +64,8 @@ def _environment():
 def index() -> str:
     """The overview page: each run with its proposal's current state, its report and its
     Airflow run; config versions; the audit trail."""
-    from pipelines.cli import status_payload
     from pipelines.settings import load_settings
+    from pipelines.status import status_payload
     from pipelines.store.repository import Repository
 
     status = status_payload(limit=50, repair=False)  # a page view never writes
@@ -96,7 +96,7 @@ def index() -> str:
 @app.get("/api/status")
 def status(limit: int = 20) -> dict[str, Any]:
     """The same object as ``retune status --json``."""
-    from pipelines.cli import status_payload
+    from pipelines.status import status_payload
 
     return status_payload(limit=max(1, min(limit, 500)), repair=False)
 

@@ -151,7 +151,7 @@ def test_trigger_params_reject_bad_values(name, value):
 def test_workers_param_matches_the_run_params():
     """The trigger form and the core agree on the bounds (1..16, default 1)."""
     from pipelines.config import ConfigError
-    from pipelines.context import parse_params
+    from pipelines.run_params import parse_params
 
     sys.path.insert(0, str(ROOT / "plugins"))
     from retune_airflow.params import run_params

@@ -160,7 +160,7 @@ def test_the_run_note_states_the_decision_and_every_failed_check():
 
 
 def test_the_report_states_the_decision_as_recorded(tmp_path):
-    from pipelines.reporting.decision import END, START, record_decision
+    from pipelines.promotion.decision import END, START, record_decision
 
     report = tmp_path / "report.html"
     report.write_text(

@@ -16,9 +16,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from pipelines.config import Categorical, FloatRange, IntRange, PipelineConfig, parse_config  # noqa: E402
-from pipelines.search.objective import PreparedData  # noqa: E402
+from pipelines.config import Categorical, FloatRange, IntRange, PipelineConfig
+from pipelines.config_files import parse_config  # noqa: E402
 from pipelines.search.study import SearchSettings  # noqa: E402
+from pipelines.windowing import PreparedData  # noqa: E402
 
 SPACE = {
     "lr": FloatRange(type="loguniform", low=1e-3, high=3e-2),
@@ -59,7 +60,7 @@ def data() -> PreparedData:
 
 
 def main(argv: list[str]) -> int:
-    from pipelines.search.study import run_worker
+    from pipelines.search.worker import run_worker
 
     url, run_id, n_trials, worker = argv[0], argv[1], int(argv[2]), int(argv[3])
     logging.basicConfig(level=logging.INFO, format=f"%(asctime)s worker {worker} %(name)s: %(message)s")

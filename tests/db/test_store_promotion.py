@@ -11,9 +11,9 @@ import yaml
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
-from pipelines.promotion.production_file import read_production_file, sync_production_file
+from pipelines.store.keys import content_hash
 from pipelines.store.migrate import upgrade
-from pipelines.store.repository import content_hash
+from pipelines.store.production_file import read_production_file, sync_production_file
 from pipelines.store.tables import AuditEntry, Base, ConfigVersion, utcnow
 
 KEY = "spx_daily"
@@ -153,7 +153,7 @@ def test_promote_writes_its_version_and_audit_in_one_transaction(repo, monkeypat
     def broken_audit(*args, **kwargs):
         raise RuntimeError("audit insert failed")
 
-    monkeypatch.setattr("pipelines.store.repository.AuditEntry", broken_audit)
+    monkeypatch.setattr("pipelines.store.ledger.AuditEntry", broken_audit)
     with pytest.raises(RuntimeError):
         promote(repo, "run-2")
     monkeypatch.undo()

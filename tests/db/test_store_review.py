@@ -8,7 +8,7 @@ import uuid
 
 import pytest
 
-from pipelines.promotion.production_file import sync_production_file
+from pipelines.store.production_file import sync_production_file
 from pipelines.store.repository import Repository
 
 KEY = "spx_daily"
@@ -145,9 +145,9 @@ def test_a_crash_between_the_commit_and_the_file_write_is_repaired(repo, db_url,
     """The approval commits, the process dies before production.yaml is rewritten: the next
     `retune status` (or run) rewrites it from the store."""
     import pipelines.promotion.service as service
-    from pipelines.cli import status_payload
-    from pipelines.promotion.production_file import read_production_file
     from pipelines.settings import Settings
+    from pipelines.status import status_payload
+    from pipelines.store.production_file import read_production_file
 
     settings = Settings(tmp_path, db_url, db_url)
     promote(repo, "run-1")

@@ -10,10 +10,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 AS_OF = "2021-09-30"
+# A small training budget on top of the daily defaults, for runs that test the chain's plumbing
+# (two seeds still make an ensemble); `retune run` in test_cli.py runs the defaults as they are.
+PLUMBING_BUDGET = {"seeds_per_trial": 2, "epochs": 3}
 
 
 def random_walk_bars(n: int = 700, seed: int = 7, end: str = AS_OF) -> pd.DataFrame:
@@ -61,8 +65,8 @@ def e2e_env(tmp_path_factory) -> dict[str, str]:
     # `airflow dags test` never times out a review: runs that are not about reviews promote on their own
     configs = base / "var" / "configs"
     configs.mkdir(parents=True)
-    daily = (ROOT / "pipelines" / "defaults" / "daily.yaml").read_text()
-    (configs / "auto.yaml").write_text(daily + "\npromotion_policy: auto\n")
+    daily = yaml.safe_load((ROOT / "pipelines" / "defaults" / "daily.yaml").read_text())
+    (configs / "auto.yaml").write_text(yaml.safe_dump(daily | PLUMBING_BUDGET | {"promotion_policy": "auto"}))
     env.pop("RETUNE_DB_URL", None)
     env.pop("RETUNE_OPTUNA_URL", None)
     return env

@@ -97,10 +97,9 @@ def test_first_model_then_a_fine_tuned_challenger_on_an_unseen_holdout(world, mo
     comparison = evaluation["comparison"]
     assert 0.0 <= comparison["p_value"] <= 1.0
     assert "champion v1" in comparison["reason"]
-    wins = comparison["score_diff"] > 0 and comparison["p_value"] <= 0.5
-    assert comparison["challenger_wins"] is wins
+    # the duel's rule itself is unit-tested (tests/unit/test_gate.py); here: the gate acts on it
     gate = {c["name"]: c for c in load_json(second.run_dir / "gate.json")["checks"]}
-    assert gate["beats_champion"]["passed"] is wins
+    assert gate["beats_champion"]["passed"] is comparison["challenger_wins"]
     assert gate["train_serve_parity"]["passed"] is True
     report = (second.report_dir / "report.html").read_text()
     assert "Champion vs challenger" in report and comparison["reason"].split(":")[0] in report

@@ -47,41 +47,19 @@ def test_predict_without_active_model_says_so(cli_env):
     assert out.returncode == 2 and "no active model" in out.stderr
 
 
-def test_run_status_and_predict(cli_env):
-    out = run(
-        [
-            RETUNE,
-            "run",
-            "--n-trials",
-            "2",
-            "--data",
-            "csv:good.csv",
-            "--as-of",
-            AS_OF,
-            "--run-id",
-            "cli-test",
-        ],
-        cli_env,
-    )
+@pytest.fixture(scope="module")
+def promoted_env(e2e_env, tmp_path_factory):
+    """A home of its own after one `retune run`, its proposal promoted (by the gate or as an
+    operator would): the store holds config version 1 and model version 1 of key "good"."""
+    cli_env = dict(e2e_env, RETUNE_HOME=str(tmp_path_factory.mktemp("promoted") / "var"))
+    args = ["--n-trials", "2", "--data", "csv:good.csv", "--as-of", AS_OF, "--run-id", "cli-test"]
+    out = run([RETUNE, "run", *args], cli_env)
     assert out.returncode == 0, out.stderr[-4000:]
-    # our progress (a line per step and per trial), not ~220 lines of library internals
-    assert "[daily__cli-test] search: start" in out.stderr and re.search(r"trial 1 [A-Z]+ ", out.stderr)
-    assert "great_expectations" not in out.stderr and len(out.stderr.splitlines()) < 60, out.stderr
     result = json.loads(out.stdout)
-    assert result["run_id"] == "daily__cli-test" and Path(result["report"]).is_file()
-    # no config names a model key: the run is the instrument's (good.csv → "good"), and says so
-    assert "Retune report — good (daily)" in Path(result["report"]).read_text()
-
-    status = json.loads(run([RETUNE, "status", "--json"], cli_env).stdout)
-    assert set(status) >= {"active", "versions", "runs"}
-    latest = status["runs"][0]
-    assert latest["run_id"] == "daily__cli-test" and latest["n_trials"] == 2
-    assert latest["decision"] == result["decision"]
-
     if result["decision"] != "promoted":
         # The gate kept the current (empty) config: promote as an operator would.
-        from pipelines.promotion.production_file import sync_production_file
         from pipelines.settings import Settings
+        from pipelines.store.production_file import sync_production_file
         from pipelines.store.repository import Repository
 
         home = Path(cli_env["RETUNE_HOME"])
@@ -99,6 +77,20 @@ def test_run_status_and_predict(cli_env):
         )
         sync_production_file(repo, Settings(home, "", "").production_config)
         repo.close()
+    return cli_env, out, result
+
+
+def test_run_status_and_predict(promoted_env):
+    cli_env, out, result = promoted_env
+    # our progress (a line per step and per trial), not ~220 lines of library internals
+    assert "[daily__cli-test] search: start" in out.stderr and re.search(r"trial 1 [A-Z]+ ", out.stderr)
+    assert "great_expectations" not in out.stderr and len(out.stderr.splitlines()) < 60, out.stderr
+    assert result["run_id"] == "daily__cli-test" and Path(result["report"]).is_file()
+    # no config names a model key: the run is the instrument's (good.csv → "good"), and says so
+    assert "Retune report — good (daily)" in Path(result["report"]).read_text()
+    latest = json.loads(run([RETUNE, "status", "--json"], cli_env).stdout)["runs"][0]
+    assert latest["run_id"] == "daily__cli-test" and latest["n_trials"] == 2
+    assert latest["decision"] == result["decision"]
 
     status = json.loads(run([RETUNE, "status", "--json"], cli_env).stdout)
     assert status["active"]["version"] == 1 and status["active"]["model_version"] == 1
@@ -113,8 +105,8 @@ def test_run_status_and_predict(cli_env):
 
 
 @pytest.fixture(scope="module")
-def hostile_env(cli_env, tmp_path_factory):
-    """cli_env's store, a data directory holding a symlink out of it and a file that is not bars."""
+def hostile_env(promoted_env, tmp_path_factory):
+    """promoted_env's store, a data directory holding a symlink out of it and a file that is not bars."""
     base = tmp_path_factory.mktemp("hostile")
     data = base / "data"
     data.mkdir()
@@ -122,7 +114,7 @@ def hostile_env(cli_env, tmp_path_factory):
     secret.write_text("timestamp,open,high,low,close,volume\nroot:SECRET-HASH:19000:0:99999:7:::\n")
     (data / "escape.csv").symlink_to(secret)
     (data / "passwd.csv").write_text("root:x:0:0:SECRET-GECOS:/root:/bin/bash\n")
-    return dict(cli_env, RETUNE_DATA_DIR=str(data)), data, secret
+    return dict(promoted_env[0], RETUNE_DATA_DIR=str(data)), data, secret
 
 
 @pytest.mark.parametrize(
@@ -140,7 +132,7 @@ def hostile_env(cli_env, tmp_path_factory):
     ],
 )
 def test_hostile_data_and_run_ids_are_refused_and_change_nothing(hostile_env, args, message):
-    """After the run test the store has a run and an active model: a refusal must leave both."""
+    """The store has a run and an active model: a refusal must leave both."""
     env, data, secret = hostile_env
     args = [a.replace("{secret}", str(secret)) for a in args]
     before = run([RETUNE, "status", "--json"], env).stdout
@@ -193,7 +185,8 @@ def test_a_ten_fold_price_jump_stops_the_run_at_validation(hostile_env):
         (["diff", "1", "42"], "no config version 42"),
     ],
 )
-def test_review_commands_refuse_bad_input_and_change_nothing(cli_env, args, message):
+def test_review_commands_refuse_bad_input_and_change_nothing(promoted_env, args, message):
+    cli_env = promoted_env[0]
     before = run([RETUNE, "status", "--json"], cli_env).stdout
     out = run([RETUNE, *args], cli_env)
     assert out.returncode == 2, out.stdout + out.stderr
@@ -201,8 +194,9 @@ def test_review_commands_refuse_bad_input_and_change_nothing(cli_env, args, mess
     assert run([RETUNE, "status", "--json"], cli_env).stdout == before
 
 
-def test_rollback_and_diff_from_the_cli(cli_env):
-    """After the run test's v1, promote a v2 by hand; diff them; roll back to v1."""
+def test_rollback_and_diff_from_the_cli(promoted_env):
+    """After the run's v1, promote a v2 by hand; diff them; roll back to v1."""
+    cli_env = promoted_env[0]
     from pipelines.store.repository import Repository
 
     home = Path(cli_env["RETUNE_HOME"])

@@ -48,8 +48,8 @@ def store_snapshot(env) -> tuple[list, bytes | None]:
 def deploy(env, run_id: str, params: dict) -> None:
     """Make the run's model the deployed one, as an operator promoting it would: a daily run
     fine-tunes only the deployed model."""
-    from pipelines.promotion.production_file import sync_production_file
     from pipelines.settings import Settings
+    from pipelines.store.production_file import sync_production_file
     from pipelines.store.repository import Repository
 
     home = Path(env["RETUNE_HOME"])

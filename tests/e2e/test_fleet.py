@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import AS_OF, BIN, ROOT, run
+from conftest import AS_OF, BIN, PLUMBING_BUDGET, ROOT, run
 
 pytestmark = pytest.mark.slow
 
@@ -22,10 +22,13 @@ def fleet_env(e2e_env, tmp_path):
     airflow_home.mkdir()
     daily = yaml.safe_load((ROOT / "pipelines" / "defaults" / "daily.yaml").read_text())
     for name in ("alpha", "beta"):
-        config = {**daily, "model_key": f"{name}_key", "promotion_policy": "auto", "dsr_threshold": 0.0}
+        config = {**daily, **PLUMBING_BUDGET, "model_key": f"{name}_key", "promotion_policy": "auto"}
+        config.update(dsr_threshold=0.0)
         config.update(benchmark_alpha=1.0, holdout_benchmark_alpha=1.0)
         (home / "configs" / f"{name}.yaml").write_text(yaml.safe_dump(config))
-    (home / "configs" / "alpha_again.yaml").write_text(yaml.safe_dump({**daily, "model_key": "alpha_key"}))
+    (home / "configs" / "alpha_again.yaml").write_text(
+        yaml.safe_dump({**daily, **PLUMBING_BUDGET, "model_key": "alpha_key"})
+    )
     env = dict(
         e2e_env,
         RETUNE_HOME=str(home),

@@ -6,9 +6,9 @@ from __future__ import annotations
 import yaml
 
 from pipelines.artifacts import load_json
-from pipelines.cli import status_payload
 from pipelines.context import RunContext
 from pipelines.settings import load_settings
+from pipelines.status import status_payload
 from pipelines.steps import run_all
 from pipelines.store.repository import Repository
 

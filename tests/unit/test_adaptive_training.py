@@ -1,4 +1,4 @@
-"""pipelines.training.adaptive: each rule fires on the evidence it names (and not without it),
+"""models.adaptive_training: each rule fires on the evidence it names (and not without it),
 acts on the run in progress, and its firing is logged and kept in the history."""
 
 from __future__ import annotations
@@ -9,19 +9,20 @@ import numpy as np
 import pytest
 import torch
 
-from models.families import architecture_spec
-from models.families.moe import ExpertFeedForward
-from models.networks import ArchitectureSpec, build_network
-from models.training_options import TrainingOptions
-from pipelines.config import ConfigError, parse_config
-from pipelines.reporting.figures import loss_curve
-from pipelines.training.adaptive import (
+from models.adaptive_training import (
     ExpertImbalanceRaisesBalanceWeight,
     TrainingControl,
     adaptive_rules,
 )
-from pipelines.training.adaptive.generalization_gap import WideningGapAddsRegularization
-from pipelines.training.adaptive.loss_stagnation import LossStagnationLowersLearningRate
+from models.adaptive_training.generalization_gap import WideningGapAddsRegularization
+from models.adaptive_training.loss_stagnation import LossStagnationLowersLearningRate
+from models.families import architecture_spec
+from models.families.moe import ExpertFeedForward
+from models.networks import ArchitectureSpec, build_network
+from models.training_options import TrainingOptions
+from pipelines.config import ConfigError
+from pipelines.config_files import parse_config
+from pipelines.reporting.figures import loss_curve
 from pipelines.training.trainer import fit
 
 SEQ, FEATS = 6, 3
@@ -123,7 +124,7 @@ def test_rules_are_named_in_the_config_and_unknown_names_refused():
 
 
 def test_a_stalled_multi_horizon_loss_halves_the_far_horizons_weights_only():
-    from pipelines.training.adaptive.horizon_weights import StalledLossShiftsWeightToNextBar
+    from models.adaptive_training.horizon_weights import StalledLossShiftsWeightToNextBar
 
     rule = StalledLossShiftsWeightToNextBar(patience=2)
     one_horizon = _control(_rows([1.0] * 4, [1.0] * 4))
@@ -138,7 +139,7 @@ def test_a_stalled_multi_horizon_loss_halves_the_far_horizons_weights_only():
 
 
 def test_shifted_horizon_weights_change_training_but_not_the_validation_yardstick():
-    from pipelines.training.adaptive.horizon_weights import StalledLossShiftsWeightToNextBar
+    from models.adaptive_training.horizon_weights import StalledLossShiftsWeightToNextBar
 
     rng = np.random.default_rng(1)
     x = rng.normal(size=(64, SEQ, FEATS)).astype(np.float32)

@@ -1,4 +1,4 @@
-"""pipelines.search.backtest: penalties, one-bar execution delay, fees and annualization."""
+"""pipelines.trading.backtest: penalties, one-bar execution delay, fees and annualization."""
 
 from __future__ import annotations
 
@@ -8,16 +8,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipelines.search.backtest import (
-    PENALTY,
+from pipelines.trading.backtest import (
     Costs,
     backtest_positions,
     backtest_with_returns,
-    positions_from_predictions,
     run_portfolio,
     score,
     signals_from_positions,
 )
+from pipelines.trading.objectives import PENALTY
+from pipelines.trading.positions import positions_from_predictions
 
 NO_COSTS = Costs(fees=0.0, slippage=0.0)
 

@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipelines.search.backtest import Costs, backtest_with_returns
 from pipelines.search.benchmark import active_returns, benchmark_returns, compare_to_benchmark, held_returns
+from pipelines.trading.backtest import Costs, backtest_with_returns
 
 
 def drifting_walk(n: int, seed: int, drift: float = 0.001, vol: float = 0.01) -> pd.Series:

@@ -10,16 +10,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipelines.calendar import (
-    SESSIONS,
-    BarCalendar,
-    BarFrequency,
-    CalendarError,
-    infer_frequency,
-    infer_session,
-    resolve_calendar,
-)
-from pipelines.config import ConfigError, parse_config
+from pipelines.calendar import SESSIONS, BarCalendar, BarFrequency, CalendarError
+from pipelines.calendar_inference import infer_frequency, infer_session, resolve_calendar
+from pipelines.config import ConfigError
+from pipelines.config_files import parse_config
 
 
 def hourly_fx(n: int = 600) -> pd.DatetimeIndex:
@@ -180,7 +174,7 @@ def test_config_calendar_settings_and_the_deprecated_year_days():
 
 
 def test_as_of_is_a_date_or_an_instant_in_utc():
-    from pipelines.context import parse_params
+    from pipelines.run_params import parse_params
 
     assert parse_params({"as_of": "2024-03-01"}).as_of == date(2024, 3, 1)
     instant = parse_params({"as_of": "2024-03-01T14:00"}).as_of

@@ -8,15 +8,8 @@ import pydantic
 import pytest
 import yaml
 
-from pipelines.config import (
-    Categorical,
-    ConfigError,
-    FloatRange,
-    IntRange,
-    default_config,
-    load_config,
-    parse_config,
-)
+from pipelines.config import Categorical, ConfigError, FloatRange, IntRange
+from pipelines.config_files import default_config, load_config, parse_config
 
 SEED = {
     "search_space": {
@@ -215,7 +208,7 @@ def test_narrowing_rules_are_checked_by_name_when_the_config_is_read():
 
 @pytest.mark.parametrize("value", ["../secrets", "/etc/retune/prod.yaml", "spx; rm -rf /", "a" * 65])
 def test_run_params_take_config_names_never_paths(value):
-    from pipelines.context import parse_params
+    from pipelines.run_params import parse_params
 
     with pytest.raises(ConfigError, match="config"):
         parse_params({"config": value})

@@ -151,10 +151,11 @@ def test_rank_reliability_tells_config_signal_from_seed_noise():
 def test_a_trial_scores_its_ensemble_and_records_each_seed_and_each_half():
     import optuna
 
-    from pipelines.config import parse_config
+    from pipelines.config_files import parse_config
     from pipelines.data import synthetic
-    from pipelines.search.objective import HALF_VALUES, SEED_VALUES, PreparedData, make_objective
+    from pipelines.search.objective import HALF_VALUES, SEED_VALUES, make_objective
     from pipelines.search.strategy import StrategyGrid
+    from pipelines.windowing import PreparedData
 
     config = parse_config(
         {

@@ -287,7 +287,7 @@ def test_a_trial_whose_values_build_no_network_is_pruned_not_fatal(make_bars):
     """nhead 3 does not divide d_model 32: the search prunes that trial and says why."""
     import optuna
 
-    from pipelines.config import parse_config
+    from pipelines.config_files import parse_config
     from pipelines.search.objective import PreparedData, make_objective
     from pipelines.search.strategy import StrategyGrid, split_space
 

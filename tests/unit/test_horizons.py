@@ -8,10 +8,11 @@ import pytest
 import torch
 
 from models.networks import ArchitectureSpec, build_network
-from pipelines.config import ConfigError, HyperParams, parse_config
+from pipelines.config import ConfigError, HyperParams
+from pipelines.config_files import parse_config
 from pipelines.features.core import FEATURE_KINDS, FEATURES, KNOWN_IN_ADVANCE, compute_features
-from pipelines.search.objective import config_folds, labelled_windows
 from pipelines.training.trainer import evaluate_loss, next_bar, predict, train_new, weighted_mse
+from pipelines.windowing import config_folds, labelled_windows
 
 
 def test_multi_horizon_labels_are_the_following_next_bar_returns():

@@ -15,10 +15,10 @@ import math
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pipelines.config import Categorical, FloatRange, IntRange
+from pipelines.config import Categorical, FloatRange, IntRange, contains
 from pipelines.narrowing.base import Evidence
 from pipelines.narrowing.diagnostics import TrainingDiagnostics
-from pipelines.narrowing.limits import contains, hard_bounds, min_width, uses_ratio
+from pipelines.narrowing.limits import hard_bounds, min_width, uses_ratio
 from pipelines.narrowing.optimizer import DataDrivenOptimizer
 from pipelines.narrowing.rules import DEFAULT_RULES
 from pipelines.narrowing.rules.deployed_architecture import DeployedArchitectureStaysFixed

@@ -11,8 +11,9 @@ import pytest
 import sqlalchemy as sa
 
 from pipelines.config import ConfigError
-from pipelines.context import RUN_ID_PATTERN, check_run_id, parse_params, safe_run_id
+from pipelines.context import RUN_ID_PATTERN, check_run_id, safe_run_id
 from pipelines.data.sources import OHLCV, DataSource, DataSourceError, load_bars
+from pipelines.run_params import parse_params
 
 _OPENED: list[str] | None = None  # paths opened while a test records them (see _record_opens)
 

@@ -6,7 +6,8 @@ import optuna
 import pytest
 
 from pipelines.config import Categorical, ConfigError, FloatRange, HyperParams, IntRange
-from pipelines.search.space import contains, grid, grid_size, resolve, suggest
+from pipelines.search.space import grid, grid_size, resolve, suggest
+from pipelines.search.space import in_space as contains
 
 SPACE = {
     "lr": FloatRange(type="loguniform", low=1e-4, high=1e-2),

@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 
 from pipelines.config import Categorical, FloatRange, HyperParams, IntRange
-from pipelines.search.backtest import positions_from_predictions
 from pipelines.search.strategy import StrategyGrid, split_space
+from pipelines.trading.positions import positions_from_predictions
 
 BASE = HyperParams(entry_threshold=0.2, long_short=False)
 

@@ -6,20 +6,15 @@ import numpy as np
 import optuna
 import pytest
 
-from pipelines.config import Categorical, ConfigError, FloatRange, IntRange, parse_config
-from pipelines.search.objective import PreparedData, config_folds, evaluate_fold
+from pipelines.config import Categorical, ConfigError, FloatRange, IntRange
+from pipelines.config_files import parse_config
+from pipelines.search.objective import evaluate_fold
+from pipelines.search.samplers import make_pruner, make_sampler
 from pipelines.search.space import resolve
 from pipelines.search.strategy import StrategyGrid
-from pipelines.search.study import (
-    SearchSettings,
-    best_fresh_trial,
-    fresh_trials,
-    make_pruner,
-    make_sampler,
-    refine,
-    run_study,
-    study_name,
-)
+from pipelines.search.study import SearchSettings, best_fresh_trial, fresh_trials, study_name
+from pipelines.search.worker import refine, run_study
+from pipelines.windowing import PreparedData, config_folds
 
 SPACE = {
     "lr": FloatRange(type="loguniform", low=1e-3, high=3e-2),
@@ -163,7 +158,7 @@ def test_wilcoxon_pruner_gets_per_fold_values(data, storage):
 
 
 def test_search_outputs_are_usable_and_honest(data, storage, tmp_path):
-    from pipelines.config import load_config
+    from pipelines.config_files import load_config
     from pipelines.search.outputs import write_search_outputs
     from pipelines.search.selection import PopulationShare, trial_returns
 
@@ -215,7 +210,7 @@ def test_history_reads_earlier_runs_of_the_model_key(data, storage):
     """The narrowing evidence: top trials of earlier studies of the key, with their chosen strategy."""
     import pandas as pd
 
-    from pipelines.search.history import prior_trials
+    from pipelines.narrowing.history import prior_trials
     from pipelines.store.migrate import upgrade
     from pipelines.store.repository import Repository
 
@@ -254,7 +249,7 @@ def test_top_quantile_ranks_only_complete_trials_the_study_ran_itself():
     from optuna.distributions import FloatDistribution
     from optuna.trial import TrialState, create_trial
 
-    from pipelines.search.history import top_quantile
+    from pipelines.narrowing.history import top_quantile
 
     study = optuna.create_study(direction="maximize")
     dist = {"lr": FloatDistribution(1e-4, 1e-1, log=True)}
@@ -314,7 +309,7 @@ def test_a_single_trial_gives_no_deflated_sharpe(data, storage):
 
 
 def test_prepare_seeds_once_even_when_a_retry_finds_it_half_done(data, storage):
-    from pipelines.search.study import PREPARED, prepare_study
+    from pipelines.search.seeding import PREPARED, prepare_study
 
     config = tiny_config()
     run_study("prev", data, config, SPACE, settings(3), storage)
@@ -333,7 +328,8 @@ def test_parallel_workers_need_postgresql(data, storage, caplog, tmp_path):
     import json
 
     from pipelines.context import RunContext
-    from pipelines.search.study import prepare_study, run_worker
+    from pipelines.search.seeding import prepare_study
+    from pipelines.search.worker import run_worker
     from pipelines.steps import search_prepare
 
     prepare_study("solo", tiny_config(), SPACE, settings(2), storage)
@@ -359,8 +355,8 @@ def test_parallel_workers_need_postgresql(data, storage, caplog, tmp_path):
 
 
 def test_finalize_refuses_a_study_with_a_running_trial(storage):
-    from pipelines.search.study import make_storage
-    from pipelines.steps import _check_trials
+    from pipelines.search.heartbeats import make_storage
+    from pipelines.search.run import check_trials as _check_trials
 
     study = optuna.create_study(storage=make_storage(storage), study_name="busy", direction="maximize")
     study.tell(study.ask(), 1.0)
@@ -371,8 +367,9 @@ def test_finalize_refuses_a_study_with_a_running_trial(storage):
 
 
 def test_every_search_runs_the_linear_baseline_which_may_win_but_teaches_no_ranges(data, storage):
-    from pipelines.search.history import TRAIN_FAMILY, top_quantile
+    from pipelines.narrowing.history import top_quantile
     from pipelines.search.outputs import chosen_params
+    from pipelines.terms import TrialAttr
 
     config = tiny_config(baseline_family="linear", pruner="none")
     study = run_study("b1", data, config, SPACE, settings(3), storage)
@@ -385,7 +382,7 @@ def test_every_search_runs_the_linear_baseline_which_may_win_but_teaches_no_rang
     assert len(top_quantile(study, 1.0)) == len(others)  # its score says nothing of LSTM ranges
     carried = run_study("b3", data, config, SPACE, settings(1), storage, previous_study=study_name("b1"))
     assert not any(
-        TRAIN_FAMILY in t.user_attrs and "carried_over_from" in t.user_attrs for t in carried.trials
+        TrialAttr.TRAIN_FAMILY in t.user_attrs and "carried_over_from" in t.user_attrs for t in carried.trials
     )
 
 

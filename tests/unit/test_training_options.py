@@ -9,7 +9,8 @@ import torch
 
 from models.networks import ArchitectureSpec, build_network
 from models.training_options import TrainingOptions
-from pipelines.config import ConfigError, HyperParams, parse_config
+from pipelines.config import ConfigError, HyperParams
+from pipelines.config_files import parse_config
 from pipelines.training.trainer import evaluate_loss, fit, train_new
 
 SEQ, FEATS = 6, 3

@@ -108,7 +108,7 @@ def test_stale_last_bar_fails(clean):
 def test_staleness_is_counted_in_bars_of_the_calendar(make_bars):
     """Hourly bars 7 days old used to pass (7 whole days); now 5 bars + the weekend is the limit."""
     from pipelines.calendar import SESSIONS, BarCalendar, BarFrequency
-    from pipelines.config import parse_config
+    from pipelines.config_files import parse_config
 
     config = parse_config({"max_staleness_bars": 5})
     hourly_fx = BarCalendar(BarFrequency.parse("1h"), SESSIONS["24x5"])
@@ -153,7 +153,7 @@ def test_a_close_only_series_is_refused_in_one_line_naming_the_missing_columns(c
 
 
 def test_too_little_history_says_what_the_need_is_made_of(make_bars):
-    from pipelines.config import default_config
+    from pipelines.config_files import default_config
 
     bars = make_bars(156, seed=12)
     spec = BarExpectations.from_config(default_config("daily"), as_of=bars["timestamp"].iloc[-1])
@@ -165,7 +165,7 @@ def test_too_little_history_says_what_the_need_is_made_of(make_bars):
 
 
 def test_history_terms_add_up_to_the_minimum_with_an_embargo():
-    from pipelines.config import parse_config
+    from pipelines.config_files import parse_config
 
     config = parse_config({"n_folds": 3, "val_bars": 100, "embargo_bars": 5, "holdout_bars": 60})
     assert [label for label, _ in config.min_history_terms] == [
@@ -198,7 +198,7 @@ def test_a_ten_fold_price_jump_fails(clean, factor):
 
 def test_jump_sigmas_threshold_is_the_configs(clean):
     """A 12% bar in a 1%-vol walk: ~14 robust std devs and |ln| 0.11 — passes at 25, fails at 10."""
-    from pipelines.config import parse_config
+    from pipelines.config_files import parse_config
     from pipelines.validation.suite import derived_columns
 
     bars = clean.copy()
@@ -240,7 +240,7 @@ def test_stale_repeated_prices_fail_beyond_the_threshold(clean):
 @pytest.mark.parametrize("name", ["sp500", "nasdaq", "goog"])
 def test_real_bundled_bars_pass_the_default_thresholds(name):
     """The new checks must not cry wolf on real data: 2008, flash crashes, earnings gaps included."""
-    from pipelines.config import default_config
+    from pipelines.config_files import default_config
     from pipelines.data.sources import load_bars
 
     bars = load_bars(f"sample:{name}")

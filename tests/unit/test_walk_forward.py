@@ -1,10 +1,10 @@
-"""pipelines.search.objective.walk_forward_folds: purged expanding-window folds."""
+"""pipelines.windowing.walk_forward_folds: purged expanding-window folds."""
 
 from __future__ import annotations
 
 import pytest
 
-from pipelines.search.objective import LABEL_HORIZON, walk_forward_folds
+from pipelines.windowing import LABEL_HORIZON, walk_forward_folds
 
 
 @pytest.mark.parametrize(
@@ -50,7 +50,7 @@ def test_smallest_valid_window():
 def test_inner_validation_is_the_newest_training_windows_after_a_purge(n, fraction, purge):
     import numpy as np
 
-    from pipelines.search.objective import inner_split
+    from pipelines.windowing import inner_split
 
     x = np.arange(n, dtype=float)[:, None, None]  # a window's value is its position in time
     y = np.arange(n, dtype=float)
@@ -65,7 +65,7 @@ def test_inner_validation_is_the_newest_training_windows_after_a_purge(n, fracti
 def test_no_inner_validation_when_off_or_too_small():
     import numpy as np
 
-    from pipelines.search.objective import inner_split
+    from pipelines.windowing import inner_split
 
     x, y = np.zeros((500, 2, 1)), np.zeros(500)
     assert inner_split(x, y, 0.0, 1)[2] is None

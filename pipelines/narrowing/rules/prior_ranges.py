@@ -16,8 +16,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from pipelines.config import FloatRange, IntRange
-from pipelines.narrowing.base import Cluster, Evidence, Proposal, is_number
+from pipelines.config import FloatRange, IntRange, is_number
+from pipelines.narrowing.base import Cluster, Evidence, Proposal
 
 
 @dataclass(frozen=True)
@@ -35,7 +35,7 @@ class PriorTopTrialsTightenRanges:
             values = [float(v) for v in numbers if is_number(v) and math.isfinite(v)]
             if len(values) < self.min_trials:
                 continue
-            log = isinstance(spec, FloatRange) and spec.type == "loguniform" and min(values) > 0
+            log = isinstance(spec, FloatRange) and spec.log and min(values) > 0
             cluster = Cluster.of(values, log)
             step = spec.step if isinstance(spec, IntRange) else 0.0  # an int range keeps a step each side
             out.append(

@@ -24,7 +24,7 @@ class PriorTopTrialsTightenLearningRate:
         lrs = [float(t["lr"]) for t in evidence.prior_top_trials if _positive(t.get("lr"))]
         if spec is None or len(lrs) < self.min_trials:
             return []
-        cluster = Cluster.of(lrs, log=not (isinstance(spec, FloatRange) and spec.type == "uniform"))
+        cluster = Cluster.of(lrs, log=not isinstance(spec, FloatRange) or spec.log)
         target = cluster.target(self.spreads)
         decades = f" ({math.log10(target.high / target.low):.1f} decades)" if target.low > 0 else ""
         return [

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pipelines.training.adaptive.base import Adaptation, TrainingControl, losses
+from models.adaptive_training.base import Adaptation, TrainingControl, losses
 
 
 @dataclass(frozen=True)

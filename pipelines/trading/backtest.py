@@ -15,13 +15,7 @@ import numpy as np
 import pandas as pd
 
 from pipelines.calendar import SESSIONS
-
-# A finite score for trials whose backtest says nothing (no trades, zero variance, NaN):
-# Optuna then ranks them last instead of failing or preferring +inf.
-PENALTY = {"sharpe": -10.0, "return": -1.0, "sortino": -10.0, "calmar": -10.0}
-# The metric column each objective reads.
-OBJECTIVE_METRIC = {"sharpe": "sharpe", "return": "total_return", "sortino": "sortino", "calmar": "calmar"}
-
+from pipelines.trading.objectives import OBJECTIVES, ZERO_VARIANCE, few_trades, not_finite
 
 # The bars a year of a run without a calendar (tests, benches on daily equity bars): the xnys
 # session's trading days, from the one home of the calendar.
@@ -32,25 +26,6 @@ DAILY_EQUITY_BARS = float(SESSIONS["xnys"].days_per_year)
 class Costs:
     fees: float = 0.0005
     slippage: float = 0.0
-
-
-def positions_from_predictions(
-    predictions: pd.Series, thresholds: list[float], long_short: bool
-) -> pd.DataFrame:
-    """One column of target positions (-1, 0, 1) per entry threshold."""
-    pos = target_positions(predictions.to_numpy(), thresholds, long_short)
-    return pd.DataFrame(pos, index=predictions.index, columns=pd.Index(thresholds, name="threshold"))
-
-
-def target_positions(predictions: np.ndarray, thresholds: list[float], long_short: bool) -> np.ndarray:
-    """The threshold rule (long above +t, short below -t if allowed, else flat): predictions x
-    thresholds. The live predictor applies it to one prediction, the backtests to many."""
-    pred = np.asarray(predictions, dtype=float)[:, None]
-    thr = np.asarray(thresholds, dtype=float)[None, :]
-    pos = np.where(pred > thr, 1, 0)
-    if long_short:
-        pos = np.where(pred < -thr, -1, pos)
-    return pos
 
 
 def signals_from_positions(positions: pd.DataFrame) -> dict[str, pd.DataFrame]:
@@ -202,14 +177,14 @@ def backtest_with_returns(
 
 def score(metrics: pd.Series, objective: str, min_trades: int = 1) -> tuple[float, str | None]:
     """The objective value of one backtest, or the finite penalty and the reason for it."""
-    key = OBJECTIVE_METRIC[objective]
-    value = float(metrics[key])
+    spec = OBJECTIVES[objective]
+    value = float(metrics[spec.metric])
     if metrics["n_trades"] < max(min_trades, 1):
-        return PENALTY[objective], f"fewer than {max(min_trades, 1)} trades"
+        return spec.penalty, few_trades(max(min_trades, 1))
     if not np.isfinite(value):
-        return PENALTY[objective], f"{key} is {value}"
-    if objective in ("sharpe", "sortino") and not metrics["return_std"] > 0:
-        return PENALTY[objective], "returns have zero variance"
+        return spec.penalty, not_finite(spec.metric, value)
+    if spec.needs_variance and not metrics["return_std"] > 0:
+        return spec.penalty, ZERO_VARIANCE
     return value, None
 
 

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 import torch
 
+from models.adaptive_training.base import Adaptation, TrainingControl
 from models.families.moe import ExpertFeedForward
-from pipelines.training.adaptive.base import Adaptation, TrainingControl
 
 
 @dataclass(frozen=True)

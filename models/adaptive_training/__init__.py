@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from pipelines.training.adaptive.base import Adaptation, TrainingControl, TrainingRule
-from pipelines.training.adaptive.expert_imbalance import ExpertImbalanceRaisesBalanceWeight
-from pipelines.training.adaptive.generalization_gap import WideningGapAddsRegularization
-from pipelines.training.adaptive.horizon_weights import StalledLossShiftsWeightToNextBar
-from pipelines.training.adaptive.loss_stagnation import LossStagnationLowersLearningRate
+from models.adaptive_training.base import Adaptation, TrainingControl, TrainingRule
+from models.adaptive_training.expert_imbalance import ExpertImbalanceRaisesBalanceWeight
+from models.adaptive_training.generalization_gap import WideningGapAddsRegularization
+from models.adaptive_training.horizon_weights import StalledLossShiftsWeightToNextBar
+from models.adaptive_training.loss_stagnation import LossStagnationLowersLearningRate
 
 DEFAULT_ADAPTIVE_RULES: tuple[TrainingRule, ...] = (
     LossStagnationLowersLearningRate(),

@@ -7,10 +7,7 @@ from typing import Any
 import optuna
 
 from pipelines.store.repository import Repository
-
-# Trial user attribute: the family this trial trains instead of the config's (the baseline
-# reference every search runs, or production's params when production runs another family).
-TRAIN_FAMILY = "train_family"
+from pipelines.terms import TrialAttr
 
 
 def prior_trials(
@@ -46,9 +43,9 @@ def top_quantile(study: optuna.Study, quantile: float = 0.25) -> list[dict[str, 
         t
         for t in study.trials
         if t.state == optuna.trial.TrialState.COMPLETE
-        and "carried_over_from" not in t.user_attrs
-        and TRAIN_FAMILY not in t.user_attrs  # another family's score says nothing of these ranges
+        and TrialAttr.CARRIED_OVER_FROM not in t.user_attrs
+        and TrialAttr.TRAIN_FAMILY not in t.user_attrs  # another family's score says nothing of these ranges
     ]
     done.sort(key=lambda t: t.value if t.value is not None else float("-inf"), reverse=True)
     keep = max(int(len(done) * quantile), 1) if done else 0
-    return [{**t.params, **(t.user_attrs.get("strategy") or {})} for t in done[:keep]]
+    return [{**t.params, **(t.user_attrs.get(TrialAttr.STRATEGY) or {})} for t in done[:keep]]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pipelines.training.adaptive.base import Adaptation, TrainingControl
+from models.adaptive_training.base import Adaptation, TrainingControl
 
 
 @dataclass(frozen=True)
