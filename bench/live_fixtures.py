@@ -16,6 +16,14 @@ from pipelines.training.trainer import architecture
 FAMILIES = {
     "lstm": HyperParams(model_family="lstm", hidden_size=64, num_layers=2, seq_len=30),
     "transformer": HyperParams(model_family="transformer", hidden_size=64, num_layers=2, seq_len=30),
+    # the other families at the same width, depth and window (examples/ shows their spaces)
+    "moe_transformer": HyperParams(
+        model_family="moe_transformer", hidden_size=64, num_layers=2, seq_len=30, n_experts=4, top_k=2
+    ),
+    "mamba": HyperParams(
+        model_family="mamba", hidden_size=64, num_layers=2, seq_len=30, bidirectional=True, patch_len=4,
+        stride_ratio=0.5,
+    ),
 }
 
 

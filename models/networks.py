@@ -3,7 +3,8 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
+from typing import Any
 
 import torch
 from torch import nn
@@ -21,14 +22,22 @@ class ArchitectureSpec:
     seq_len: int
     n_outputs: int = 1  # predicted horizons
     members: int = 1  # a seed ensemble of this many networks (models.ensemble), trading their mean
+    # the family's own hyperparameters (models.families), only those set: a spec without them
+    # (every checkpoint written before families had options) builds the family's defaults
+    options: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        out = asdict(self)
+        if not self.options:  # checkpoint metadata stays what it was for option-free specs
+            del out["options"]
+        return out
 
     def shape_differences(self, other: ArchitectureSpec) -> list[str]:
-        """The fields that change weight shapes and differ; empty means weights are reusable."""
-        keys = ("family", "n_features", "hidden_size", "num_layers", "seq_len", "n_outputs", "members")
-        return [k for k in keys if getattr(self, k) != getattr(other, k)]
+        """The names that fix weight shapes (the family's declaration) and differ; empty means
+        weights are reusable."""
+        from models.families import get_family
+
+        return get_family(self.family).shape_differences(self, other)
 
 
 class LSTMRegressor(nn.Module):
@@ -56,15 +65,25 @@ class LSTMRegressor(nn.Module):
 
 
 class TransformerRegressor(nn.Module):
+    """``nhead`` and ``d_ff_ratio`` from ``spec.options``; unset, the original choice (2 heads
+    when the width is even, feed-forward twice the width), so old checkpoints load unchanged."""
+
     def __init__(self, spec: ArchitectureSpec):
         super().__init__()
-        heads = 2 if spec.hidden_size % 2 == 0 else 1
+        heads = spec.options.get("nhead") or (2 if spec.hidden_size % 2 == 0 else 1)
+        ff_ratio = spec.options.get("d_ff_ratio") or 2.0
+        if spec.hidden_size % heads:
+            from models.families.schema import IncompatibleHyperparametersError
+
+            raise IncompatibleHyperparametersError(
+                f"transformer: d_model {spec.hidden_size} is not a multiple of nhead {heads}"
+            )
         self.embed = nn.Linear(spec.n_features, spec.hidden_size)
         self.position = nn.Parameter(torch.zeros(1, spec.seq_len, spec.hidden_size))
         layer = nn.TransformerEncoderLayer(
             spec.hidden_size,
             heads,
-            dim_feedforward=2 * spec.hidden_size,
+            dim_feedforward=max(round(ff_ratio * spec.hidden_size), 1),
             dropout=spec.dropout,
             batch_first=True,
         )
@@ -104,33 +123,19 @@ def _outputs(head: torch.Tensor) -> torch.Tensor:
     return head.squeeze(-1) if head.shape[-1] == 1 else head
 
 
-FAMILIES: dict[str, type[nn.Module]] = {
-    "lstm": LSTMRegressor,
-    "transformer": TransformerRegressor,
-    "linear": LinearRegressor,
-}
-
-
 SEED_FREE_FAMILIES = ("linear",)  # closed-form training: another seed gives the same model
 
 
 def build_network(spec: ArchitectureSpec, seeds: list[int] | None = None) -> nn.Module:
-    """A fresh network of the family named in ``spec``; a seed ensemble when ``spec.members > 1``
-    (``seeds``: one per member, initializing each)."""
-    if spec.members == 1:
-        return build_single(spec)
-    from models.ensemble import GroupedLSTMEnsemble, ModuleListEnsemble
+    """A fresh network of the family named in ``spec`` (models.families); a seed ensemble when
+    ``spec.members > 1`` (``seeds``: one per member, initializing each)."""
+    from models.families import get_family
 
-    if spec.family in SEED_FREE_FAMILIES:
-        raise ValueError(f"the {spec.family} family is seed-free: an ensemble of it is one model")
-    if spec.family == "lstm":
-        return GroupedLSTMEnsemble(spec, seeds)
-    return ModuleListEnsemble(spec, seeds)
+    return get_family(spec.family).build(spec, seeds)
 
 
 def build_single(spec: ArchitectureSpec) -> nn.Module:
     """One network of the family named in ``spec``."""
-    try:
-        return FAMILIES[spec.family](spec)
-    except KeyError:
-        raise ValueError(f"unknown model family {spec.family!r}; known: {sorted(FAMILIES)}") from None
+    from models.families import get_family
+
+    return get_family(spec.family).build_single(spec)

@@ -35,7 +35,9 @@ from pipelines.calendar import (
 from pipelines.calendar_inference import calendar_of
 from pipelines.terms import MODEL_KEY_PATTERN
 
-ModelFamily = Literal["lstm", "transformer", "linear"]  # networks in models/networks.py
+# the built-in families (models.families.BUILTIN): what trigger Params and the CLI offer; a config
+# file may also name a family by import path (module.path:ClassName)
+ModelFamily = Literal["lstm", "transformer", "linear", "moe_transformer", "mamba"]
 Objective = Literal["sharpe", "return", "sortino", "calmar"]
 SearchMode = Literal["bayesian", "random", "grid"]
 BayesianSampler = Literal["tpe", "cmaes", "gp"]
@@ -121,9 +123,17 @@ def contains(spec: ParamSpec, value: Any) -> bool:
 
 
 class HyperParams(_Frozen):
-    """Model and strategy hyperparameters: the values a trial (or production) uses."""
+    """Model and strategy hyperparameters: the values a trial (or production) uses.
 
-    model_family: ModelFamily = "lstm"
+    The fields below are common to every family; a family's own hyperparameters (e.g. nhead,
+    n_experts, d_state) and the training options (optimizer, lr_schedule, ...) are extra fields,
+    checked against the family's declared schema (models.families, models.training_options).
+    """
+
+    model_config = ConfigDict(frozen=True, extra="allow")
+
+    # a built-in name or module.path:ClassName; 40: the store's family column
+    model_family: str = Field("lstm", max_length=40)
     lr: float = Field(1e-3, gt=0, lt=1)
     hidden_size: int = Field(32, ge=2, le=1024)
     num_layers: int = Field(1, ge=1, le=8)
@@ -133,6 +143,50 @@ class HyperParams(_Frozen):
     batch_size: int = Field(64, ge=1, le=8192)
     entry_threshold: float = Field(0.0, ge=0, le=5)
     long_short: bool = False
+
+    @field_validator("model_family")
+    @classmethod
+    def _check_family(cls, name: str) -> str:
+        from models.families import get_family
+
+        get_family(name)  # raises with the known names
+        return name
+
+    @model_validator(mode="after")
+    def _check_extras(self) -> HyperParams:
+        extra = self.__pydantic_extra__ or {}
+        if extra:
+            extra.update(family_values(self.model_family, extra))
+        return self
+
+
+def family_schema(family: str) -> dict[str, Any]:
+    """The hyperparameters ``family`` accepts beyond HyperParams' fields: its own and the
+    training options, by name."""
+    from models.families import get_family
+    from models.training_options import TRAINING_SCHEMA
+
+    return {p.name: p for p in (*get_family(family).schema, *TRAINING_SCHEMA)}
+
+
+def family_values(family: str, values: dict[str, Any]) -> dict[str, Any]:
+    """``values`` checked against ``family``'s schema; an unknown name is refused with every name
+    the family accepts."""
+    from models.families import check_values
+
+    return check_values(
+        f"model family {family!r}", family_schema(family).values(), values, HyperParams.model_fields
+    )
+
+
+def family_aliases(family: str) -> dict[str, str]:
+    """The names users' spaces give common fields (d_model, n_layers, drop_rate, seq_length)."""
+    from models.families import get_family
+
+    return {**COMMON_ALIASES, **get_family(family).aliases}
+
+
+COMMON_ALIASES = {"seq_length": "seq_len", "sequence_length": "seq_len"}
 
 
 class PipelineConfig(_Frozen):
@@ -213,6 +267,9 @@ class PipelineConfig(_Frozen):
     # one weight per predicted horizon (next bar, the one after, ...); trading uses the first
     horizon_loss_weights: tuple[float, ...] = Field((1.0,), min_length=1, max_length=10)
     freeze_backbone_layers: int = Field(0, ge=0, le=8)  # first N layers frozen while fine-tuning
+    # rules that act during the final training and fine-tune (models/adaptive_training);
+    # the search's trials train without them, so every trial is scored by the same procedure
+    adaptive_rules: tuple[str, ...] = ()
     finetune_replay_fraction: float = Field(0.25, ge=0, le=4)  # older windows replayed, per new one
     # champion vs challenger on the most recent bars, which search and fine-tune never see
     holdout_bars: int = Field(120, ge=20)
@@ -263,19 +320,33 @@ class PipelineConfig(_Frozen):
 
     @model_validator(mode="after")
     def _check_space(self) -> PipelineConfig:
-        known = set(HyperParams.model_fields)
+        family_spec = self.search_space.get("model_family")
+        chosen = family_spec.choices if isinstance(family_spec, Categorical) else None
+        families = list(chosen or [self.hyperparams.model_family])
         for name in self.search_space:
-            if name not in known:
+            # a name is valid when a family that may be chosen accepts it
+            takers = [f for f in families if name in HyperParams.model_fields or name in family_schema(f)]
+            if not takers:
+                known = sorted({*HyperParams.model_fields, *(n for f in families for n in family_schema(f))})
                 raise ValueError(
-                    f"search_space.{name}: not a hyperparameter (known: {', '.join(sorted(known))})"
+                    f"search_space.{name}: not a hyperparameter of model family "
+                    f"{' or '.join(map(repr, families))} (known: {', '.join(known)})"
                 )
             for value in _extremes(self.search_space[name]):
                 try:
-                    HyperParams(**{name: value})
+                    HyperParams(**{"model_family": takers[0], name: value})
                 except ValidationError as exc:
-                    reason = exc.errors()[0]["msg"]
+                    reason = exc.errors()[0]["msg"].removeprefix("Value error, ")
                     raise ValueError(f"search_space.{name}: {value!r} is out of range ({reason})") from None
         return self
+
+    @field_validator("adaptive_rules")
+    @classmethod
+    def _check_adaptive_rules(cls, names: tuple[str, ...]) -> tuple[str, ...]:
+        from models.adaptive_training import adaptive_rules
+
+        adaptive_rules(names)
+        return names
 
     @field_validator("horizon_loss_weights")
     @classmethod

@@ -13,7 +13,14 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from pipelines.config import DEFAULTS_DIR, ConfigError, HyperParams, PipelineConfig
+from pipelines.config import (
+    DEFAULTS_DIR,
+    ConfigError,
+    HyperParams,
+    PipelineConfig,
+    family_aliases,
+    family_schema,
+)
 from pipelines.narrowing.rules import rules_by_name
 
 
@@ -23,7 +30,16 @@ def parse_config(raw: dict[str, Any]) -> PipelineConfig:
         raise ConfigError("config must be a mapping")
     raw = dict(raw)
     space = raw.pop("search_space", {}) or {}
-    hyper_names = set(HyperParams.model_fields)
+    family = raw.get("model_family", "lstm")
+    try:  # the family's own hyperparameters and the names users give the common ones (d_model)
+        aliases = family_aliases(family) if isinstance(family, str) else {}
+        extra_names = set(family_schema(family)) if isinstance(family, str) else set()
+    except ValueError as exc:
+        raise ConfigError(f"model_family: {exc}") from None
+    raw = {aliases.get(k, k): v for k, v in raw.items()}
+    if isinstance(space, dict):
+        space = {aliases.get(k, k): v for k, v in space.items()}
+    hyper_names = set(HyperParams.model_fields) | extra_names
     hyper = {k: raw.pop(k) for k in list(raw) if k in hyper_names}
     both = sorted(set(hyper) & set(space))
     if both:
@@ -31,7 +47,8 @@ def parse_config(raw: dict[str, Any]) -> PipelineConfig:
     try:
         config = PipelineConfig(hyperparams=HyperParams(**hyper), search_space=space, **raw)
     except ValidationError as exc:
-        raise ConfigError(_describe(exc)) from None
+        unknown = f"neither a setting nor a hyperparameter of model family {family!r} (hyperparameters: "
+        raise ConfigError(_describe(exc, unknown + ", ".join(sorted(hyper_names)) + ")")) from None
     if config.narrowing_rules is not None:
         try:
             rules_by_name(config.narrowing_rules)
@@ -58,10 +75,12 @@ def default_config(dag: str) -> PipelineConfig:
     return load_config(DEFAULTS_DIR / f"{dag}.yaml")
 
 
-def _describe(exc: ValidationError) -> str:
+def _describe(exc: ValidationError, unknown_key: str | None = None) -> str:
     parts = []
     for err in exc.errors():
         loc = ".".join(str(p) for p in err["loc"] if p not in ("hyperparams",))
         msg = err["msg"].removeprefix("Value error, ")
+        if unknown_key and err["type"] == "extra_forbidden":
+            msg = f"{msg}: {unknown_key}"
         parts.append(f"{loc}: {msg}" if loc else msg)
     return "; ".join(parts)

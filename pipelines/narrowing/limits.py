@@ -40,9 +40,13 @@ Interval = tuple[float, float]
 
 
 def hard_bounds(param: str) -> Interval:
-    """The widest range a parameter may take, read from HyperParams' own field limits."""
+    """The widest range a parameter may take, read from HyperParams' own field limits, or for a
+    family's or the trainer's own hyperparameter from its declarations (the tightest of them, so
+    every family that declares it accepts the range)."""
     low, high = -math.inf, math.inf
     field = HyperParams.model_fields.get(param)
+    if field is None:
+        return _declared_bounds(param)
     for meta in field.metadata if field else ():
         if isinstance(meta, Ge):
             low = float(meta.ge)  # type: ignore[arg-type]
@@ -53,6 +57,17 @@ def hard_bounds(param: str) -> Interval:
         if isinstance(meta, Lt):  # open bound: stay strictly inside
             high = float(np.nextafter(float(meta.lt), -math.inf))  # type: ignore[arg-type]
     return low, high
+
+
+def _declared_bounds(param: str) -> Interval:
+    from models.families import BUILTIN
+    from models.training_options import TRAINING_SCHEMA
+
+    declared = [p for f in BUILTIN.values() for p in f.schema if p.name == param]
+    declared += [p for p in TRAINING_SCHEMA if p.name == param]
+    lows = [p.low for p in declared if p.low is not None]
+    highs = [p.high for p in declared if p.high is not None]
+    return (max(lows) if lows else -math.inf, min(highs) if highs else math.inf)
 
 
 def uses_ratio(param: str, spec: FloatRange) -> bool:

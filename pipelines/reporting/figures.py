@@ -54,5 +54,8 @@ def loss_curve(history: list[dict]) -> str | None:
     fig.add_trace(go.Scatter(x=frame["epoch"], y=frame["train_loss"], name="train loss"))
     if frame["val_loss"].notna().any():
         fig.add_trace(go.Scatter(x=frame["epoch"], y=frame["val_loss"], name="validation loss"))
+    # what adaptive training rules changed, at the epoch they acted (models/adaptive_training)
+    for _, row in frame[frame["adaptation"].notna()].iterrows() if "adaptation" in frame else ():
+        fig.add_vline(x=row["epoch"], line_dash="dot", annotation_text=str(row["adaptation"]))
     fig.update_layout(xaxis_title="epoch", yaxis_title="MSE (scaled)")
     return fragment(fig)

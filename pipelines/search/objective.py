@@ -16,6 +16,7 @@ import numpy as np
 import optuna
 import pandas as pd
 
+from models.families import IncompatibleHyperparametersError
 from pipelines.config import HyperParams, ParamSpec, PipelineConfig
 from pipelines.features.core import FeatureScaler, windows_ending_in
 from pipelines.search.benchmark import BenchmarkName, active_returns, benchmark_returns
@@ -148,7 +149,11 @@ def make_objective(
         values = np.empty((0, grid.size))
         outcomes: list[FoldOutcome] = []
         for step, fold in enumerate(folds):
-            outcome = evaluate_fold(data, fold, params, config, objective, grid)
+            try:
+                outcome = evaluate_fold(data, fold, params, config, objective, grid)
+            except IncompatibleHyperparametersError as exc:  # e.g. nhead 3 with d_model 32
+                trial.set_user_attr("penalties", [f"not buildable: {exc}"])
+                raise optuna.TrialPruned(f"not buildable: {exc}") from None
             outcomes.append(outcome)
             values = np.vstack([values, outcome.values])
             chosen = int(np.argmax(values.mean(axis=0)))

@@ -7,7 +7,16 @@ from typing import Any
 
 import optuna
 
-from pipelines.config import Categorical, ConfigError, FloatRange, HyperParams, IntRange, ParamSpec, contains
+from pipelines.config import (
+    Categorical,
+    ConfigError,
+    FloatRange,
+    HyperParams,
+    IntRange,
+    ParamSpec,
+    contains,
+    family_schema,
+)
 
 
 def suggest(trial: optuna.Trial, space: dict[str, ParamSpec]) -> dict[str, Any]:
@@ -39,8 +48,16 @@ def distributions(space: dict[str, ParamSpec]) -> dict[str, optuna.distributions
 
 
 def resolve(base: HyperParams, values: dict[str, Any]) -> HyperParams:
-    """The hyperparameters a trial uses: fixed values overridden by the searched ones."""
-    return base.model_copy(update=values)
+    """The hyperparameters a trial uses: fixed values overridden by the searched ones. Values
+    of another family's hyperparameters (a search over families, or the linear baseline) are
+    dropped: the chosen family never sees, stores or deploys them."""
+    params = base.model_copy(update=values)
+    extra = params.model_extra or {}
+    accepted = family_schema(params.model_family)
+    if all(name in accepted for name in extra):
+        return params
+    fields = params.model_dump(exclude=set(extra))
+    return HyperParams(**fields, **{k: v for k, v in extra.items() if k in accepted})
 
 
 def grid(space: dict[str, ParamSpec]) -> dict[str, list[Any]]:

@@ -14,7 +14,10 @@ from typing import Any
 import numpy as np
 from torch import nn
 
+from models.adaptive_training import adaptive_rules
 from models.checkpoint import load_checkpoint, save_checkpoint
+from models.families import get_family
+from models.training_options import TrainingOptions
 from pipelines.artifacts import dump_json
 from pipelines.config import HyperParams, PipelineConfig
 from pipelines.context import RunContext
@@ -91,6 +94,8 @@ def train_or_finetune(
             "horizon_loss_weights": list(cfg.horizon_loss_weights),
             "feature_kinds": feature_kinds(scaler.features),
             "members": spec.members,
+            "family_report": get_family(params.model_family).report(result.network),
+            "adaptations": result.adaptations,
             **trained.settings,
         },
     )
@@ -125,7 +130,8 @@ def finetune_model(
     x, y, x_val, y_val = _train_val_windows(data, scaler, params.seq_len, start, split, cfg.label_horizon)
     x, y, n_replay = _with_replay(data, scaler, params.seq_len, start, x, y, cfg)
     lr = params.lr * cfg.finetune_lr_ratio
-    frozen = min(cfg.freeze_backbone_layers, params.num_layers)
+    # the family says which layers are backbone (a linear model has none to freeze)
+    frozen = min(cfg.freeze_backbone_layers, len(get_family(params.model_family).backbone_layers(network)))
     log.info(
         "finetune on %d bars (+%d replayed windows) at lr %.2g, %d layer(s) frozen",
         n - start,
@@ -146,6 +152,9 @@ def finetune_model(
         patience=cfg.finetune_patience,
         frozen_layers=frozen,
         horizon_weights=cfg.horizon_loss_weights,
+        options=TrainingOptions.from_values(params.model_dump()),
+        family=params.model_family,
+        rules=adaptive_rules(cfg.adaptive_rules),
     )
     return Trained(result, scaler, start, {"lr": lr, "replayed_windows": n_replay, "frozen_layers": frozen})
 
@@ -172,6 +181,7 @@ def train_from_scratch(
         y_val=y_val,
         patience=cfg.finetune_patience,
         horizon_weights=cfg.horizon_loss_weights,
+        rules=adaptive_rules(cfg.adaptive_rules),
     )
     return Trained(result, scaler, start, {"lr": params.lr, "replayed_windows": 0, "frozen_layers": 0})
 
@@ -228,4 +238,6 @@ def _describe(version: ModelVersion) -> dict[str, Any]:
         "checkpoint": version.checkpoint_path,
         "best_val_loss": version.metrics.get("best_val_loss"),
         **{k: version.metrics.get(k) for k in ("lr", "frozen_layers", "replayed_windows")},
+        # what the family reports (e.g. MoE expert usage) and what adaptive rules changed
+        **{k: version.metrics.get(k) for k in ("family_report", "adaptations")},
     }

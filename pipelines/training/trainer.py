@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import copy
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -15,8 +15,11 @@ import numpy as np
 import torch
 from torch import nn
 
+from models.adaptive_training import TrainingControl, TrainingRule
 from models.ensemble import SeedEnsemble, member_seeds
-from models.networks import SEED_FREE_FAMILIES, ArchitectureSpec, LinearRegressor, build_network
+from models.families import architecture_spec, get_family
+from models.networks import ArchitectureSpec, LinearRegressor, build_network
+from models.training_options import TrainingOptions
 from pipelines.config import HyperParams
 from pipelines.training.ridge import fit_ridge
 
@@ -39,17 +42,9 @@ def architecture(
     params: HyperParams, n_features: int, n_outputs: int = 1, members: int = 1
 ) -> ArchitectureSpec:
     """The network ``params`` describe; ``members`` > 1: a seed ensemble (one model for a
-    seed-free family, where more seeds would give copies)."""
-    return ArchitectureSpec(
-        members=1 if params.model_family in SEED_FREE_FAMILIES else members,
-        n_outputs=n_outputs,
-        family=params.model_family,
-        n_features=n_features,
-        hidden_size=params.hidden_size,
-        num_layers=params.num_layers,
-        dropout=params.dropout,
-        seq_len=params.seq_len,
-    )
+    seed-free family, where more seeds would give copies). The family picks its own
+    hyperparameters out of ``params`` (models.families)."""
+    return architecture_spec(params.model_family, params.model_dump(), n_features, n_outputs, members)
 
 
 @dataclass
@@ -58,6 +53,7 @@ class TrainResult:
     history: list[dict] = field(default_factory=list)
     best_epoch: int = 0
     stopped_early: bool = False
+    adaptations: list[dict] = field(default_factory=list)  # adaptive rules' firings, with evidence
 
     @property
     def best_val_loss(self) -> float | None:
@@ -80,20 +76,31 @@ def fit(
     on_epoch: Callable[[dict], None] | None = None,
     frozen_layers: int = 0,
     horizon_weights: tuple[float, ...] | None = None,
+    options: TrainingOptions | None = None,
+    family: str | None = None,
+    rules: Sequence[TrainingRule] = (),
 ) -> TrainResult:
-    """Minimize MSE with Adam; with a validation set, keep the best epoch and stop early.
+    """Minimize MSE (plus the family's extra loss terms) with the ``options``' optimizer and
+    schedule (default: Adam at a constant rate); with a validation set, keep the best epoch and
+    stop early.
 
     ``frozen_layers``: the first N backbone layers keep their weights (fine-tuning adapts the
-    upper layers and the head only); they are trainable again when this returns.
+    upper layers and the head only); they are trainable again when this returns. ``rules``:
+    adaptive training rules, asked after every epoch (models.adaptive_training).
     """
+    options = options or TrainingOptions()
+    extra_loss = get_family(family or "lstm").extra_loss  # the default: modules' auxiliary_loss
     if isinstance(network, LinearRegressor):
         return fit_linear(network, x, y, x_val, y_val, horizon_weights)
     with frozen(network, frozen_layers):
         seed_everything(seed)
         dev = device()
         network.to(dev)
-        optimizer = torch.optim.Adam([p for p in network.parameters() if p.requires_grad], lr=lr)
+        optimizer = options.make_optimizer([p for p in network.parameters() if p.requires_grad], lr)
+        schedule = options.make_schedule(optimizer, epochs)
         weights = None if horizon_weights is None else torch.tensor(horizon_weights, device=dev)
+        # training's loss weights (adaptive rules may shift them); validation keeps the config's
+        control = TrainingControl(network, optimizer, schedule, loss_weights=weights)
         xt = torch.as_tensor(x, dtype=torch.float32, device=dev)
         yt = torch.as_tensor(y, dtype=torch.float32, device=dev)
         has_val = x_val is not None and y_val is not None and len(x_val) > 0
@@ -103,6 +110,8 @@ def fit(
         # each member shuffles with its own seed, as k separate trainings would
         generators = [torch.Generator().manual_seed(s) for s in member_seeds(seed, members)]
         for epoch in range(1, epochs + 1):
+            schedule.start_epoch(epoch)
+            epoch_lr = schedule.lr
             network.train()
             order = torch.stack([torch.randperm(len(xt), generator=g) for g in generators]).to(dev)
             total = 0.0
@@ -113,18 +122,22 @@ def fit(
                     # the members' losses summed: their weights are disjoint, so each member
                     # gets exactly the gradient of its own training
                     outputs = network.member_outputs(xt[idx])
-                    loss = sum(weighted_mse(outputs[m], yt[idx[m]], weights) for m in range(members))
+                    loss = sum(
+                        weighted_mse(outputs[m], yt[idx[m]], control.loss_weights) for m in range(members)
+                    )
                 else:
-                    loss = weighted_mse(network(xt[idx[0]]), yt[idx[0]], weights)
-                loss.backward()  # type: ignore[union-attr]
-                clip_gradients(network, 1.0)
+                    loss = weighted_mse(network(xt[idx[0]]), yt[idx[0]], control.loss_weights)
+                extra = extra_loss(network)  # trained on, but not part of the reported loss
+                (loss if extra is None else loss + extra).backward()  # type: ignore[union-attr]
+                if options.grad_clip > 0:
+                    clip_gradients(network, options.grad_clip)
                 optimizer.step()
                 total += float(loss.detach()) / members * idx.shape[1]  # type: ignore[union-attr]
             row: dict[str, float | None] = {
                 "epoch": epoch,
                 "train_loss": total / max(len(xt), 1),
                 "val_loss": None,
-                "lr": lr,
+                "lr": epoch_lr,
             }
             if has_val:
                 val_loss = evaluate_loss(network, x_val, y_val, horizon_weights)  # type: ignore[arg-type]
@@ -134,9 +147,14 @@ def fit(
                     best_state = copy.deepcopy(network.state_dict())
                 else:
                     bad_epochs += 1
+            monitored = row["val_loss"] if row["val_loss"] is not None else row["train_loss"]
+            schedule.end_epoch(float(monitored or 0.0))
             result.history.append(row)
             if on_epoch:
                 on_epoch(row)
+            if _adapt(rules, control, result):
+                result.stopped_early = True
+                break
             if has_val and patience is not None and bad_epochs >= patience:
                 result.stopped_early = True
                 break
@@ -144,6 +162,21 @@ def fit(
             network.load_state_dict(best_state)
         network.to("cpu")
         return result
+
+
+def _adapt(rules: Sequence[TrainingRule], control: TrainingControl, result: TrainResult) -> bool:
+    """Ask each rule after an epoch; log and record what fired. True: a rule stopped training."""
+    control.history = result.history
+    for rule in rules:
+        fired = rule.act(control)
+        if fired is None:
+            continue
+        log.info("adaptive, epoch %d: %s: %s %s", fired.epoch, fired.rule, fired.action, fired.evidence)
+        control.adaptations.append(fired)
+        result.adaptations.append(fired.to_dict())
+        row = result.history[-1]
+        row["adaptation"] = "; ".join(filter(None, [row.get("adaptation"), f"{fired.rule}: {fired.action}"]))
+    return control.stop
 
 
 def fit_linear(
@@ -220,6 +253,8 @@ def train_new(
         epochs=params.epochs,
         batch_size=params.batch_size,
         seed=seed,
+        options=TrainingOptions.from_values(params.model_dump()),
+        family=params.model_family,
         **kwargs,
     )
 

@@ -17,11 +17,18 @@ from pipelines.features.core import WARMUP, FeatureScaler, compute_features, nex
 from pipelines.predictor import BarError, LivePredictor
 from pipelines.training.trainer import architecture
 
+# each family with the options that change its computation most (routing, patching, reversal)
+FAMILY_OPTIONS: dict[str, dict] = {
+    "moe_transformer": {"n_experts": 3, "top_k": 2, "nhead": 4},
+    "mamba": {"bidirectional": True, "patch_len": 3, "stride_ratio": 0.5, "d_state": 4},
+}
+
 
 def _predictor(
     bars: pd.DataFrame, family: str, seq_len: int = 10, horizons: int = 1, members: int = 1
 ) -> LivePredictor:
     params = HyperParams(
+        **FAMILY_OPTIONS.get(family, {}),
         model_family=family,
         hidden_size=16,
         num_layers=2,
@@ -38,7 +45,7 @@ def _predictor(
 @pytest.mark.parametrize(
     ("family", "horizons", "members"),
     [("lstm", 1, 1), ("transformer", 1, 1), ("linear", 1, 1), ("lstm", 3, 1), ("lstm", 1, 4), ("lstm", 3, 3)]
-    + [("transformer", 1, 2)],
+    + [("transformer", 1, 2), ("moe_transformer", 3, 2), ("mamba", 3, 2)],
 )
 def test_live_updates_reproduce_the_training_path(make_bars, family, horizons, members):
     bars = make_bars(400, seed=11)

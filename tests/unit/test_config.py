@@ -103,9 +103,11 @@ def test_unknown_key_inside_a_range_is_rejected():
 
 
 def test_searching_an_unknown_hyperparameter_is_rejected():
-    raw = {"search_space": {"momentum": {"type": "uniform", "low": 0.1, "high": 0.9}}}
-    with pytest.raises(ConfigError, match=r"search_space\.momentum: not a hyperparameter"):
+    """The error names the family and lists what it accepts (an LSTM has no attention heads)."""
+    raw = {"search_space": {"nhead": {"type": "int", "low": 1, "high": 4}}}
+    with pytest.raises(ConfigError, match=r"search_space\.nhead: not a hyperparameter of model") as err:
         parse_config(raw)
+    assert "hidden_size" in str(err.value) and "optimizer" in str(err.value)
 
 
 def test_fixed_value_out_of_bounds_is_rejected():

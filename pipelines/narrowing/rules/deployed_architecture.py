@@ -9,9 +9,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from models.families import get_family
 from pipelines.narrowing.base import Evidence, Proposal, pin
 
-SHAPE_PARAMS = ("hidden_size", "num_layers", "seq_len")
+
+def shape_params(deployed: dict) -> tuple[str, ...]:
+    """What fixes the deployed model's weight shapes: its family's declaration."""
+    return get_family(deployed.get("model_family", "lstm")).shape_params
 
 
 @dataclass(frozen=True)
@@ -29,6 +33,6 @@ class DeployedArchitectureStaysFixed:
                 f"daily run fine-tunes the deployed model: keep {param}={deployed[param]}",
                 {"deployed": deployed[param]},
             )
-            for param in SHAPE_PARAMS
+            for param in shape_params(deployed)
             if param in space and param in deployed
         ]
