@@ -57,9 +57,11 @@ def test_search_first_model_then_a_frozen_backbone_fine_tune(
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(config))
 
-    def run(run_id: str, as_of: str) -> RunContext:
+    def run(name: str, as_of: str) -> RunContext:
+        # run ids of their own: the PostgreSQL store (and its Optuna studies, named by run id) is
+        # shared by every test of the session, and test_champion's "first" must not be resumed here
         params = {"data": "csv:bars.csv", "n_trials": 1, "as_of": as_of}
-        ctx = RunContext.create("daily", run_id, params, config_path=path)
+        ctx = RunContext.create("daily", f"{family}-{name}", params, config_path=path)
         run_all(ctx)
         return ctx
 
