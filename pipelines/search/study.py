@@ -427,12 +427,12 @@ def run_worker(
             settings.timeout_minutes,
             study.study_name,
         )
-        if not _work_on_stage(study, objective, stage, target, deadline, lock, started, patience, worker):
+        if not work_on_stage(study, objective, stage, target, deadline, lock, started, patience, worker):
             break
     return study
 
 
-def _work_on_stage(
+def work_on_stage(
     study: optuna.Study,
     objective: Callable[[optuna.Trial], float],
     stage: str,
@@ -443,7 +443,10 @@ def _work_on_stage(
     patience: int,
     worker: int,
 ) -> bool:
-    """Run trials of ``stage`` until the study holds ``target`` finished ones (True) or time is up."""
+    """Run trials of ``stage`` until the study holds ``target`` finished ones (True) or time is up.
+
+    The worker loop itself, apart from how the objective is made: the storage benchmark runs it
+    with a trivial objective to measure what one study sustains."""
     poll = 1.0  # a waiting worker re-reads the study this often: it exits within 1 s of the last trial
     outage_since: float | None = None
     while time.monotonic() < deadline:
@@ -500,6 +503,8 @@ class StudyLock:
         self._engine = None if is_sqlite(url) else sa.create_engine(url, poolclass=sa.pool.NullPool)
         self._key = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
         self._conn: sa.Connection | None = None
+        self._since = 0.0
+        self.held_seconds = 0.0  # how long this worker held the lock in all: the bench reads it
 
     def __enter__(self) -> StudyLock:
         if self._engine is not None:
@@ -510,6 +515,7 @@ class StudyLock:
                 conn.close()
                 raise
             self._conn = conn
+        self._since = time.monotonic()
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -519,6 +525,7 @@ class StudyLock:
         conn, self._conn = self._conn, None
         if conn is None:
             return
+        self.held_seconds += time.monotonic() - self._since
         try:
             conn.execute(sa.text("SELECT pg_advisory_unlock(:key)"), {"key": self._key})
         except sa.exc.SQLAlchemyError:

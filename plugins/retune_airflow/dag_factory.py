@@ -76,6 +76,17 @@ def schedule_for(name: str, default: str | None = None) -> str | None:
     return None if value.strip().lower() in ("", "none", "off") else value.strip()
 
 
+def retry_delay_seconds(default: int = 60) -> int:
+    """``RETUNE_RETRY_DELAY_SECONDS``: how long a failed task waits before its first retry (then
+    doubling, up to 15 minutes). A search worker whose machine died resumes the study on retry."""
+    raw = os.environ.get("RETUNE_RETRY_DELAY_SECONDS", "").strip()
+    if not raw:
+        return default
+    if not raw.isdigit() or int(raw) < 1:
+        raise ValueError(f"RETUNE_RETRY_DELAY_SECONDS={raw!r}: a whole number of seconds >= 1")
+    return int(raw)
+
+
 def _dag_settings(name: str) -> dict[str, Any]:
     """What the single-key and fleet DAGs of a flavour share."""
     return {
@@ -85,7 +96,7 @@ def _dag_settings(name: str) -> dict[str, Any]:
         "default_args": {
             "owner": "retune",
             "retries": 2,
-            "retry_delay": timedelta(minutes=1),
+            "retry_delay": timedelta(seconds=retry_delay_seconds()),
             "retry_exponential_backoff": 2.0,
             "max_retry_delay": timedelta(minutes=15),
         },
