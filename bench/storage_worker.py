@@ -1,8 +1,8 @@
 """One worker process of the ``storage_trials_per_second`` benchmark.
 
 ``python bench/storage_worker.py OPTUNA_URL STUDY N_TRIALS WORKER`` loads the study, prints
-``ready`` and waits for a line on stdin (so interpreter start-up is not timed), then runs the production worker
-loop (``work_on_stage``: advisory lock, stale-trial check, budget count, heartbeats) with a
+``ready`` and waits for a line on stdin (so interpreter start-up is not timed), then runs the
+production worker loop (``work_on_stage``: advisory lock, stale-trial check, budget count, heartbeats) with a
 trivial objective until the study holds N_TRIALS finished trials. Prints one JSON line: its
 trials and how long it held the study's lock.
 """

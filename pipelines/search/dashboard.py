@@ -18,7 +18,9 @@ def study_link(dashboard_url: str | None, optuna_url: str, study_name: str | Non
     import optuna
 
     try:
-        storage = optuna.storages.RDBStorage(optuna_url, skip_compatibility_check=True, skip_table_creation=True)
+        storage = optuna.storages.RDBStorage(
+            optuna_url, skip_compatibility_check=True, skip_table_creation=True
+        )
         study_id = storage.get_study_id_from_name(study_name)
     except KeyError:
         return None

@@ -20,6 +20,8 @@ from conftest import AS_OF, ROOT
 from optuna.trial import TrialState
 from throwaway_pg import throwaway_database
 
+from test_review import planted_bars
+
 from pipelines.context import safe_run_id
 from pipelines.search.study import fresh_trials, study_name
 
@@ -31,7 +33,8 @@ WORKERS = ("w1", "w2")
 
 def tiny_config(model_key: str) -> dict:
     """The daily config cut down so a trial takes seconds: 2-seed ensembles of one small LSTM
-    layer, 12 epochs, no race; the gate's statistical checks off, so a run promotes on its own."""
+    layer, 12 epochs, no race; the gate's statistical checks off, so a run on the planted bars
+    (a signal a small LSTM finds) promotes on its own."""
     daily = yaml.safe_load((ROOT / "pipelines" / "defaults" / "daily.yaml").read_text())
     space = {k: v for k, v in daily["search_space"].items() if k not in ("hidden_size", "num_layers")}
     space["seq_len"] = {"type": "int", "low": 5, "high": 10, "step": 5}
@@ -50,13 +53,16 @@ def tiny_config(model_key: str) -> dict:
         "dsr_threshold": 0.0,
         "benchmark_alpha": 1.0,
         "holdout_benchmark_alpha": 1.0,
+        "max_drawdown_limit": 1.0,
         "champion_alpha": 1.0,
+        "champion_margin": -1.0e9,
     }
 
 
 @pytest.fixture(scope="module")
 def celery(e2e_env, postgres_url, tmp_path_factory):
     base = tmp_path_factory.mktemp("celery")
+    planted_bars().to_csv(Path(e2e_env["RETUNE_DATA_DIR"]) / "planted.csv", index=False)
     home = base / "var"
     (home / "configs").mkdir(parents=True)
     for key in ("celery_both", "celery_kill", "fleet_a", "fleet_b", "fleet_c"):
@@ -83,7 +89,7 @@ def celery(e2e_env, postgres_url, tmp_path_factory):
 
 
 def conf(config: str, **extra) -> dict:
-    return {"data": "csv:good.csv", "n_trials": N_TRIALS, "as_of": AS_OF, "config": config, **extra}
+    return {"data": "csv:planted.csv", "n_trials": N_TRIALS, "as_of": AS_OF, "config": config, **extra}
 
 
 def finished_run(stack: CeleryStack, dag_id: str, run_id: str) -> dict:
@@ -142,11 +148,18 @@ def test_a_celery_worker_killed_mid_trial_costs_no_trial_and_promotes_once(celer
     engine = sa.create_engine(celery.store_url)
     with engine.connect() as conn:
         versions = conn.execute(
-            sa.text("SELECT version, state, source_run FROM retune_config_versions WHERE model_key = 'celery_kill'")
+            sa.text(
+                "SELECT version, state, source_run FROM retune_config_versions "
+                "WHERE model_key = 'celery_kill'"
+            )
         ).all()
-        actions = conn.execute(
-            sa.text("SELECT action FROM retune_audit WHERE model_key = 'celery_kill' ORDER BY id")
-        ).scalars().all()
+        actions = (
+            conn.execute(
+                sa.text("SELECT action FROM retune_audit WHERE model_key = 'celery_kill' ORDER BY id")
+            )
+            .scalars()
+            .all()
+        )
     engine.dispose()
     assert [tuple(v) for v in versions] == [(1, "active", safe_run_id("daily", run_id))]
     assert actions.count("promote") == 1, actions

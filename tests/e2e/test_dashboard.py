@@ -51,7 +51,9 @@ def dashboard(postgres_url, tmp_path):
                 get(f"{base}/api/meta")
                 break
             if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"make dashboard did not come up:\n{(tmp_path / 'dashboard.log').read_text()}")
+                raise RuntimeError(
+                    f"make dashboard did not come up:\n{(tmp_path / 'dashboard.log').read_text()}"
+                )
             time.sleep(0.5)
         yield base
     finally:
