@@ -18,9 +18,8 @@ import yaml
 from celery_stack import CeleryStack, redis_database
 from conftest import AS_OF, ROOT
 from optuna.trial import TrialState
-from throwaway_pg import throwaway_database
-
 from test_review import planted_bars
+from throwaway_pg import throwaway_database
 
 from pipelines.context import safe_run_id
 from pipelines.search.study import fresh_trials, study_name
