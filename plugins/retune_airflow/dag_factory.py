@@ -183,6 +183,18 @@ def review_tail(name: str, promote: Any, config: Any = None) -> None:
     [promote, recorded] >> publish
 
 
+def search_worker_placement() -> dict[str, str]:
+    """Where search workers run: ``RETUNE_SEARCH_POOL`` (an Airflow pool sized to what one study
+    serves, bench ``storage_trials_per_second``) and ``RETUNE_SEARCH_QUEUE`` (a Celery queue served
+    by the search machines); unset, Airflow's default pool and queue."""
+    placement = {}
+    for key, variable in (("pool", "RETUNE_SEARCH_POOL"), ("queue", "RETUNE_SEARCH_QUEUE")):
+        value = os.environ.get(variable, "").strip()
+        if value:
+            placement[key] = value
+    return placement
+
+
 def search_tasks(name: str) -> list[Any]:
     """prepare -> search_worker (mapped over the worker indices prepare returns) -> finalize.
 
@@ -192,7 +204,9 @@ def search_tasks(name: str) -> list[Any]:
     """
     prepare = PythonOperator(task_id="search", python_callable=prepare_search, op_kwargs={"dag_name": name})
     workers = (
-        task(task_id="search_worker")(search_worker).partial(dag_name=name).expand(worker=prepare.output)
+        task(task_id="search_worker", **search_worker_placement())(search_worker)
+        .partial(dag_name=name)
+        .expand(worker=prepare.output)
     )
     finalize = PythonOperator(
         task_id="search_finalize",

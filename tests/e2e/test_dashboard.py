@@ -28,8 +28,20 @@ def get(url: str) -> tuple[int, bytes]:
         return response.status, response.read()
 
 
+NAME = "retune-daily__dashboard-e2e"
+
+
 @pytest.fixture
-def dashboard(postgres_url, tmp_path):
+def study(postgres_url) -> optuna.Study:
+    """A study written as a search writes it (our storage, heartbeats on), before the dashboard
+    starts: optuna-dashboard reads a storage, it does not create one."""
+    study = optuna.create_study(study_name=NAME, storage=make_storage(postgres_url), direction="maximize")
+    study.optimize(lambda t: -((t.suggest_float("lr", 1e-4, 1e-2, log=True) - 3e-3) ** 2), n_trials=5)
+    return study
+
+
+@pytest.fixture
+def dashboard(study, postgres_url, tmp_path):
     """`make dashboard` (the venv as built; never reinstalled here) on the PostgreSQL store."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k != "MAKEFLAGS"}
@@ -62,12 +74,9 @@ def dashboard(postgres_url, tmp_path):
         process.wait(timeout=30)
 
 
-def test_the_dashboard_reads_a_study_from_postgresql(dashboard, postgres_url):
-    name = "retune-daily__dashboard-e2e"
-    study = optuna.create_study(study_name=name, storage=make_storage(postgres_url), direction="maximize")
-    study.optimize(lambda t: -((t.suggest_float("lr", 1e-4, 1e-2, log=True) - 3e-3) ** 2), n_trials=5)
-
-    listed = json.loads(get(f"{dashboard}/api/studies")[1])["studies"]
+def test_the_dashboard_reads_a_study_from_postgresql(dashboard, study, postgres_url):
+    name = NAME
+    listed = json.loads(get(f"{dashboard}/api/studies")[1])["study_summaries"]
     ours = next(s for s in listed if s["study_name"] == name)
     detail = json.loads(get(f"{dashboard}/api/studies/{ours['study_id']}")[1])
     assert len(detail["trials"]) == 5 and {t["state"] for t in detail["trials"]} == {"Complete"}
