@@ -28,7 +28,7 @@ from throwaway_pg import throwaway_database
 from pipelines.search.study import PREPARED, make_storage
 
 NAME = "storage_trials_per_second"
-TRIALS = 300
+TRIALS = 200
 ORDER = (1, 4, 16, 16, 4, 1)
 WORKER = Path(__file__).with_name("storage_worker.py")
 
