@@ -17,6 +17,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from statistics import median
@@ -33,21 +34,45 @@ ORDER = (1, 4, 16, 16, 4, 1)
 WORKER = Path(__file__).with_name("storage_worker.py")
 
 
-def cpu_ticks() -> tuple[float, float]:
-    """(busy CPU seconds of the machine, CPU seconds of PostgreSQL's processes) so far."""
-    tick = os.sysconf("SC_CLK_TCK")
+def busy_cpu_s() -> float:
+    """Busy CPU seconds of the whole machine so far (``/proc/stat``)."""
     fields = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
-    busy = (sum(fields[:8]) - fields[3] - fields[4]) / tick
-    postgres = 0.0
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            text = stat.read_text()
-        except OSError:
-            continue
-        if "(postgres)" in text:
-            rest = text.rpartition(")")[2].split()
-            postgres += (int(rest[11]) + int(rest[12])) / tick
-    return busy, postgres
+    return (sum(fields[:8]) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
+
+
+class PostgresCpu:
+    """CPU seconds PostgreSQL's processes spend while it runs, sampled every 0.2 s: a backend's
+    time is read while it lives (a worker's connections end with the worker)."""
+
+    def __init__(self) -> None:
+        self.seen: dict[int, float] = {}
+        self.start: dict[int, float] = self._sample()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    @staticmethod
+    def _sample() -> dict[int, float]:
+        tick, out = os.sysconf("SC_CLK_TCK"), {}
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                text = stat.read_text()
+            except OSError:
+                continue
+            if "(postgres)" in text:
+                rest = text.rpartition(")")[2].split()
+                out[int(stat.parent.name)] = (int(rest[11]) + int(rest[12])) / tick
+        return out
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.2):
+            self.seen.update(self._sample())
+
+    def stop(self) -> float:
+        self._stop.set()
+        self._thread.join()
+        self.seen.update(self._sample())
+        return sum(cpu - self.start.get(pid, 0.0) for pid, cpu in self.seen.items())
 
 
 def one_arm(url: str, workers: int, tag: str) -> dict:
@@ -70,14 +95,14 @@ def one_arm(url: str, workers: int, tag: str) -> dict:
         if line.strip() != "ready":
             raise RuntimeError(f"a storage worker did not start: {line}{p.communicate()[1][-3000:]}")
     load_before = os.getloadavg()[0]
-    busy0, pg0 = cpu_ticks()
+    busy0, postgres = busy_cpu_s(), PostgresCpu()
     started = time.perf_counter()
     for p in procs:
         p.stdin.write("go\n")  # type: ignore[union-attr]
         p.stdin.flush()  # type: ignore[union-attr]
     outs = [p.communicate() for p in procs]
     wall = time.perf_counter() - started
-    busy1, pg1 = cpu_ticks()
+    busy1, postgres_s = busy_cpu_s(), postgres.stop()
     failed = [err[-2000:] for p, (_, err) in zip(procs, outs, strict=True) if p.returncode != 0]
     if failed:
         raise RuntimeError(f"{workers}-worker arm failed:\n" + "\n".join(failed))
@@ -103,7 +128,7 @@ def one_arm(url: str, workers: int, tag: str) -> dict:
         "lock_held_share": round(lock_held / wall, 3),
         "lock_ms_per_trial": round(1000 * lock_held / TRIALS, 2),
         "cpu_busy_share": round((busy1 - busy0) / wall / (os.cpu_count() or 1), 3),
-        "postgres_cpu_share": round((pg1 - pg0) / wall / (os.cpu_count() or 1), 3),
+        "postgres_cpu_share": round(postgres_s / wall / (os.cpu_count() or 1), 3),
         "first_quarter_trials_per_s": rate(finished[:quarter]),
         "last_quarter_trials_per_s": rate(finished[-quarter:]),
         "problems": abs(len(finished) - TRIALS) + len(left),

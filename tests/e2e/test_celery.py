@@ -205,4 +205,3 @@ def test_a_fleet_of_three_model_keys_on_the_two_workers(celery):
         ).all()
     engine.dispose()
     assert sorted(tuple(r) for r in runs) == [(k, "success", 2) for k in keys]
-    assert Path(celery.home).is_dir()
