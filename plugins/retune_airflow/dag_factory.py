@@ -183,11 +183,11 @@ def review_tail(name: str, promote: Any, config: Any = None) -> None:
     [promote, recorded] >> publish
 
 
-def search_worker_placement() -> dict[str, str]:
+def search_worker_placement() -> dict[str, Any]:
     """Where search workers run: ``RETUNE_SEARCH_POOL`` (an Airflow pool sized to what one study
     serves, bench ``storage_trials_per_second``) and ``RETUNE_SEARCH_QUEUE`` (a Celery queue served
     by the search machines); unset, Airflow's default pool and queue."""
-    placement = {}
+    placement: dict[str, Any] = {}
     for key, variable in (("pool", "RETUNE_SEARCH_POOL"), ("queue", "RETUNE_SEARCH_QUEUE")):
         value = os.environ.get(variable, "").strip()
         if value:
