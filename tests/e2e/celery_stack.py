@@ -86,6 +86,11 @@ class CeleryStack(AirflowStack):
     def start_workers(self, *names: str, timeout: float = 180) -> None:
         """Celery workers (concurrency 1, task libraries preloaded), each a process group of its own;
         returns once every one of them has said it is ready."""
+        self.launch_workers(*names)
+        self.wait_for_workers(*names, timeout=timeout)
+
+    def launch_workers(self, *names: str) -> None:
+        """Start the workers without waiting: they preload while the caller waits for something else."""
         for name in names:
             log = (self.home / f"worker-{name}.log").open("w")
             self.workers[name] = subprocess.Popen(
@@ -97,6 +102,9 @@ class CeleryStack(AirflowStack):
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )  # fmt: skip
+
+    def wait_for_workers(self, *names: str, timeout: float = 180) -> None:
+        """Until each worker's log says it is ready."""
         deadline = time.monotonic() + timeout
         for name in names:
             log = self.home / f"worker-{name}.log"

@@ -80,9 +80,10 @@ def celery(e2e_env, postgres_url, tmp_path_factory):
         redis_database() as redis_db,
         CeleryStack(env, base / "airflow", metadata_url, redis_db) as stack,
     ):
-        stack.start_workers(*WORKERS)
+        stack.launch_workers(*WORKERS)  # they preload the task libraries while the DAGs are parsed
         stack.wait_for_dag("retune_daily")
         stack.wait_for_dag("retune_daily_fleet")
+        stack.wait_for_workers(*WORKERS)
         stack.store_url = postgres_url
         yield stack
 
