@@ -20,11 +20,12 @@ export PYTHONWARNINGS ?= ignore::DeprecationWarning,ignore::FutureWarning
 # review, so under policy review a passing gate would wait for an answer from the Airflow UI.
 DEMO_CONF := {"data": "sample:sp500", "as_of": "2018-12-31", "n_trials": 24, "timeout_minutes": 8, "config": "demo"}
 
-.PHONY: help install browser demo airflow test lint bench clean
+.PHONY: help install browser demo airflow dashboard test lint bench clean
 help:
 	@echo "make demo     - install, initialize stores, run retune_daily once through Airflow on S&P 500 bars"
 	@echo "make test     - the test suite (what CI runs)"
 	@echo "make airflow  - local Airflow UI (api-server, scheduler, dag-processor, triggerer) on :8080 (AIRFLOW_PORT=N)"
+	@echo "make dashboard - optuna-dashboard on the study storage (RETUNE_OPTUNA_URL) on :8081 (DASHBOARD_PORT=N)"
 	@echo "make lint     - ruff, mypy and the import contracts"
 	@echo "make bench    - benchmarks into bench/results.json (ONLY=NAME for one)"
 
@@ -56,6 +57,16 @@ airflow: init
 	AIRFLOW__API__PORT=$(AIRFLOW_PORT) \
 	  AIRFLOW__CORE__EXECUTION_API_SERVER_URL=http://localhost:$(AIRFLOW_PORT)/execution/ \
 	  exec $(BIN)/python -m retune_airflow.standalone
+
+# optuna-dashboard on the studies the searches write: the storage `retune` itself uses
+# (RETUNE_OPTUNA_URL, else RETUNE_DB_URL, else var/retune.db). It has no login and can edit
+# studies: it listens on loopback unless DASHBOARD_HOST says otherwise. Set RETUNE_DASHBOARD_URL
+# (e.g. http://127.0.0.1:8081) where reports and the Retune page are made, and they link to it.
+DASHBOARD_PORT ?= 8081
+DASHBOARD_HOST ?= 127.0.0.1
+dashboard: install
+	exec $(BIN)/optuna-dashboard --host $(DASHBOARD_HOST) --port $(DASHBOARD_PORT) \
+	  "$$($(BIN)/python -c 'from pipelines.settings import load_settings; print(load_settings().optuna_url)')"
 
 # Debian's chromium, for the test that opens the report in a real browser.
 browser:

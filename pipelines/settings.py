@@ -10,6 +10,7 @@ from pathlib import Path
 from pipelines.terms import CONFIG_NAME_PATTERN
 
 CONFIG_NAME = re.compile(CONFIG_NAME_PATTERN)
+DASHBOARD_URL = re.compile(r"^https?://[^\s/?#\"'<>]+(/[^\s?#\"'<>]*)?$")
 
 
 @dataclass(frozen=True)
@@ -17,6 +18,7 @@ class Settings:
     home: Path
     db_url: str
     optuna_url: str
+    dashboard_url: str | None = None  # optuna-dashboard on optuna_url: reports and the UI link runs to it
 
     @property
     def reports_dir(self) -> Path:
@@ -50,8 +52,22 @@ class Settings:
 
 
 def load_settings() -> Settings:
-    """Read RETUNE_HOME / RETUNE_DB_URL / RETUNE_OPTUNA_URL; defaults keep everything under ./var."""
+    """Read RETUNE_HOME / RETUNE_DB_URL / RETUNE_OPTUNA_URL / RETUNE_DASHBOARD_URL; defaults keep
+    everything under ./var and link to no dashboard."""
     home = Path(os.environ.get("RETUNE_HOME", "var")).expanduser().resolve()
     db_url = os.environ.get("RETUNE_DB_URL") or f"sqlite:///{home / 'retune.db'}"
     optuna_url = os.environ.get("RETUNE_OPTUNA_URL") or db_url
-    return Settings(home=home, db_url=db_url, optuna_url=optuna_url)
+    return Settings(home=home, db_url=db_url, optuna_url=optuna_url, dashboard_url=dashboard_url())
+
+
+def dashboard_url() -> str | None:
+    """``RETUNE_DASHBOARD_URL``: where people open optuna-dashboard (``http(s)://host[:port][/prefix]``)."""
+    raw = os.environ.get("RETUNE_DASHBOARD_URL", "").strip()
+    if not raw:
+        return None
+    if not DASHBOARD_URL.match(raw):
+        raise ValueError(
+            f"RETUNE_DASHBOARD_URL={raw!r}: an http:// or https:// URL of optuna-dashboard, "
+            "e.g. http://127.0.0.1:8081"
+        )
+    return raw.rstrip("/")

@@ -23,6 +23,7 @@ from pipelines.runfolder import (
     SearchRecord,
     ValidationRecord,
 )
+from pipelines.search.dashboard import study_link
 from pipelines.store.repository import Repository
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -83,6 +84,7 @@ def write_report(ctx: RunContext, repo: Repository) -> Path:
         calendar=ctx.calendar,
         active_version=active.version if active else None,
         diff=config_diff(active.params if active else None, search.best_params),
+        dashboard_link=study_link(ctx.settings.dashboard_url, ctx.settings.optuna_url, search.study),
         plotly_js=get_plotlyjs(),
         fig_history=figures.optimization_history(study),
         fig_importance=figures.param_importances(study),

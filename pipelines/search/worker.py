@@ -12,6 +12,7 @@ again, so the killed trial is retried, not lost, and never counted twice.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import time
@@ -135,39 +136,42 @@ def run_worker(
     started = time.monotonic()
     deadline = started + settings.timeout_minutes * 60
     lock = StudyLock(storage_url, study.study_name)
-    for stage, budget in stages:
-        stage_space = model_space
-        if stage == "fine":
-            best = best_fresh_trial(study)
-            if best is None:
-                break
-            stage_space = refine(model_space, best.params)
-            study.sampler = make_sampler(
-                settings.mode, stage_space, worker_seed(config.seed + 1, worker), config.sampler
+    try:
+        for stage, budget in stages:
+            stage_space = model_space
+            if stage == "fine":
+                best = best_fresh_trial(study)
+                if best is None:
+                    break
+                stage_space = refine(model_space, best.params)
+                study.sampler = make_sampler(
+                    settings.mode, stage_space, worker_seed(config.seed + 1, worker), config.sampler
+                )
+            target = budget
+            if settings.mode == "grid":
+                target = min(budget, grid_size(grid(model_space)))
+            objective = make_objective(data, config, stage_space, settings.objective, grid_)
+            log.info(
+                "search worker %d: %s stage to %d finished trials (%s/%s, objective=%s, %d strategy "
+                "variants each, timeout %.1f min) in %s",
+                worker,
+                stage,
+                target,
+                settings.mode,
+                config.sampler,
+                settings.objective,
+                grid_.size,
+                settings.timeout_minutes,
+                study.study_name,
             )
-        target = budget
-        if settings.mode == "grid":
-            target = min(budget, grid_size(grid(model_space)))
-        objective = make_objective(data, config, stage_space, settings.objective, grid_)
-        log.info(
-            "search worker %d: %s stage to %d finished trials (%s/%s, objective=%s, %d strategy "
-            "variants each, timeout %.1f min) in %s",
-            worker,
-            stage,
-            target,
-            settings.mode,
-            config.sampler,
-            settings.objective,
-            grid_.size,
-            settings.timeout_minutes,
-            study.study_name,
-        )
-        if not _work_on_stage(study, objective, stage, target, deadline, lock, started, patience, worker):
-            break
+            if not work_on_stage(study, objective, stage, target, deadline, lock, started, patience, worker):
+                break
+    finally:
+        lock.close()  # its connection, and the lock if a failure left it held
     return study
 
 
-def _work_on_stage(
+def work_on_stage(
     study: optuna.Study,
     objective: Callable[[optuna.Trial], float],
     stage: str,
@@ -178,7 +182,10 @@ def _work_on_stage(
     patience: int,
     worker: int,
 ) -> bool:
-    """Run trials of ``stage`` until the study holds ``target`` finished ones (True) or time is up."""
+    """Run trials of ``stage`` until the study holds ``target`` finished ones (True) or time is up.
+
+    The worker loop itself, apart from how the objective is made: the storage benchmark runs it
+    with a trivial objective to measure what one study sustains."""
     poll = 1.0  # a waiting worker re-reads the study this often: it exits within 1 s of the last trial
     outage_since: float | None = None
     while time.monotonic() < deadline:
@@ -254,40 +261,57 @@ def refine(space: dict[str, ParamSpec], best: dict[str, Any], fraction: float = 
 class StudyLock:
     """Serializes "count the budget, then take a trial" across the workers of one study.
 
-    A PostgreSQL session-level advisory lock keyed by the study name, on its own connection:
-    if the worker dies the server drops the connection and the lock with it. SQLite takes one
-    worker only, so there it is a no-op.
+    A PostgreSQL session-level advisory lock keyed by the study name, on a connection of its own
+    that the worker keeps (one server backend per worker, not one per trial): if the worker dies
+    the server drops the connection and the lock with it; if the connection breaks, the next
+    ``with`` opens a new one. SQLite takes one worker only, so there it is a no-op.
     """
 
     def __init__(self, url: str, name: str) -> None:
         self._engine = None if is_sqlite(url) else sa.create_engine(url, poolclass=sa.pool.NullPool)
         self._key = advisory_key(name)
         self._conn: sa.Connection | None = None
+        self._held = False
+        self._since = 0.0
+        self.held_seconds = 0.0  # how long this worker held the lock in all: the bench reads it
 
     def __enter__(self) -> StudyLock:
         if self._engine is not None:
-            conn = self._engine.connect()
             try:
-                conn.execute(sa.text("SELECT pg_advisory_lock(:key)"), {"key": self._key})
+                if self._conn is None:  # autocommit: no transaction left open between trials
+                    self._conn = self._engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+                self._conn.execute(sa.text("SELECT pg_advisory_lock(:key)"), {"key": self._key})
             except BaseException:
-                conn.close()
+                self._drop()  # a lock it may have got goes with the connection
                 raise
-            self._conn = conn
+            self._held = True
+        self._since = time.monotonic()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.release()
 
     def release(self) -> None:
-        conn, self._conn = self._conn, None
-        if conn is None:
+        if not self._held:
             return
+        self._held = False
+        self.held_seconds += time.monotonic() - self._since
         try:
-            conn.execute(sa.text("SELECT pg_advisory_unlock(:key)"), {"key": self._key})
+            assert self._conn is not None
+            self._conn.execute(sa.text("SELECT pg_advisory_unlock(:key)"), {"key": self._key})
         except sa.exc.SQLAlchemyError:
-            pass  # the connection is gone, and the server released the lock with it
-        finally:
-            conn.close()
+            self._drop()  # the connection is gone, and the server released the lock with it
+
+    def close(self) -> None:
+        """Release the lock if held and close the connection (a worker that is done)."""
+        self.release()
+        self._drop()
+
+    def _drop(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            with contextlib.suppress(sa.exc.SQLAlchemyError):
+                conn.close()
 
 
 def _claimed(objective: Callable[[optuna.Trial], float], stage: str, lock: StudyLock, worker: int):

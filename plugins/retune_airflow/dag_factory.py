@@ -76,6 +76,17 @@ def schedule_for(name: str, default: str | None = None) -> str | None:
     return None if value.strip().lower() in ("", "none", "off") else value.strip()
 
 
+def retry_delay_seconds(default: int = 60) -> int:
+    """``RETUNE_RETRY_DELAY_SECONDS``: how long a failed task waits before its first retry (then
+    doubling, up to 15 minutes). A search worker whose machine died resumes the study on retry."""
+    raw = os.environ.get("RETUNE_RETRY_DELAY_SECONDS", "").strip()
+    if not raw:
+        return default
+    if not raw.isdigit() or int(raw) < 1:
+        raise ValueError(f"RETUNE_RETRY_DELAY_SECONDS={raw!r}: a whole number of seconds >= 1")
+    return int(raw)
+
+
 def _dag_settings(name: str) -> dict[str, Any]:
     """What the single-key and fleet DAGs of a flavour share."""
     return {
@@ -85,7 +96,7 @@ def _dag_settings(name: str) -> dict[str, Any]:
         "default_args": {
             "owner": "retune",
             "retries": 2,
-            "retry_delay": timedelta(minutes=1),
+            "retry_delay": timedelta(seconds=retry_delay_seconds()),
             "retry_exponential_backoff": 2.0,
             "max_retry_delay": timedelta(minutes=15),
         },
@@ -172,6 +183,18 @@ def review_tail(name: str, promote: Any, config: Any = None) -> None:
     [promote, recorded] >> publish
 
 
+def search_worker_placement() -> dict[str, Any]:
+    """Where search workers run: ``RETUNE_SEARCH_POOL`` (an Airflow pool sized to what one study
+    serves, bench ``storage_trials_per_second``) and ``RETUNE_SEARCH_QUEUE`` (a Celery queue served
+    by the search machines); unset, Airflow's default pool and queue."""
+    placement: dict[str, Any] = {}
+    for key, variable in (("pool", "RETUNE_SEARCH_POOL"), ("queue", "RETUNE_SEARCH_QUEUE")):
+        value = os.environ.get(variable, "").strip()
+        if value:
+            placement[key] = value
+    return placement
+
+
 def search_tasks(name: str) -> list[Any]:
     """prepare -> search_worker (mapped over the worker indices prepare returns) -> finalize.
 
@@ -181,7 +204,9 @@ def search_tasks(name: str) -> list[Any]:
     """
     prepare = PythonOperator(task_id="search", python_callable=prepare_search, op_kwargs={"dag_name": name})
     workers = (
-        task(task_id="search_worker")(search_worker).partial(dag_name=name).expand(worker=prepare.output)
+        task(task_id="search_worker", **search_worker_placement())(search_worker)
+        .partial(dag_name=name)
+        .expand(worker=prepare.output)
     )
     finalize = PythonOperator(
         task_id="search_finalize",

@@ -69,7 +69,8 @@ def index() -> str:
     from pipelines.store.repository import Repository
 
     status = status_payload(limit=50, repair=False)  # a page view never writes
-    repo = Repository(load_settings().db_url)
+    settings = load_settings()
+    repo = Repository(settings.db_url)
     try:
         audit = repo.audit_log(limit=100)
         proposals = {(v.model_key, v.source_run): v for v in repo.list_config_versions()}
@@ -88,6 +89,8 @@ def index() -> str:
                 "model_key": run.model_key if run is not None else "",
                 "proposal": f"v{proposal.version} {proposal.state}" if proposal is not None else "",
                 "airflow_url": airflow_run_url(*airflow) if airflow else None,
+                # optuna-dashboard, when configured: the link resolves the study's id on click
+                "study": bool(settings.dashboard_url and run is not None and run.study_name),
             }
         )
     return _environment().get_template("index.html.j2").render(status=status, runs=rows, audit=audit)
@@ -128,6 +131,27 @@ def from_airflow(dag_id: str, dag_run_id: str) -> RedirectResponse | HTMLRespons
         )
         .render(dag_run_id=dag_run_id, runs=runs)
     )
+
+
+@app.get("/studies/{run_id}", response_model=None)
+def study(run_id: str) -> RedirectResponse:
+    """The run's Optuna study in optuna-dashboard (``RETUNE_DASHBOARD_URL``)."""
+    from pipelines.search.dashboard import study_link
+    from pipelines.settings import load_settings
+    from pipelines.store.repository import Repository
+
+    settings = load_settings()
+    if not settings.dashboard_url:
+        raise HTTPException(status_code=404, detail="no optuna-dashboard configured (RETUNE_DASHBOARD_URL)")
+    repo = Repository(settings.db_url)
+    try:
+        run = repo.get_run(run_id)
+    finally:
+        repo.close()
+    link = study_link(settings.dashboard_url, settings.optuna_url, run.study_name if run else None)
+    if link is None:
+        raise HTTPException(status_code=404, detail=f"no study for run {run_id!r}")
+    return RedirectResponse(link, status_code=303)
 
 
 @app.get("/reports/{run_id}", response_model=None)

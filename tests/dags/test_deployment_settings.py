@@ -72,3 +72,21 @@ def test_the_scheduler_preload_imports_the_task_libraries_and_starts_no_thread()
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.split()[-4:] == ["1", "True", "True", "True"]
+
+
+def test_search_workers_pool_queue_and_retry_delay_come_from_the_environment(monkeypatch):
+    from datetime import timedelta
+
+    from retune_airflow.dag_factory import build_dag
+
+    default = build_dag("daily").get_task("search_worker")
+    assert default.pool == "default_pool" and default.retry_delay == timedelta(minutes=1)
+    monkeypatch.setenv("RETUNE_SEARCH_POOL", "retune_search")
+    monkeypatch.setenv("RETUNE_SEARCH_QUEUE", "search")
+    monkeypatch.setenv("RETUNE_RETRY_DELAY_SECONDS", "5")
+    placed = build_dag("daily").get_task("search_worker")
+    assert (placed.pool, placed.queue) == ("retune_search", "search")
+    assert placed.retry_delay == timedelta(seconds=5)
+    monkeypatch.setenv("RETUNE_RETRY_DELAY_SECONDS", "soon")
+    with pytest.raises(ValueError, match="RETUNE_RETRY_DELAY_SECONDS='soon': a whole number of seconds"):
+        build_dag("daily")

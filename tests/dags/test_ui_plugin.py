@@ -161,3 +161,36 @@ def test_airflow_loads_the_plugin(tmp_path):
     plugins = {p["name"]: p for p in json.loads(out.stdout)}
     assert "retune" in plugins
     assert "/retune" in json.dumps(plugins["retune"])
+
+
+def test_each_run_links_to_its_study_when_a_dashboard_is_configured(client, monkeypatch):
+    import optuna
+
+    from pipelines.settings import load_settings
+    from pipelines.store.repository import Repository
+
+    settings = load_settings()
+    optuna.create_study(study_name="retune-daily__r1", storage=settings.optuna_url)
+    repo = Repository(settings.db_url)
+    repo.update_run("daily__r1", study_name="retune-daily__r1")
+    repo.close()
+    assert 'href="studies/' not in client.get("/").text  # no dashboard configured: no link
+    assert client.get("/studies/daily__r1", follow_redirects=False).status_code == 404
+
+    monkeypatch.setenv("RETUNE_DASHBOARD_URL", "http://dash.example:8081/")
+    assert 'href="studies/daily__r1"' in client.get("/").text
+    assert 'href="studies/daily__f1__spx_cfg"' not in client.get("/").text  # that run has no study
+    jump = client.get("/studies/daily__r1", follow_redirects=False)
+    study_id = optuna.storages.RDBStorage(settings.optuna_url).get_study_id_from_name("retune-daily__r1")
+    assert jump.status_code == 303
+    assert jump.headers["location"] == f"http://dash.example:8081/dashboard/studies/{study_id}"
+    assert client.get("/studies/daily__f1__spx_cfg", follow_redirects=False).status_code == 404
+
+
+@pytest.mark.parametrize("bad", ["dash.example:8081", "javascript:alert(1)", "http://a b", "ftp://x"])
+def test_a_dashboard_url_that_is_not_http_is_refused_with_its_name(monkeypatch, bad):
+    from pipelines.settings import load_settings
+
+    monkeypatch.setenv("RETUNE_DASHBOARD_URL", bad)
+    with pytest.raises(ValueError, match="RETUNE_DASHBOARD_URL=.*an http:// or https:// URL"):
+        load_settings()

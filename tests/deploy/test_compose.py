@@ -39,7 +39,7 @@ AIRFLOW_COMMANDS = {
     "airflow-scheduler": "python -m retune_airflow.scheduler",  # `airflow scheduler`, warm imports
     "airflow-dag-processor": "dag-processor",
     "airflow-triggerer": "triggerer",
-    "airflow-worker": "celery worker",
+    "airflow-worker": "python -m retune_airflow.celery_worker",  # `airflow celery worker`, warm imports
 }
 # The stores every task, the api-server's Retune page and the dashboard must agree on.
 STORE_URLS = ("RETUNE_DB_URL", "RETUNE_OPTUNA_URL", "AIRFLOW_CONN_RETUNE_DB")

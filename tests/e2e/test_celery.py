@@ -1,0 +1,208 @@
+"""Retune on CeleryExecutor, for real: api-server, scheduler and dag-processor on a throwaway
+PostgreSQL metadata database, Redis as the broker (a database index of its own, flushed after),
+two Celery workers as separate processes (concurrency 1 each), our store and the Optuna studies
+on PostgreSQL. Runs are triggered through the REST API. One stack serves every test here, in
+order: a run whose two search workers land on both Celery workers, a run that loses a Celery
+worker (SIGKILL) in the middle of a trial, and a fleet run of three model keys on the two workers.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+import sqlalchemy as sa
+import yaml
+from celery_stack import CeleryStack, redis_database
+from conftest import AS_OF, ROOT
+from optuna.trial import TrialState
+from test_review import planted_bars
+from throwaway_pg import throwaway_database
+
+from pipelines.context import safe_run_id
+from pipelines.search.study import fresh_trials, study_name
+
+pytestmark = pytest.mark.slow
+
+N_TRIALS = 6
+WORKERS = ("w1", "w2")
+
+
+def tiny_config(model_key: str) -> dict:
+    """The daily config cut down so a trial takes seconds: 2-seed ensembles of one small LSTM
+    layer, 12 epochs, no race; the gate's statistical checks off, so a run on the planted bars
+    (a signal a small LSTM finds) promotes on its own."""
+    daily = yaml.safe_load((ROOT / "pipelines" / "defaults" / "daily.yaml").read_text())
+    space = {k: v for k, v in daily["search_space"].items() if k not in ("hidden_size", "num_layers")}
+    space["seq_len"] = {"type": "int", "low": 5, "high": 10, "step": 5}
+    return {
+        **daily,
+        "model_key": model_key,
+        "hidden_size": 8,
+        "num_layers": 1,
+        "seeds_per_trial": 2,
+        "epochs": 12,
+        "inner_val_fraction": 0,  # every epoch trains: trials last long enough (~3 s) to overlap
+        "finetune_epochs": 2,
+        "race_seeds": 0,
+        "search_space": space,
+        "promotion_policy": "auto",
+        "dsr_threshold": 0.0,
+        "benchmark_alpha": 1.0,
+        "holdout_benchmark_alpha": 1.0,
+        "max_drawdown_limit": 1.0,
+        "champion_alpha": 1.0,
+        "champion_margin": -1.0e9,
+    }
+
+
+@pytest.fixture(scope="module")
+def celery(e2e_env, postgres_url, tmp_path_factory):
+    base = tmp_path_factory.mktemp("celery")
+    planted_bars().to_csv(Path(e2e_env["RETUNE_DATA_DIR"]) / "planted.csv", index=False)
+    home = base / "var"
+    (home / "configs").mkdir(parents=True)
+    for key in ("celery_both", "celery_kill", "fleet_a", "fleet_b", "fleet_c"):
+        (home / "configs" / f"{key}.yaml").write_text(yaml.safe_dump(tiny_config(key)))
+    env = dict(
+        e2e_env,
+        RETUNE_HOME=str(home),
+        RETUNE_DB_URL=postgres_url,
+        RETUNE_HEARTBEAT_SECONDS="1",  # a killed worker's trial is stale after 2 s
+        RETUNE_RETRY_DELAY_SECONDS="2",  # and its task is retried seconds later, not a minute
+        RETUNE_DAILY_FLEET_SCHEDULE="none",
+        RETUNE_HOURLY_SCHEDULE="none",  # no scheduled run takes a worker from the runs under test
+    )
+    with (
+        throwaway_database(prefix="airflow_meta") as metadata_url,
+        redis_database() as redis_db,
+        CeleryStack(env, base / "airflow", metadata_url, redis_db) as stack,
+    ):
+        stack.launch_workers(*WORKERS)  # they preload the task libraries while the DAGs are parsed
+        stack.wait_for_dag("retune_daily")
+        stack.wait_for_dag("retune_daily_fleet")
+        stack.wait_for_workers(*WORKERS)
+        stack.store_url = postgres_url
+        yield stack
+
+
+def conf(config: str, **extra) -> dict:
+    return {"data": "csv:planted.csv", "n_trials": N_TRIALS, "as_of": AS_OF, "config": config, **extra}
+
+
+def finished_run(stack: CeleryStack, dag_id: str, run_id: str) -> dict:
+    run = stack.wait_for_run(dag_id, run_id, timeout=600, poll=1)
+    states = stack.task_states(dag_id, run_id)
+    assert run["state"] == "success", f"{states}\n{stack.logs()}"
+    return states
+
+
+def study_of(stack: CeleryStack, run_id: str) -> optuna.Study:
+    name = study_name(safe_run_id("daily", run_id))
+    return optuna.load_study(study_name=name, storage=stack.store_url)
+
+
+def test_search_workers_run_on_both_celery_workers(celery):
+    started = time.monotonic()
+    run_id = celery.trigger("retune_daily", conf("celery_both", workers=2), "celery-both")
+    finished_run(celery, "retune_daily", run_id)
+    hosts = celery.hostnames("retune_daily", run_id, "search_worker")
+    assert sorted(hosts) == sorted(WORKERS), hosts  # one mapped search worker on each Celery worker
+
+    trials = fresh_trials(study_of(celery, run_id))
+    finished = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
+    assert len(finished) == N_TRIALS and len(trials) == N_TRIALS, [t.state for t in trials]
+    assert {t.user_attrs["worker"] for t in finished} == {0, 1}  # both took trials
+    print(f"celery run with 2 workers: {time.monotonic() - started:.0f} s")
+
+
+def test_a_celery_worker_killed_mid_trial_costs_no_trial_and_promotes_once(celery):
+    run_id = celery.trigger("retune_daily", conf("celery_kill", workers=2), "celery-kill")
+    victim, map_index = wait_for_running_trial_on(celery, run_id, "w2")
+    celery.kill_worker("w2")
+
+    states = finished_run(celery, "retune_daily", run_id)
+    study = study_of(celery, run_id)
+    trials = fresh_trials(study)
+    by_state = {s: [t for t in trials if t.state == s] for s in TrialState}
+    assert len(by_state[TrialState.COMPLETE]) + len(by_state[TrialState.PRUNED]) == N_TRIALS
+    assert not by_state[TrialState.RUNNING] and not by_state[TrialState.WAITING]
+    killed = next(t for t in trials if t.number == victim)
+    assert killed.state == TrialState.FAIL  # failed as stale by the surviving worker
+    retried = [t for t in trials if t.system_attrs.get("failed_trial") == killed.number]
+    assert retried and retried[0].state == TrialState.COMPLETE and retried[0].params == killed.params
+
+    attempts = {
+        t["map_index"]: t
+        for t in celery.call("GET", f"/api/v2/dags/retune_daily/dagRuns/{run_id}/taskInstances")[
+            "task_instances"
+        ]
+        if t["task_id"] == "search_worker"
+    }
+    assert attempts[map_index]["try_number"] == 2 and attempts[map_index]["hostname"] == "w1"
+    assert states["promote"] == "success"
+
+    # exactly one config version, proposed and promoted once, by the run's one promote attempt
+    engine = sa.create_engine(celery.store_url)
+    with engine.connect() as conn:
+        versions = conn.execute(
+            sa.text(
+                "SELECT version, state, source_run FROM retune_config_versions "
+                "WHERE model_key = 'celery_kill'"
+            )
+        ).all()
+        actions = (
+            conn.execute(
+                sa.text("SELECT action FROM retune_audit WHERE model_key = 'celery_kill' ORDER BY id")
+            )
+            .scalars()
+            .all()
+        )
+    engine.dispose()
+    assert [tuple(v) for v in versions] == [(1, "active", safe_run_id("daily", run_id))]
+    assert actions.count("promote") == 1, actions
+    celery.start_workers("w2")  # back for the next test
+
+
+def wait_for_running_trial_on(stack: CeleryStack, run_id: str, worker: str, timeout: float = 300):
+    """(trial number, map index) of a trial running in the search worker that ``worker`` runs."""
+    deadline = time.monotonic() + timeout
+    name = study_name(safe_run_id("daily", run_id))
+    while time.monotonic() < deadline:
+        items = stack.call("GET", f"/api/v2/dags/retune_daily/dagRuns/{run_id}/taskInstances")[
+            "task_instances"
+        ]
+        mine = [
+            t["map_index"]
+            for t in items
+            if t["task_id"] == "search_worker" and t["hostname"] == worker and t["state"] == "running"
+        ]
+        if mine:
+            try:
+                study = optuna.load_study(study_name=name, storage=stack.store_url)
+            except KeyError:
+                study = None
+            for trial in fresh_trials(study) if study else []:
+                if trial.state == TrialState.RUNNING and trial.user_attrs.get("worker") == mine[0]:
+                    return trial.number, mine[0]
+        time.sleep(0.5)
+    raise TimeoutError(f"no trial ran on {worker}:\n{stack.logs()}")
+
+
+def test_a_fleet_of_three_model_keys_on_the_two_workers(celery):
+    keys = ["fleet_a", "fleet_b", "fleet_c"]
+    run_id = celery.trigger("retune_daily_fleet", conf("fleet_a", configs=keys, n_trials=2), "celery-fleet")
+    finished_run(celery, "retune_daily_fleet", run_id)
+    hosts = set(celery.hostnames("retune_daily_fleet", run_id, "model.search"))
+    assert hosts == set(WORKERS), hosts  # the keys' searches shared both workers
+
+    engine = sa.create_engine(celery.store_url)
+    with engine.connect() as conn:
+        runs = conn.execute(
+            sa.text("SELECT model_key, state, n_trials FROM retune_runs WHERE run_id LIKE :p"),
+            {"p": f"{safe_run_id('daily', run_id)}__%"},
+        ).all()
+    engine.dispose()
+    assert sorted(tuple(r) for r in runs) == [(k, "success", 2) for k in keys]
