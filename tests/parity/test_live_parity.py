@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import pipelines.predictor as predictor_module
-from models.networks import build_network
+from models.networks import FAMILIES, build_network
 from pipelines.config import HyperParams
 from pipelines.evaluation.parity import PARITY_TOLERANCE, batch_predictions, check_parity
 from pipelines.features.core import WARMUP, FeatureScaler, compute_features, next_return
@@ -37,8 +37,8 @@ def _predictor(
 
 @pytest.mark.parametrize(
     ("family", "horizons", "members"),
-    [("lstm", 1, 1), ("transformer", 1, 1), ("linear", 1, 1), ("lstm", 3, 1), ("lstm", 1, 4), ("lstm", 3, 3)]
-    + [("transformer", 1, 2)],
+    [(family, 1, 1) for family in FAMILIES]
+    + [("lstm", 3, 1), ("lstm", 1, 4), ("lstm", 3, 3), ("transformer", 1, 2)],
 )
 def test_live_updates_reproduce_the_training_path(make_bars, family, horizons, members):
     bars = make_bars(400, seed=11)
