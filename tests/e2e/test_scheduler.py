@@ -9,7 +9,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import AS_OF, BIN, run
+from e2e_support import AS_OF, BIN, run
 
 from devtools.airflow_stack import AirflowStack
 from devtools.throwaway_pg import throwaway_database
