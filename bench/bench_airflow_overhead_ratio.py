@@ -18,18 +18,16 @@ from __future__ import annotations
 import os
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests" / "e2e"))
+from devtools.airflow_stack import BIN, AirflowStack
+from devtools.throwaway_pg import throwaway_database
 
-from airflow_stack import BIN, AirflowStack  # noqa: E402
-from throwaway_pg import throwaway_database  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 NAME = "airflow_overhead_ratio"
 REPEATS = 3  # the first of each arm is the cold start (empty numba cache, first imports): reported apart

@@ -18,7 +18,6 @@ and trials left RUNNING or WAITING, over all runs; must be 0.
 from __future__ import annotations
 
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -27,10 +26,9 @@ from statistics import median
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests" / "e2e"))
 
-from celery_stack import CeleryStack, redis_database  # noqa: E402
-from throwaway_pg import throwaway_database  # noqa: E402
+from devtools.celery_stack import CeleryStack, redis_database  # noqa: E402
+from devtools.throwaway_pg import throwaway_database  # noqa: E402
 
 NAME = "celery_2_workers_speedup"
 TRIALS = 16

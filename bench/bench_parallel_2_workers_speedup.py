@@ -25,8 +25,8 @@ from statistics import median
 import optuna
 from optuna.trial import TrialState
 from parallel_worker import config, settings
-from throwaway_pg import throwaway_database
 
+from devtools.throwaway_pg import throwaway_database
 from pipelines.search.heartbeats import make_storage
 from pipelines.search.seeding import prepare_study
 from pipelines.search.study import study_name

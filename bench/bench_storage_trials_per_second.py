@@ -24,8 +24,8 @@ from statistics import median
 
 import optuna
 from optuna.trial import TrialState
-from throwaway_pg import throwaway_database
 
+from devtools.throwaway_pg import throwaway_database
 from pipelines.search.heartbeats import make_storage
 from pipelines.search.seeding import PREPARED
 

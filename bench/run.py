@@ -62,8 +62,8 @@ def main(argv: list[str] | None = None) -> int:
 
     # Before anything imports numba (vectorbt): keep the JIT cache inside bench/.
     os.environ.setdefault("NUMBA_CACHE_DIR", str(BENCH_DIR / ".cache" / "numba"))
-    # the project, the benchmarks' shared fixtures, and the tests' throwaway PostgreSQL databases
-    for path in (ROOT, BENCH_DIR, ROOT / "tests"):
+    # the project (with devtools/, shared with the tests) and the benchmarks' shared fixtures
+    for path in (ROOT, BENCH_DIR):
         if str(path) not in sys.path:
             sys.path.insert(0, str(path))
 

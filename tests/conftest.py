@@ -78,8 +78,7 @@ def postgres_url():
     PostgreSQL is required, not optional: if it is down the tests fail with a message that says so,
     because production runs on PostgreSQL and a silently skipped backend proves nothing.
     """
-    from throwaway_pg import PostgresUnavailable, throwaway_database
-
+    from devtools.throwaway_pg import PostgresUnavailable, throwaway_database
     from pipelines.store.migrate import upgrade
 
     try:

@@ -25,8 +25,20 @@ from pipelines.runfolder import (
 )
 from pipelines.search.dashboard import study_link
 from pipelines.store.repository import Repository
+from pipelines.terms import Decision
 
 TEMPLATES = Path(__file__).parent / "templates"
+
+
+def template_env() -> jinja2.Environment:
+    """The report's templates, with the gate's ``Decision`` terms as a global: the template
+    compares against them, so renaming a decision cannot silently skip a branch."""
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True, undefined=jinja2.StrictUndefined
+    )
+    env.filters["people"] = for_people
+    env.globals["Decision"] = Decision
+    return env
 
 
 def config_diff(active: dict[str, Any] | None, proposed: dict[str, Any]) -> list[dict[str, Any]]:
@@ -64,11 +76,8 @@ def write_report(ctx: RunContext, repo: Repository) -> Path:
     equity = pd.read_csv(ctx.report_dir / "best_equity.csv", index_col=0, parse_dates=True)
     active = repo.active_config(ctx.model_key)
     gate = gate_for_run(ctx, fresh=True)
-    env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True, undefined=jinja2.StrictUndefined
-    )
-    env.filters["people"] = for_people
-    html = env.get_template("report.html.j2").render(
+    template = template_env().get_template("report.html.j2")
+    html = template.render(
         ctx=ctx,
         params=ctx.params.model_dump(mode="json"),
         validation=validation.statistics,

@@ -47,6 +47,14 @@ from pipelines.windowing import PreparedData
 
 log = logging.getLogger(__name__)
 
+# Builds a stage's Optuna objective (data, config, stage space, objective name, strategy grid).
+# Production always uses the walk-forward ``make_objective``; the seam lets tests of the study's
+# bookkeeping (budget, resume, carry-over, stages) score trials without training a model.
+ObjectiveFactory = Callable[
+    [PreparedData, PipelineConfig, dict[str, ParamSpec], str, StrategyGrid],
+    Callable[[optuna.Trial], float],
+]
+
 
 def run_study(
     run_id: str,
@@ -57,6 +65,7 @@ def run_study(
     storage_url: str,
     incumbent: dict[str, Any] | None = None,
     previous_study: str | None = None,
+    objective_factory: ObjectiveFactory = make_objective,
 ) -> optuna.Study:
     """Create or resume the run's study and run trials in this process until the budget is spent.
 
@@ -65,7 +74,9 @@ def run_study(
     strategy grid on its predictions. Production's model parameters are trial 0.
     """
     prepare_study(run_id, config, space, settings, storage_url, incumbent, previous_study)
-    return run_worker(run_id, data, config, space, settings, storage_url, incumbent)
+    return run_worker(
+        run_id, data, config, space, settings, storage_url, incumbent, objective_factory=objective_factory
+    )
 
 
 @dataclass(frozen=True)
@@ -99,6 +110,7 @@ def run_worker(
     incumbent: dict[str, Any] | None = None,
     worker: int = 0,
     storage_patience_seconds: int | None = None,
+    objective_factory: ObjectiveFactory = make_objective,
 ) -> optuna.Study:
     """Work on the prepared study until it holds the budget of each stage, or the timeout.
 
@@ -150,7 +162,7 @@ def run_worker(
             target = budget
             if settings.mode == "grid":
                 target = min(budget, grid_size(grid(model_space)))
-            objective = make_objective(data, config, stage_space, settings.objective, grid_)
+            objective = objective_factory(data, config, stage_space, settings.objective, grid_)
             log.info(
                 "search worker %d: %s stage to %d finished trials (%s/%s, objective=%s, %d strategy "
                 "variants each, timeout %.1f min) in %s",

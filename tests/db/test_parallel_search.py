@@ -22,8 +22,8 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 from search_worker_main import SPACE, config, settings
-from throwaway_pg import PostgresUnavailable, throwaway_database
 
+from devtools.throwaway_pg import PostgresUnavailable, throwaway_database
 from pipelines.search.heartbeats import make_storage
 from pipelines.search.seeding import prepare_study
 from pipelines.search.study import study_name

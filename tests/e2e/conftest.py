@@ -3,38 +3,10 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
-from pathlib import Path
 
-import numpy as np
-import pandas as pd
 import pytest
 import yaml
-
-ROOT = Path(__file__).resolve().parents[2]
-BIN = Path(sys.executable).parent
-AS_OF = "2021-09-30"
-# A small training budget on top of the daily defaults, for runs that test the chain's plumbing
-# (two seeds still make an ensemble); `retune run` in test_cli.py runs the defaults as they are.
-PLUMBING_BUDGET = {"seeds_per_trial": 2, "epochs": 3}
-
-
-def random_walk_bars(n: int = 700, seed: int = 7, end: str = AS_OF) -> pd.DataFrame:
-    rng = np.random.default_rng(seed)
-    close = 100 * np.exp(np.cumsum(rng.normal(0.0003, 0.01, n)))
-    open_ = close * np.exp(rng.normal(0, 0.003, n))
-    spread = np.abs(rng.normal(0, 0.004, n))
-    return pd.DataFrame(
-        {
-            "timestamp": pd.bdate_range(end=end, periods=n),
-            "open": open_,
-            "high": np.maximum(open_, close) * (1 + spread),
-            "low": np.minimum(open_, close) * (1 - spread),
-            "close": close,
-            "volume": rng.integers(1_000, 10_000, n).astype(float),
-        }
-    )
+from e2e_support import PLUMBING_BUDGET, ROOT, random_walk_bars
 
 
 @pytest.fixture(scope="session")
@@ -70,7 +42,3 @@ def e2e_env(tmp_path_factory) -> dict[str, str]:
     env.pop("RETUNE_DB_URL", None)
     env.pop("RETUNE_OPTUNA_URL", None)
     return env
-
-
-def run(cmd: list[str], env: dict[str, str], timeout: int = 900) -> subprocess.CompletedProcess:
-    return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout, cwd=ROOT)

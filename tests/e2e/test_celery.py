@@ -15,12 +15,12 @@ import optuna
 import pytest
 import sqlalchemy as sa
 import yaml
-from celery_stack import CeleryStack, redis_database
-from conftest import AS_OF, ROOT
+from e2e_support import AS_OF, ROOT
 from optuna.trial import TrialState
 from test_review import planted_bars
-from throwaway_pg import throwaway_database
 
+from devtools.celery_stack import CeleryStack, redis_database
+from devtools.throwaway_pg import throwaway_database
 from pipelines.context import safe_run_id
 from pipelines.search.study import fresh_trials, study_name
 

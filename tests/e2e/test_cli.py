@@ -4,12 +4,21 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 from pathlib import Path
 
 import pytest
-from conftest import AS_OF, BIN, random_walk_bars, run
+from e2e_support import AS_OF, BIN, random_walk_bars, run
 
 RETUNE = str(BIN / "retune")
+
+
+def private_home(env: dict[str, str], tmp_path: Path) -> dict[str, str]:
+    """``env`` with a copy of its RETUNE_HOME, for a test that changes the store: the module's
+    shared homes keep config v1 active and cli-test as the latest run, whatever runs first."""
+    home = tmp_path / "var"
+    shutil.copytree(env["RETUNE_HOME"], home, symlinks=True)
+    return dict(env, RETUNE_HOME=str(home))
 
 
 @pytest.fixture(scope="module")
@@ -145,8 +154,8 @@ def test_hostile_data_and_run_ids_are_refused_and_change_nothing(hostile_env, ar
     assert run([RETUNE, "status", "--json"], env).stdout == before
 
 
-def test_a_file_that_is_not_bars_fails_the_run_without_quoting_it(hostile_env):
-    env, _, _ = hostile_env
+def test_a_file_that_is_not_bars_fails_the_run_without_quoting_it(hostile_env, tmp_path):
+    env = private_home(hostile_env[0], tmp_path)  # a failed run becomes the latest
     out = run([RETUNE, "run", "--data", "csv:passwd.csv", "--run-id", "not-bars"], env)
     assert out.returncode != 0
     assert "none of its 1 columns is a timestamp or date column" in out.stderr
@@ -158,9 +167,10 @@ def test_a_file_that_is_not_bars_fails_the_run_without_quoting_it(hostile_env):
         assert "SECRET" not in text and "root:" not in text
 
 
-def test_a_ten_fold_price_jump_stops_the_run_at_validation(hostile_env):
+def test_a_ten_fold_price_jump_stops_the_run_at_validation(hostile_env, tmp_path):
     """It used to pass 25/25 checks, then train and score on the jump."""
     env, data, _ = hostile_env
+    env = private_home(env, tmp_path)  # a failed run becomes the latest
     bars = random_walk_bars()
     bars.loc[500:, ["open", "high", "low", "close"]] *= 10
     bars.to_csv(data / "jump.csv", index=False)
@@ -194,9 +204,9 @@ def test_review_commands_refuse_bad_input_and_change_nothing(promoted_env, args,
     assert run([RETUNE, "status", "--json"], cli_env).stdout == before
 
 
-def test_rollback_and_diff_from_the_cli(promoted_env):
+def test_rollback_and_diff_from_the_cli(promoted_env, tmp_path):
     """After the run's v1, promote a v2 by hand; diff them; roll back to v1."""
-    cli_env = promoted_env[0]
+    cli_env = private_home(promoted_env[0], tmp_path)  # adds a version 2 and rolls it back
     from pipelines.store.repository import Repository
 
     home = Path(cli_env["RETUNE_HOME"])

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 import sqlite3
 from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import AS_OF, BIN, ROOT, run
+from e2e_support import AS_OF, BIN, ROOT, run
 
 pytestmark = pytest.mark.slow
 
@@ -18,13 +19,25 @@ TINY = {"n_trials": 3, "timeout_minutes": 5, "as_of": AS_OF, "config": "lstm_onl
 
 
 @pytest.fixture(scope="module")
-def airflow_env(e2e_env):
+def airflow_db(e2e_env):
+    """The module's Airflow metadata database, migrated once."""
     Path(e2e_env["AIRFLOW_HOME"]).mkdir(parents=True, exist_ok=True)
-    configs = Path(e2e_env["RETUNE_HOME"]) / "configs"
-    (configs / "lstm_only.yaml").write_text((configs / "auto.yaml").read_text() + "baseline_family: null\n")
     out = run([str(BIN / "airflow"), "db", "migrate"], e2e_env)
     assert out.returncode == 0, out.stderr[-3000:]
     return e2e_env
+
+
+@pytest.fixture
+def airflow_env(airflow_db, tmp_path):
+    """A RETUNE_HOME of the test's own on the shared Airflow database: each test counts only
+    its own runs and versions, whichever test ran before it."""
+    configs = tmp_path / "var" / "configs"
+    shutil.copytree(Path(airflow_db["RETUNE_HOME"]) / "configs", configs)
+    (configs / "lstm_only.yaml").write_text((configs / "auto.yaml").read_text() + "baseline_family: null\n")
+    env = dict(airflow_db, RETUNE_HOME=str(tmp_path / "var"))
+    out = run([str(BIN / "retune"), "db", "upgrade"], env)
+    assert out.returncode == 0, out.stderr[-3000:]
+    return env
 
 
 def dags_test(env, conf):

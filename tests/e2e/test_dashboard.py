@@ -14,9 +14,9 @@ import urllib.request
 
 import optuna
 import pytest
-from airflow_stack import free_port
-from conftest import ROOT
+from e2e_support import ROOT
 
+from devtools.airflow_stack import free_port
 from pipelines.search.dashboard import study_link
 from pipelines.search.heartbeats import make_storage
 

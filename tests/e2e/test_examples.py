@@ -7,7 +7,7 @@ import json
 
 import pandas as pd
 import pytest
-from conftest import AS_OF, ROOT, random_walk_bars
+from e2e_support import AS_OF, ROOT, random_walk_bars
 
 from pipelines.cli import main
 from pipelines.context import RunParams

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import AS_OF, BIN, PLUMBING_BUDGET, ROOT, run
+from e2e_support import AS_OF, BIN, PLUMBING_BUDGET, ROOT, run
 
 pytestmark = pytest.mark.slow
 

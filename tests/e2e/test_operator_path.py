@@ -23,9 +23,10 @@ from urllib.parse import quote, urljoin
 
 import pytest
 import yaml
-from airflow_stack import RestClient, free_port
-from conftest import AS_OF, ROOT
+from e2e_support import AS_OF, ROOT
 from test_review import REVIEWED_CONFIG, planted_bars
+
+from devtools.airflow_stack import RestClient, free_port
 
 pytestmark = pytest.mark.slow
 

@@ -17,8 +17,9 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from airflow_stack import RestClient, free_port
-from conftest import AS_OF, BIN, ROOT, run
+from e2e_support import AS_OF, BIN, ROOT, run
+
+from devtools.airflow_stack import RestClient, free_port
 
 pytestmark = pytest.mark.slow
 

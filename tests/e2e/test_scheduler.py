@@ -9,9 +9,10 @@ import shutil
 from pathlib import Path
 
 import pytest
-from airflow_stack import AirflowStack
-from conftest import AS_OF, BIN, run
-from throwaway_pg import throwaway_database
+from e2e_support import AS_OF, BIN, run
+
+from devtools.airflow_stack import AirflowStack
+from devtools.throwaway_pg import throwaway_database
 
 pytestmark = pytest.mark.slow
 

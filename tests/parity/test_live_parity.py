@@ -10,6 +10,7 @@ import pytest
 import torch
 
 import pipelines.predictor as predictor_module
+from models.families import BUILTIN
 from models.networks import build_network
 from pipelines.config import HyperParams
 from pipelines.evaluation.parity import PARITY_TOLERANCE, batch_predictions, check_parity
@@ -44,8 +45,9 @@ def _predictor(
 
 @pytest.mark.parametrize(
     ("family", "horizons", "members"),
-    [("lstm", 1, 1), ("transformer", 1, 1), ("linear", 1, 1), ("lstm", 3, 1), ("lstm", 1, 4), ("lstm", 3, 3)]
-    + [("transformer", 1, 2), ("moe_transformer", 3, 2), ("mamba", 3, 2)],
+    [(family, 1, 1) for family in BUILTIN]
+    + [("lstm", 3, 1), ("lstm", 1, 4), ("lstm", 3, 3), ("transformer", 1, 2)]
+    + [("moe_transformer", 3, 2), ("mamba", 3, 2)],
 )
 def test_live_updates_reproduce_the_training_path(make_bars, family, horizons, members):
     bars = make_bars(400, seed=11)

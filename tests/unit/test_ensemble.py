@@ -10,9 +10,13 @@ from torch import nn
 
 from models.checkpoint import load_checkpoint, save_checkpoint
 from models.ensemble import GroupedLSTMEnsemble, ModuleListEnsemble, SeedEnsemble, member_seeds
+from models.families import BUILTIN
 from models.networks import ArchitectureSpec, LSTMRegressor, build_network
 from pipelines.config import HyperParams
 from pipelines.training.trainer import architecture, fit, member_next_bar, predict, train_new
+
+# every registered family a seed ensemble applies to (a seed-free family gives copies)
+ENSEMBLE_FAMILIES = [name for name, family in BUILTIN.items() if not family.seed_free]
 
 SEQ, FEATS = 6, 3
 
@@ -69,7 +73,7 @@ def test_members_start_from_their_own_seeds_and_the_ensemble_trades_their_mean()
     assert members.std(axis=0).min() > 0  # the members disagree: they are not copies
 
 
-@pytest.mark.parametrize("family", ["lstm", "transformer"])
+@pytest.mark.parametrize("family", ENSEMBLE_FAMILIES)
 def test_batched_members_train_exactly_as_separate_trainings(family):
     """Members share nothing but the batched computation: member m of an ensemble trained with
     seed s equals a one-member ensemble of seed s + m trained alone (clipping per member too)."""

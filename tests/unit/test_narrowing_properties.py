@@ -15,6 +15,7 @@ import math
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from models.families import BUILTIN
 from pipelines.config import Categorical, FloatRange, IntRange, contains
 from pipelines.narrowing.base import Evidence
 from pipelines.narrowing.diagnostics import TrainingDiagnostics
@@ -54,7 +55,7 @@ VALUES = {
     "entry_threshold": _float_value("entry_threshold"),
     **{p: _int_value(p) for p in INT_PARAMS},
     "long_short": st.booleans(),
-    "model_family": st.sampled_from(["lstm", "transformer"]),
+    "model_family": st.sampled_from(sorted(BUILTIN)),
 }
 
 
@@ -97,7 +98,7 @@ def spaces(draw):
             type="categorical", choices=tuple(draw(st.sampled_from([(False,), (True,), (False, True)])))
         )
     if draw(st.booleans()):
-        space["model_family"] = Categorical(type="categorical", choices=("lstm", "transformer"))
+        space["model_family"] = Categorical(type="categorical", choices=tuple(BUILTIN))
     return space
 
 

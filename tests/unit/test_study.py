@@ -1,6 +1,13 @@
-"""pipelines.search.study + objective: a real Optuna study on SQLite, tiny torch models, vectorbt."""
+"""pipelines.search.study + objective: a real Optuna study on SQLite.
+
+Tests of the objective itself train tiny torch models and backtest with vectorbt (``run_study``);
+tests of the study's bookkeeping score trials with a deterministic formula (``quick_study``), so
+they run in milliseconds.
+"""
 
 from __future__ import annotations
+
+import zlib
 
 import numpy as np
 import optuna
@@ -10,10 +17,11 @@ from pipelines.config import Categorical, ConfigError, FloatRange, IntRange
 from pipelines.config_files import parse_config
 from pipelines.search.objective import evaluate_fold
 from pipelines.search.samplers import make_pruner, make_sampler
-from pipelines.search.space import resolve
+from pipelines.search.space import resolve, suggest
 from pipelines.search.strategy import StrategyGrid
 from pipelines.search.study import SearchSettings, best_fresh_trial, fresh_trials, study_name
 from pipelines.search.worker import refine, run_study
+from pipelines.terms import TrialAttr
 from pipelines.windowing import PreparedData, config_folds
 
 SPACE = {
@@ -47,6 +55,29 @@ def settings(n: int) -> SearchSettings:
     return SearchSettings(n_trials=n, timeout_minutes=5)
 
 
+def formula_objective(data, config, space, objective, grid):
+    """Stands in for the walk-forward objective: the same params always score the same, and the
+    trial carries the attributes outputs and narrowing read back; nothing is trained."""
+
+    def run_trial(trial: optuna.Trial) -> float:
+        params = suggest(trial, space)
+        family = trial.user_attrs.get(TrialAttr.TRAIN_FAMILY, config.hyperparams.model_family)
+        rng = np.random.default_rng(zlib.crc32(repr(sorted(params.items())).encode()))
+        returns = rng.normal(0.0, 0.01, (config.n_folds, config.val_bars)).round(8)
+        trial.set_user_attr(TrialAttr.MODEL_FAMILY, family)
+        trial.set_user_attr(TrialAttr.N_VARIANTS, grid.size)
+        trial.set_user_attr(TrialAttr.STRATEGY, grid.variant(int(rng.integers(grid.size))))
+        trial.set_user_attr(TrialAttr.FOLD_RETURNS, returns.tolist())
+        return float(rng.normal())
+
+    return run_trial
+
+
+def quick_study(*args, **kwargs) -> optuna.Study:
+    """``run_study`` on the formula objective: for tests of budget, resume, seeding and stages."""
+    return run_study(*args, objective_factory=formula_objective, **kwargs)
+
+
 def test_trial_value_is_the_best_variants_mean_and_returns_are_kept(data, storage):
     config = tiny_config(pruner="none")
     study = run_study("t1", data, config, SPACE, settings(2), storage)
@@ -69,28 +100,28 @@ def test_trial_value_is_the_best_variants_mean_and_returns_are_kept(data, storag
 def test_incumbent_is_trial_zero_and_a_retry_resumes(data, storage):
     config = tiny_config()
     incumbent = {"lr": 0.01, "hidden_size": 8, "seq_len": 8, "entry_threshold": 0.1, "long_short": False}
-    study = run_study("t2", data, config, SPACE, settings(3), storage, incumbent=incumbent)
+    study = quick_study("t2", data, config, SPACE, settings(3), storage, incumbent=incumbent)
     first = study.trials[0]
     assert first.user_attrs.get("incumbent") is True
     assert first.params == {"lr": 0.01, "hidden_size": 8, "seq_len": 8}  # strategy params are not searched
-    again = run_study("t2", data, config, SPACE, settings(3), storage, incumbent=incumbent)
+    again = quick_study("t2", data, config, SPACE, settings(3), storage, incumbent=incumbent)
     assert again.study_name == study_name("t2")
     assert len(again.trials) == 3  # the finished budget is not run twice
-    more = run_study("t2", data, config, SPACE, settings(4), storage, incumbent=incumbent)
+    more = quick_study("t2", data, config, SPACE, settings(4), storage, incumbent=incumbent)
     assert len(more.trials) == 4
     assert sum(1 for t in more.trials if t.user_attrs.get("incumbent")) == 1
 
 
 def test_a_new_run_carries_over_only_trials_inside_the_new_bounds(data, storage):
     config = tiny_config()
-    old = run_study("old", data, config, SPACE, settings(5), storage)
+    old = quick_study("old", data, config, SPACE, settings(5), storage)
     narrowed = dict(SPACE, lr=FloatRange(type="loguniform", low=1e-3, high=8e-3))
     fits = [
         t
         for t in old.trials
         if t.state == optuna.trial.TrialState.COMPLETE and 1e-3 <= t.params["lr"] <= 8e-3
     ]
-    new = run_study("new", data, config, narrowed, settings(2), storage, previous_study=study_name("old"))
+    new = quick_study("new", data, config, narrowed, settings(2), storage, previous_study=study_name("old"))
     carried = [t for t in new.trials if "carried_over_from" in t.user_attrs]
     assert len(carried) == len(fits)
     assert sorted(t.value for t in carried) == sorted(t.value for t in fits)
@@ -103,7 +134,7 @@ def test_a_new_run_carries_over_only_trials_inside_the_new_bounds(data, storage)
 
 def test_two_stage_search_runs_a_fine_stage_inside_the_coarse_best(data, storage):
     config = tiny_config(two_stage=True)
-    study = run_study("t3", data, config, SPACE, settings(6), storage)
+    study = quick_study("t3", data, config, SPACE, settings(6), storage)
     stages = [t.user_attrs["stage"] for t in study.trials]
     assert stages.count("coarse") == 3 and stages.count("fine") == 3
     coarse_best = max(
@@ -141,7 +172,7 @@ def test_samplers_and_pruners_by_name():
 
 def test_cmaes_search_runs_on_a_numeric_space(data, storage):
     numeric = {k: v for k, v in SPACE.items() if k in ("lr", "seq_len", "entry_threshold")}
-    study = run_study("t4", data, tiny_config(sampler="cmaes"), numeric, settings(3), storage)
+    study = quick_study("t4", data, tiny_config(sampler="cmaes"), numeric, settings(3), storage)
     assert sum(1 for t in study.trials if t.state.is_finished()) == 3
 
 
@@ -221,7 +252,7 @@ def test_history_reads_earlier_runs_of_the_model_key(data, storage):
     for i, run_id in enumerate(["r1", "r2"]):
         repo.start_run(run_id, **run_fields, params={})
         previous = study_name("r1") if run_id == "r2" else None
-        run_study(run_id, data, config, SPACE, settings(4), storage, previous_study=previous)
+        quick_study(run_id, data, config, SPACE, settings(4), storage, previous_study=previous)
         repo.update_run(
             run_id, study_name=study_name(run_id), state="success", started_at=pd.Timestamp(2021, 1, 1 + i)
         )
@@ -273,9 +304,9 @@ def test_top_quantile_ranks_only_complete_trials_the_study_ran_itself():
 
 def test_carry_over_takes_only_the_previous_runs_own_trials_of_the_same_objective(data, storage):
     config = tiny_config()
-    run_study("c1", data, config, SPACE, settings(3), storage)
-    second = run_study("c2", data, config, SPACE, settings(2), storage, previous_study=study_name("c1"))
-    third = run_study("c3", data, config, SPACE, settings(2), storage, previous_study=study_name("c2"))
+    quick_study("c1", data, config, SPACE, settings(3), storage)
+    second = quick_study("c2", data, config, SPACE, settings(2), storage, previous_study=study_name("c1"))
+    third = quick_study("c3", data, config, SPACE, settings(2), storage, previous_study=study_name("c2"))
     # c2 carried c1's 3 trials; c3 carries c2's own 2, not c1's again
     assert second.user_attrs["n_carried_over"] == 3
     assert third.user_attrs["n_carried_over"] == 2
@@ -283,14 +314,14 @@ def test_carry_over_takes_only_the_previous_runs_own_trials_of_the_same_objectiv
         t.user_attrs["carried_over_from"] for t in third.trials if "carried_over_from" in t.user_attrs
     } == {study_name("c2")}
     returns = SearchSettings(n_trials=1, timeout_minutes=5, objective="return")
-    other = run_study("c4", data, config, SPACE, returns, storage, previous_study=study_name("c3"))
+    other = quick_study("c4", data, config, SPACE, returns, storage, previous_study=study_name("c3"))
     assert "n_carried_over" not in other.user_attrs  # sharpe values do not mix with returns
 
 
 def test_grid_mode_does_not_spend_a_trial_on_the_incumbent(data, storage):
     grid_space = {"seq_len": IntRange(type="int", low=4, high=16, step=4)}
     incumbent = {"seq_len": 16}
-    study = run_study(
+    study = quick_study(
         "g1", data, tiny_config(), grid_space, SearchSettings(4, 5, mode="grid"), storage, incumbent
     )
     assert sorted(t.params["seq_len"] for t in study.trials) == [4, 8, 12, 16]  # every grid point once
@@ -300,7 +331,7 @@ def test_a_single_trial_gives_no_deflated_sharpe(data, storage):
     from pipelines.search.objective import fold_benchmark_returns
     from pipelines.search.selection import selection_statistics
 
-    study = run_study("one", data, tiny_config(), SPACE, settings(1), storage)
+    study = quick_study("one", data, tiny_config(), SPACE, settings(1), storage)
     bench = fold_benchmark_returns(data, tiny_config())
     stats = selection_statistics(
         study, best_fresh_trial(study), bench, "buy_and_hold", [], "lstm", pbo_splits=4
@@ -312,7 +343,7 @@ def test_prepare_seeds_once_even_when_a_retry_finds_it_half_done(data, storage):
     from pipelines.search.seeding import PREPARED, prepare_study
 
     config = tiny_config()
-    run_study("prev", data, config, SPACE, settings(3), storage)
+    quick_study("prev", data, config, SPACE, settings(3), storage)
     incumbent = {"lr": 0.01, "hidden_size": 8, "seq_len": 8, "entry_threshold": 0.1, "long_short": False}
     args = ("next", config, SPACE, settings(3), storage, incumbent, study_name("prev"))
     first = prepare_study(*args)

@@ -16,7 +16,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from airflow_stack import BIN, ROOT, AirflowStack, _signal_group
+from devtools.airflow_stack import BIN, ROOT, AirflowStack, _signal_group
 
 REDIS_HOST, REDIS_PORT = "127.0.0.1", 6379
 HERE = Path(__file__).resolve().parent
