@@ -27,11 +27,11 @@ import optuna
 import pandas as pd
 from search_fixtures import median, random_points, small_config, sqlite_url
 
-from pipelines.config import Categorical, FloatRange, IntRange, ParamSpec
 from pipelines.config_files import parse_config
 from pipelines.narrowing.base import Evidence
 from pipelines.narrowing.history import top_quantile
 from pipelines.narrowing.optimizer import DataDrivenOptimizer, data_evidence
+from pipelines.param_specs import Categorical, FloatRange, IntRange, ParamSpec
 from pipelines.search.objective import make_objective
 from pipelines.search.reliability import intraclass_correlation
 from pipelines.search.space import suggest

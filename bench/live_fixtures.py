@@ -21,7 +21,12 @@ FAMILIES = {
         model_family="moe_transformer", hidden_size=64, num_layers=2, seq_len=30, n_experts=4, top_k=2
     ),
     "mamba": HyperParams(
-        model_family="mamba", hidden_size=64, num_layers=2, seq_len=30, bidirectional=True, patch_len=4,
+        model_family="mamba",
+        hidden_size=64,
+        num_layers=2,
+        seq_len=30,
+        bidirectional=True,
+        patch_len=4,
         stride_ratio=0.5,
     ),
 }

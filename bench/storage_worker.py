@@ -19,7 +19,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import optuna  # noqa: E402
 
 from pipelines.search.heartbeats import make_storage  # noqa: E402
-from pipelines.search.worker import StudyLock, work_on_stage  # noqa: E402
+from pipelines.search.study_lock import StudyLock  # noqa: E402
+from pipelines.search.worker import work_on_stage  # noqa: E402
 
 
 def trivial(trial: optuna.Trial) -> float:

@@ -12,10 +12,9 @@ a searched name overrides the fixed value trial by trial.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Literal, TypeGuard
+from typing import Annotated, Any, Literal
 
 from pydantic import (
-    BaseModel,
     ConfigDict,
     Field,
     StringConstraints,
@@ -33,6 +32,13 @@ from pipelines.calendar import (
     SessionName,
 )
 from pipelines.calendar_inference import calendar_of
+from pipelines.param_specs import (
+    Categorical,
+    FloatRange,
+    FrozenModel,
+    IntRange,
+    ParamSpec,
+)
 from pipelines.terms import MODEL_KEY_PATTERN
 
 # the built-in families (models.families.BUILTIN): what trigger Params and the CLI offer; a config
@@ -56,73 +62,7 @@ class ConfigError(ValueError):
     """A configuration problem, with a message that names the offending key."""
 
 
-class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class FloatRange(_Frozen):
-    type: Literal["uniform", "loguniform"]
-    low: float
-    high: float
-
-    @model_validator(mode="after")
-    def _check(self) -> FloatRange:
-        if self.low >= self.high:
-            raise ValueError(f"low ({self.low}) must be < high ({self.high})")
-        if self.log and self.low <= 0:
-            raise ValueError("loguniform needs low > 0")
-        return self
-
-    @property
-    def log(self) -> bool:
-        """Searched, refined and clustered on a log scale: the one place that decides it."""
-        return self.type == "loguniform"
-
-
-class IntRange(_Frozen):
-    type: Literal["int"]
-    low: int
-    high: int
-    step: int = 1
-
-    @model_validator(mode="after")
-    def _check(self) -> IntRange:
-        if self.low >= self.high:
-            raise ValueError(f"low ({self.low}) must be < high ({self.high})")
-        if self.step < 1:
-            raise ValueError("step must be >= 1")
-        return self
-
-
-class Categorical(_Frozen):
-    type: Literal["categorical"]
-    choices: tuple[Any, ...] = Field(min_length=1)
-
-
-ParamSpec = Annotated[FloatRange | IntRange | Categorical, Field(discriminator="type")]
-
-
-def is_number(value: Any) -> TypeGuard[int | float]:
-    return isinstance(value, int | float) and not isinstance(value, bool)
-
-
-def same(a: Any, b: Any) -> bool:
-    """Equality that keeps True apart from 1 (a categorical of bools is not one of ints)."""
-    return isinstance(a, bool) == isinstance(b, bool) and a == b
-
-
-def contains(spec: ParamSpec, value: Any) -> bool:
-    """Whether ``value`` is a point of ``spec`` (ints on the step grid, as the search sees it)."""
-    if value is None:
-        return False
-    if isinstance(spec, Categorical):
-        return any(same(c, value) for c in spec.choices)
-    if not is_number(value) or not spec.low <= value <= spec.high:
-        return False
-    return not isinstance(spec, IntRange) or (value - spec.low) % spec.step == 0
-
-
-class HyperParams(_Frozen):
+class HyperParams(FrozenModel):
     """Model and strategy hyperparameters: the values a trial (or production) uses.
 
     The fields below are common to every family; a family's own hyperparameters (e.g. nhead,
@@ -189,7 +129,7 @@ def family_aliases(family: str) -> dict[str, str]:
 COMMON_ALIASES = {"seq_length": "seq_len", "sequence_length": "seq_len"}
 
 
-class PipelineConfig(_Frozen):
+class PipelineConfig(FrozenModel):
     """Everything a run needs besides its data: fixed hyperparameters, search space and settings."""
 
     # A config that leaves it out gets the data source's instrument in its RunContext

@@ -14,8 +14,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, NamedTuple, Protocol
 
-from pipelines.config import Categorical, FloatRange, IntRange, ParamSpec, is_number
 from pipelines.narrowing.diagnostics import TrainingDiagnostics
+from pipelines.param_specs import Categorical, FloatRange, IntRange, ParamSpec, is_number
 
 
 @dataclass(frozen=True)

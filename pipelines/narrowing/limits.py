@@ -19,17 +19,9 @@ from typing import Any
 import numpy as np
 from annotated_types import Ge, Gt, Le, Lt
 
-from pipelines.config import (
-    Categorical,
-    FloatRange,
-    HyperParams,
-    IntRange,
-    ParamSpec,
-    contains,
-    is_number,
-    same,
-)
+from pipelines.config import HyperParams
 from pipelines.narrowing.base import Target
+from pipelines.param_specs import Categorical, FloatRange, IntRange, ParamSpec, contains, is_number, same
 
 MIN_RATIO = 3.0  # about half a decade: a scale parameter keeps room for the search to move
 MIN_LINEAR_WIDTH = {"dropout": 0.1, "entry_threshold": 0.1}  # entry_threshold is in target-std units

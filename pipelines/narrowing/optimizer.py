@@ -19,11 +19,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from pipelines.config import ParamSpec
 from pipelines.narrowing.base import Evidence, Firing, NarrowingRule, Target, as_target, describe
 from pipelines.narrowing.limits import Interval, apply, hard_bounds, target_interval
 from pipelines.narrowing.regime import data_evidence
 from pipelines.narrowing.rules import DEFAULT_RULES
+from pipelines.param_specs import ParamSpec
 
 __all__ = ["DataDrivenOptimizer", "NarrowingResult", "data_evidence", "hard_bounds"]
 

@@ -17,8 +17,9 @@ import optuna
 import pandas as pd
 
 from models.families import IncompatibleHyperparametersError
-from pipelines.config import HyperParams, ParamSpec, PipelineConfig
+from pipelines.config import HyperParams, PipelineConfig
 from pipelines.features.core import FeatureScaler, windows_ending_in
+from pipelines.param_specs import ParamSpec
 from pipelines.search.benchmark import BenchmarkName, active_returns, benchmark_returns
 from pipelines.search.space import resolve, suggest
 from pipelines.search.stats import effective_trials

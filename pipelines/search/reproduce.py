@@ -15,9 +15,10 @@ import optuna
 import pandas as pd
 from pydantic import TypeAdapter
 
-from pipelines.config import ParamSpec, PipelineConfig
+from pipelines.config import PipelineConfig
 from pipelines.data.sources import load_bars
 from pipelines.features.core import compute_features, next_return
+from pipelines.param_specs import ParamSpec
 from pipelines.runfolder import RunFolder, RunManifest
 from pipelines.search.manifest import code_version, data_hash, environment, returns_hash
 from pipelines.search.objective import make_objective

@@ -18,8 +18,8 @@ import pandas as pd
 from optuna.trial import TrialState
 from pydantic import TypeAdapter
 
-from pipelines.config import ParamSpec
 from pipelines.context import RunContext
+from pipelines.param_specs import ParamSpec
 from pipelines.runfolder import NarrowingRecord, SearchRecord, SearchSeed
 from pipelines.search.heartbeats import make_storage
 from pipelines.search.manifest import build_manifest

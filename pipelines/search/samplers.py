@@ -6,7 +6,8 @@ import warnings
 
 import optuna
 
-from pipelines.config import Categorical, ConfigError, ParamSpec
+from pipelines.config import ConfigError
+from pipelines.param_specs import Categorical, ParamSpec
 from pipelines.search.space import grid
 
 

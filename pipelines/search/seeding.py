@@ -8,7 +8,8 @@ from typing import Any
 
 import optuna
 
-from pipelines.config import Categorical, ParamSpec, PipelineConfig
+from pipelines.config import PipelineConfig
+from pipelines.param_specs import Categorical, ParamSpec
 from pipelines.search.heartbeats import make_storage
 from pipelines.search.samplers import make_pruner, make_sampler
 from pipelines.search.space import distributions, in_space

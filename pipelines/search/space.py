@@ -7,16 +7,8 @@ from typing import Any
 
 import optuna
 
-from pipelines.config import (
-    Categorical,
-    ConfigError,
-    FloatRange,
-    HyperParams,
-    IntRange,
-    ParamSpec,
-    contains,
-    family_schema,
-)
+from pipelines.config import ConfigError, HyperParams, family_schema
+from pipelines.param_specs import Categorical, FloatRange, IntRange, ParamSpec, contains
 
 
 def suggest(trial: optuna.Trial, space: dict[str, ParamSpec]) -> dict[str, Any]:
@@ -37,9 +29,7 @@ def distributions(space: dict[str, ParamSpec]) -> dict[str, optuna.distributions
     out: dict[str, optuna.distributions.BaseDistribution] = {}
     for name, spec in space.items():
         if isinstance(spec, FloatRange):
-            out[name] = optuna.distributions.FloatDistribution(
-                spec.low, spec.high, log=spec.log
-            )
+            out[name] = optuna.distributions.FloatDistribution(spec.low, spec.high, log=spec.log)
         elif isinstance(spec, IntRange):
             out[name] = optuna.distributions.IntDistribution(spec.low, spec.high, step=spec.step)
         else:

@@ -13,7 +13,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from pipelines.config import STRATEGY_PARAMS, Categorical, FloatRange, HyperParams, IntRange, ParamSpec
+from pipelines.config import STRATEGY_PARAMS, HyperParams
+from pipelines.param_specs import Categorical, FloatRange, IntRange, ParamSpec
 from pipelines.trading.positions import positions_from_predictions
 
 

@@ -32,9 +32,7 @@ def fresh_trials(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
 
     Not deep-copied: every worker counts the study before each trial, and copying every trial
     each time was most of what a trial cost the storage (bench ``storage_trials_per_second``)."""
-    return [
-        t for t in study.get_trials(deepcopy=False) if TrialAttr.CARRIED_OVER_FROM not in t.user_attrs
-    ]
+    return [t for t in study.get_trials(deepcopy=False) if TrialAttr.CARRIED_OVER_FROM not in t.user_attrs]
 
 
 def best_fresh_trial(study: optuna.Study) -> optuna.trial.FrozenTrial | None:

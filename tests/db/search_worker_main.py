@@ -16,8 +16,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from pipelines.config import Categorical, FloatRange, IntRange, PipelineConfig
+from pipelines.config import PipelineConfig
 from pipelines.config_files import parse_config  # noqa: E402
+from pipelines.param_specs import Categorical, FloatRange, IntRange
 from pipelines.search.study import SearchSettings  # noqa: E402
 from pipelines.windowing import PreparedData  # noqa: E402
 

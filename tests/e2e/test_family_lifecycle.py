@@ -20,9 +20,7 @@ FAMILIES = {
 }
 
 
-@pytest.mark.parametrize(
-    ("family", "store"), [("moe_transformer", "sqlite"), ("mamba", "postgresql")]
-)
+@pytest.mark.parametrize(("family", "store"), [("moe_transformer", "sqlite"), ("mamba", "postgresql")])
 def test_search_first_model_then_a_frozen_backbone_fine_tune(
     family, store, request, tmp_path, monkeypatch, make_bars
 ):

@@ -8,8 +8,9 @@ import pydantic
 import pytest
 import yaml
 
-from pipelines.config import Categorical, ConfigError, FloatRange, IntRange
+from pipelines.config import ConfigError
 from pipelines.config_files import default_config, load_config, parse_config
+from pipelines.param_specs import Categorical, FloatRange, IntRange
 
 SEED = {
     "search_space": {

@@ -8,7 +8,6 @@ from dataclasses import dataclass, field
 import numpy as np
 import pytest
 
-from pipelines.config import Categorical, FloatRange, IntRange
 from pipelines.narrowing.base import Evidence, with_bounds
 from pipelines.narrowing.optimizer import DataDrivenOptimizer, data_evidence, hard_bounds
 from pipelines.narrowing.rules import DEFAULT_RULES
@@ -17,6 +16,7 @@ from pipelines.narrowing.rules.edge_widening import BestOnEdgeWidensRange
 from pipelines.narrowing.rules.prior_trials import PriorTopTrialsTightenLearningRate
 from pipelines.narrowing.rules.short_history import ShortHistoryCapsModelSize
 from pipelines.narrowing.rules.volatility import VolatilityRegimeShiftsSequenceLength
+from pipelines.param_specs import Categorical, FloatRange, IntRange
 
 SPACE = {
     "lr": FloatRange(type="loguniform", low=1e-5, high=1e-2),

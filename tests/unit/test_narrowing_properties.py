@@ -16,7 +16,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from models.families import BUILTIN
-from pipelines.config import Categorical, FloatRange, IntRange, contains
 from pipelines.narrowing.base import Evidence
 from pipelines.narrowing.diagnostics import TrainingDiagnostics
 from pipelines.narrowing.limits import hard_bounds, min_width, uses_ratio
@@ -24,6 +23,7 @@ from pipelines.narrowing.optimizer import DataDrivenOptimizer
 from pipelines.narrowing.rules import DEFAULT_RULES
 from pipelines.narrowing.rules.deployed_architecture import DeployedArchitectureStaysFixed
 from pipelines.narrowing.rules.edge_widening import BestOnEdgeWidensRange
+from pipelines.param_specs import Categorical, FloatRange, IntRange, contains
 
 # no example database: a failure prints its (shrunk) example, and the repository stays clean
 PROPERTY = settings(

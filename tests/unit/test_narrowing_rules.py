@@ -9,7 +9,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipelines.config import Categorical, FloatRange, IntRange
 from pipelines.narrowing.base import Evidence, at_most
 from pipelines.narrowing.diagnostics import TrainingDiagnostics
 from pipelines.narrowing.optimizer import DataDrivenOptimizer, data_evidence
@@ -23,6 +22,7 @@ from pipelines.narrowing.rules.overfitting import OverfittingGapAddsRegularizati
 from pipelines.narrowing.rules.prior_ranges import PriorTopTrialsTightenRanges
 from pipelines.narrowing.rules.trend import StrongTrendPicksTradeSide
 from pipelines.narrowing.rules.weak_signal import WeakSignalRaisesEntryThreshold
+from pipelines.param_specs import Categorical, FloatRange, IntRange
 
 SPACE = {
     "lr": FloatRange(type="loguniform", low=1e-5, high=1e-2),

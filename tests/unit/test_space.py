@@ -5,7 +5,8 @@ from __future__ import annotations
 import optuna
 import pytest
 
-from pipelines.config import Categorical, ConfigError, FloatRange, HyperParams, IntRange
+from pipelines.config import ConfigError, HyperParams
+from pipelines.param_specs import Categorical, FloatRange, IntRange
 from pipelines.search.space import grid, grid_size, resolve, suggest
 from pipelines.search.space import in_space as contains
 

@@ -6,7 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipelines.config import Categorical, FloatRange, HyperParams, IntRange
+from pipelines.config import HyperParams
+from pipelines.param_specs import Categorical, FloatRange, IntRange
 from pipelines.search.strategy import StrategyGrid, split_space
 from pipelines.trading.positions import positions_from_predictions
 

@@ -13,8 +13,9 @@ import numpy as np
 import optuna
 import pytest
 
-from pipelines.config import Categorical, ConfigError, FloatRange, IntRange
+from pipelines.config import ConfigError
 from pipelines.config_files import parse_config
+from pipelines.param_specs import Categorical, FloatRange, IntRange
 from pipelines.search.objective import evaluate_fold
 from pipelines.search.samplers import make_pruner, make_sampler
 from pipelines.search.space import resolve, suggest

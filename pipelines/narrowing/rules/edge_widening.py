@@ -12,9 +12,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from pipelines.config import FloatRange, IntRange, is_number
 from pipelines.narrowing.base import Evidence, Proposal, widen_to
 from pipelines.narrowing.limits import uses_ratio
+from pipelines.param_specs import FloatRange, IntRange, is_number
 
 
 @dataclass(frozen=True)

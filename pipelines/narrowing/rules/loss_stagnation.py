@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pipelines.config import is_number
 from pipelines.narrowing.base import Evidence, Proposal, at_least, at_most, deployed_value, rounded
 from pipelines.narrowing.diagnostics import TrainingDiagnostics
+from pipelines.param_specs import is_number
 
 
 @dataclass(frozen=True)

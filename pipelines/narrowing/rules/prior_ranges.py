@@ -16,8 +16,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from pipelines.config import FloatRange, IntRange, is_number
 from pipelines.narrowing.base import Cluster, Evidence, Proposal
+from pipelines.param_specs import FloatRange, IntRange, is_number
 
 
 @dataclass(frozen=True)

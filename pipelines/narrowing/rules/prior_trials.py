@@ -9,8 +9,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from pipelines.config import FloatRange
 from pipelines.narrowing.base import Cluster, Evidence, Proposal, rounded
+from pipelines.param_specs import FloatRange
 
 
 @dataclass(frozen=True)
