@@ -129,8 +129,11 @@ class MambaRegressor(nn.Module):
         return tokens.flatten(2)
 
     def backbone_layers(self) -> list[list[nn.Parameter]]:
+        """The blocks' parameters, input side first: the embedding belongs to the first block and
+        the final norm to the last (the head is not backbone)."""
         groups = [list(block.parameters()) for block in self.blocks]
         groups[0] = [*self.embed.parameters(), *groups[0]]
+        groups[-1] = [*groups[-1], *self.norm.parameters()]
         return groups
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -76,10 +76,12 @@ def test_members_start_from_their_own_seeds_and_the_ensemble_trades_their_mean()
 @pytest.mark.parametrize("family", ENSEMBLE_FAMILIES)
 def test_batched_members_train_exactly_as_separate_trainings(family):
     """Members share nothing but the batched computation: member m of an ensemble trained with
-    seed s equals a one-member ensemble of seed s + m trained alone (clipping per member too)."""
+    seed s equals a one-member ensemble of seed s + m trained alone (clipping per member too).
+    Without a validation set: with one, the ensemble keeps the epoch where the ensemble was best,
+    which need not be each member's own best (measured: MoE member 0 alone peaks at epoch 2)."""
     x, y = _data(160, 0)
-    x_val, y_val = _data(40, 1)
-    kwargs = dict(lr=0.05, epochs=3, batch_size=32, x_val=x_val, y_val=y_val, patience=5)
+    x_val, _ = _data(40, 1)
+    kwargs = dict(lr=0.05, epochs=3, batch_size=32)
     cls = GroupedLSTMEnsemble if family == "lstm" else ModuleListEnsemble
     both = cls(_spec(2, family=family), seeds=[5, 6])
     fit(both, x, y, seed=5, **kwargs)
