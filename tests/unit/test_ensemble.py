@@ -21,12 +21,7 @@ ENSEMBLE_FAMILIES = [name for name, family in BUILTIN.items() if not family.seed
 SEQ, FEATS = 6, 3
 
 
-@pytest.fixture(autouse=True)
-def _single_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("single_thread_torch")
 
 
 def _spec(members: int, layers: int = 2, outputs: int = 1, family: str = "lstm") -> ArchitectureSpec:

@@ -39,12 +39,7 @@ OPTIONS: dict[str, dict] = {
 SEEDED = [f for f in OPTIONS if not get_family(f).seed_free]
 
 
-@pytest.fixture(autouse=True)
-def _single_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("single_thread_torch")
 
 
 def _spec(family: str, members: int = 1, outputs: int = 1, **extra) -> ArchitectureSpec:

@@ -33,13 +33,7 @@ def _network(seed: int = 0):
     return build_network(spec)
 
 
-@pytest.fixture(autouse=True)
-def _single_thread():
-    """The trainer documents single-threaded CPU training; on a small box threads only contend."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("single_thread_torch")
 
 
 PARAMS = HyperParams(lr=1e-2, hidden_size=8, num_layers=1, seq_len=SEQ, epochs=3, batch_size=32)

@@ -16,12 +16,7 @@ from pipelines.training.trainer import evaluate_loss, fit, train_new
 SEQ, FEATS = 6, 3
 
 
-@pytest.fixture(autouse=True)
-def _single_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("single_thread_torch")
 
 
 def _data(n: int = 128, seed: int = 0):
