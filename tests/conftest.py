@@ -87,14 +87,3 @@ def postgres_url():
             yield url
     except PostgresUnavailable as exc:
         pytest.fail(str(exc), pytrace=False)
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The long files first (Airflow runs, then the other end-to-end and store files): with two
-    xdist workers taking a file each, both start on long files and end on short unit tests,
-    rather than one worker idling while the other runs a long file it picked up last."""
-
-    def weight(item: pytest.Item) -> tuple[bool, bool]:
-        return item.get_closest_marker("slow") is None, item.path.parent.name not in ("e2e", "db")
-
-    items.sort(key=weight)  # stable: a file's tests keep their order and stay together
