@@ -119,12 +119,15 @@ def test_two_worker_processes_share_one_study_and_stop_at_exactly_n(optuna_pg_ur
 
 
 def wait_for_running_trial(url: str, run_id: str, after: set[int], timeout: float = 60) -> int:
-    """The number of a trial that is RUNNING (not one of ``after``) and has been for a moment."""
+    """The number of a trial that is RUNNING (not one of ``after``), has drawn its parameters (a
+    trial killed before it samples has none to retry) and has been training for a moment."""
     storage = make_storage(url)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         study = optuna.load_study(study_name=study_name(run_id), storage=storage)
-        running = [t for t in study.trials if t.state == TrialState.RUNNING and t.number not in after]
+        running = [
+            t for t in study.trials if t.state == TrialState.RUNNING and t.params and t.number not in after
+        ]
         if running:
             time.sleep(0.3)  # mid-trial: it is training
             return running[0].number
