@@ -36,10 +36,14 @@ def sp500_bars() -> pd.DataFrame:
     return load_bars("sample:sp500")
 
 
-def predictor_for(family: str, bars: pd.DataFrame, members: int = 1) -> LivePredictor:
+def predictor_for(
+    family: str, bars: pd.DataFrame, members: int = 1, hidden_size: int | None = None
+) -> LivePredictor:
     """Weights do not change the cost of inference: a seeded, untrained network (or seed
-    ensemble of ``members``) will do."""
+    ensemble of ``members``, of width ``hidden_size`` instead of the family's) will do."""
     params = FAMILIES[family]
+    if hidden_size is not None:
+        params = params.model_copy(update={"hidden_size": hidden_size})
     scaler = FeatureScaler.fit(compute_features(bars), next_return(bars))
     torch.manual_seed(0)
     network = build_network(architecture(params, len(scaler.features), members=members))

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,6 +20,7 @@ import pandas as pd
 import torch
 
 from models.checkpoint import load_checkpoint
+from models.ensemble import live_forward
 from pipelines.config import HyperParams
 from pipelines.features.core import (
     FEATURES,
@@ -55,9 +56,12 @@ class LivePredictor:
     _bars: dict[str, deque] = field(init=False, repr=False)
     _rows: deque = field(init=False, repr=False)
     _last_bar: pd.Timestamp | None = field(init=False, default=None, repr=False)
+    _forward: Callable[[torch.Tensor], torch.Tensor] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.network = inference_network(self.network)
+        probe = torch.zeros(1, self.params.seq_len, len(self.scaler.features), dtype=torch.float64)
+        self._forward = live_forward(self.network, probe)
         self.reset()
 
     @classmethod
@@ -145,7 +149,7 @@ class LivePredictor:
     def _signal(self, timestamp: pd.Timestamp, features: np.ndarray) -> dict[str, Any]:
         window = torch.from_numpy(np.stack(self._rows)[None])
         with torch.inference_mode():
-            horizons = self.network(window)[0].reshape(-1).tolist()
+            horizons = self._forward(window)[0].reshape(-1).tolist()
         prediction = horizons[0]  # the next bar's: what trades
         # The backtests' own threshold rule, so the position is the one that was scored.
         position = target_positions(

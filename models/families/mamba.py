@@ -8,6 +8,10 @@ A = -exp(A_log) the state is discretized as h_t = exp(Δ_t A) h_{t-1} + Δ_t B_t
 as y_t = C_t h_t + D x_t, gated by SiLU(z). The scan is a loop over the (patched) time steps:
 sequences here are tens of steps, where a loop is as fast as a parallel scan and exact.
 
+The head reads only the newest token, so the last block computes only that token's output: its
+forward scan keeps the final state alone, and its backward scan, whose first step that token
+is, needs nothing but the token itself. Exact, and a third less work at two layers.
+
 ``bidirectional`` adds a second scan over the reversed sequence with its own weights (Bi-Mamba);
 ``patch_len`` groups bars into tokens, with stride ``max(1, round(patch_len * stride_ratio))``,
 aligned so the newest bar is always in the last patch.
@@ -58,7 +62,8 @@ class SelectiveScan(nn.Module):
         assert self.conv.bias is not None
         return (out + self.conv.bias.unsqueeze(-1)).transpose(1, 2)
 
-    def forward(self, u: torch.Tensor) -> torch.Tensor:
+    def forward(self, u: torch.Tensor, newest_only: bool = False) -> torch.Tensor:
+        """(batch, L, d_model); with ``newest_only``, (batch, 1, d_model): the last step's alone."""
         x, z = self.in_proj(u).chunk(2, dim=-1)
         x = nn.functional.silu(self.causal_conv(x))
         dt, b, c = self.x_proj(x).split([self.dt_rank, self.d_state, self.d_state], dim=-1)
@@ -67,6 +72,11 @@ class SelectiveScan(nn.Module):
         decay = torch.exp(dt.unsqueeze(-1) * a)  # (batch, L, inner, N)
         drive = (dt * x).unsqueeze(-1) * b.unsqueeze(2)  # Δ B x
         h = x.new_zeros(x.shape[0], x.shape[2], self.d_state)
+        if newest_only:
+            for decay_t, drive_t in zip(decay.unbind(1), drive.unbind(1), strict=True):
+                h = torch.addcmul(drive_t, decay_t, h)
+            y = (h * c[:, -1].unsqueeze(1)).sum(-1).unsqueeze(1) + x[:, -1:] * self.D
+            return self.out_proj(y * nn.functional.silu(z[:, -1:]))
         states = []
         # unbind, not index: indexing one step's slice has a backward that fills a zero tensor
         # of the whole sequence per step; one fused op per step after that
@@ -95,12 +105,15 @@ class MambaBlock(nn.Module):
         )
         self.dropout = nn.Dropout(dropout)
 
-    def forward(self, h: torch.Tensor) -> torch.Tensor:
+    def forward(self, h: torch.Tensor, newest_only: bool = False) -> torch.Tensor:
+        """(batch, L, d_model); with ``newest_only``, the newest token's output, (batch, 1, d_model)."""
         normed = self.norm(h)
-        mixed = self.forward_scan(normed)
+        mixed = self.forward_scan(normed, newest_only)
         if self.backward_scan is not None:
-            mixed = mixed + self.backward_scan(normed.flip(1)).flip(1)
-        h = h + self.dropout(mixed)
+            # the newest token starts the backward scan: its output sees only itself
+            backward = normed[:, -1:] if newest_only else normed.flip(1)
+            mixed = mixed + self.backward_scan(backward).flip(1)
+        h = (h[:, -1:] if newest_only else h) + self.dropout(mixed)
         return h if self.ff is None else h + self.dropout(self.ff(h))
 
 
@@ -138,8 +151,8 @@ class MambaRegressor(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.embed(self.patches(x))
-        for block in self.blocks:
-            h = block(h)
+        for depth, block in enumerate(self.blocks, start=1):
+            h = block(h, newest_only=depth == len(self.blocks))
         out = self.head(self.norm(h)[:, -1, :])
         return out.squeeze(-1) if out.shape[-1] == 1 else out
 

@@ -13,6 +13,9 @@ handful of experts on the CPU this costs little and keeps the arithmetic indepen
 batch. Training adds the Switch load-balancing loss (``balance_weight``: the share of routed
 tokens times the mean router probability, summed over experts and scaled by their number; 1 when
 balanced) and the ST-MoE router z-loss (``router_z_weight``), which keeps router logits small.
+
+The head reads only the newest token, so the last layer attends and routes for that token alone
+(exact, and half the expert work at two layers); its expert usage counts those tokens.
 """
 
 from __future__ import annotations
@@ -98,9 +101,11 @@ class MoEEncoderLayer(nn.Module):
         self.norm1, self.norm2 = nn.LayerNorm(d_model), nn.LayerNorm(d_model)
         self.dropout = nn.Dropout(dropout)
 
-    def forward(self, h: torch.Tensor) -> torch.Tensor:
-        attended, _ = self.attention(h, h, h, need_weights=False)
-        h = self.norm1(h + self.dropout(attended))
+    def forward(self, h: torch.Tensor, newest_only: bool = False) -> torch.Tensor:
+        """(batch, L, d_model); with ``newest_only``, the newest token's output, (batch, 1, d_model)."""
+        query = h[:, -1:] if newest_only else h
+        attended, _ = self.attention(query, h, h, need_weights=False)
+        h = self.norm1(query + self.dropout(attended))
         return self.norm2(h + self.dropout(self.experts(h)))
 
 
@@ -141,8 +146,8 @@ class MoETransformerRegressor(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.embed(x) + self.position[:, : x.shape[1]]
-        for layer in self.layers:
-            h = layer(h)
+        for depth, layer in enumerate(self.layers, start=1):
+            h = layer(h, newest_only=depth == len(self.layers))
         out = self.head(h[:, -1, :])
         return out.squeeze(-1) if out.shape[-1] == 1 else out
 

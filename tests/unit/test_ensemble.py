@@ -9,7 +9,13 @@ import torch
 from torch import nn
 
 from models.checkpoint import load_checkpoint, save_checkpoint
-from models.ensemble import GroupedLSTMEnsemble, ModuleListEnsemble, SeedEnsemble, member_seeds
+from models.ensemble import (
+    GroupedLSTMEnsemble,
+    ModuleListEnsemble,
+    SeedEnsemble,
+    live_forward,
+    member_seeds,
+)
 from models.families import BUILTIN
 from models.networks import ArchitectureSpec, LSTMRegressor, build_network
 from pipelines.config import HyperParams
@@ -183,3 +189,31 @@ def test_a_trial_scores_its_ensemble_and_records_each_seed_and_each_half():
     # a random walk has nothing to learn: the inner validation stops training before the budget
     # (patience 1: the first epoch that does not improve on it)
     assert trial.user_attrs["epochs_trained"][0] < 12
+
+
+@pytest.mark.parametrize("family", [f for f in ENSEMBLE_FAMILIES if f != "lstm"])
+def test_the_live_forward_of_a_list_ensemble_is_the_member_loops(family):
+    """Batched (vmap over stacked members) or the loop, whichever is faster: the same numbers."""
+    torch.manual_seed(0)
+    network = build_network(_spec(4, family=family)).double().eval()
+    assert isinstance(network, ModuleListEnsemble)
+    x = torch.randn(5, SEQ, FEATS, dtype=torch.float64)
+    forward = live_forward(network, x[:1])
+    with torch.inference_mode():
+        assert (forward(x) - network(x)).abs().max().item() <= 1e-12
+
+
+def test_a_family_vmap_cannot_batch_keeps_the_member_loop():
+    class Unbatchable(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.scale = nn.Parameter(torch.ones((), dtype=torch.float64))
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return x[:, -1, 0] * float(self.scale)  # .item() on a batched tensor: vmap refuses
+
+    network = ModuleListEnsemble.__new__(ModuleListEnsemble)
+    nn.Module.__init__(network)
+    network.members, network.nets = 2, nn.ModuleList([Unbatchable(), Unbatchable()])
+    assert live_forward(network, torch.zeros(1, SEQ, FEATS, dtype=torch.float64)) is network
+    assert live_forward(nn.Linear(2, 1), torch.zeros(1, 2)) is not None

@@ -94,6 +94,23 @@ def test_one_window_predicts_what_it_predicts_inside_a_batch(family):
     assert (together[[0, 17, 63]] - alone).abs().max().item() <= 1e-12
 
 
+@pytest.mark.parametrize(
+    ("family", "extra"),
+    [("moe_transformer", {}), ("mamba", {}), ("mamba", {"bidirectional": False, "d_ff_ratio": 0.0})],
+)
+def test_the_last_layer_computes_only_the_newest_token_and_changes_nothing(family, extra):
+    """The head reads the newest token alone; the last layer computing only it (a backward scan
+    that sees only that token, a single attention query) gives the full pass's output."""
+    torch.manual_seed(0)
+    network = inference_network(build_network(_spec(family, **extra)))
+    layers = network.layers if family == "moe_transformer" else network.blocks
+    h = torch.randn(4, SEQ, 8, dtype=torch.float64)
+    with torch.inference_mode():
+        full, newest = layers[-1](h)[:, -1:], layers[-1](h, newest_only=True)
+    assert newest.shape == (4, 1, 8)
+    assert (full - newest).abs().max().item() <= 1e-12
+
+
 @pytest.mark.parametrize("family", [f for f in SEEDED])
 def test_frozen_backbone_layer_keeps_its_weights_and_the_rest_learns(family):
     torch.manual_seed(0)
