@@ -123,9 +123,6 @@ def _outputs(head: torch.Tensor) -> torch.Tensor:
     return head.squeeze(-1) if head.shape[-1] == 1 else head
 
 
-SEED_FREE_FAMILIES = ("linear",)  # closed-form training: another seed gives the same model
-
-
 def build_network(spec: ArchitectureSpec, seeds: list[int] | None = None) -> nn.Module:
     """A fresh network of the family named in ``spec`` (models.families); a seed ensemble when
     ``spec.members > 1`` (``seeds``: one per member, initializing each)."""

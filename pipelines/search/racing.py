@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import optuna
 
-from models.networks import SEED_FREE_FAMILIES
+from models.families import get_family
 from pipelines.config import PipelineConfig
 from pipelines.search.objective import evaluate_fold
 from pipelines.search.space import resolve
@@ -56,7 +56,7 @@ class RaceResult:
     @property
     def retrainings(self) -> int:
         """Backtests the race added (each a one-variant backtest on every fold)."""
-        return sum(len(e.values) - 1 for e in self.entries if e.family not in SEED_FREE_FAMILIES)
+        return sum(len(e.values) - 1 for e in self.entries if not get_family(e.family).seed_free)
 
     @property
     def why(self) -> str:
@@ -101,7 +101,7 @@ def _race_one(
 ) -> RaceEntry:
     family = str(trial.user_attrs.get(TrialAttr.MODEL_FAMILY, config.hyperparams.model_family))
     own = float(trial.value)  # type: ignore[arg-type]
-    if family in SEED_FREE_FAMILIES:
+    if get_family(family).seed_free:
         return RaceEntry(trial.number, family, [config.seed, *seeds], [own] * (len(seeds) + 1))
     strategy = trial.user_attrs.get(TrialAttr.STRATEGY) or {}
     params = resolve(config.hyperparams, {**trial.params, **strategy, "model_family": family})
