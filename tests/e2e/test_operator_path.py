@@ -221,8 +221,14 @@ def pending_review(api: RestClient, run_id: str, timeout: float = 600) -> dict:
             ti = api.call("GET", f"/api/v2/dags/retune_daily/dagRuns/{run_id}/taskInstances/review")
             if not detail["response_received"] and ti["state"] == "awaiting_input":
                 return detail
-        if api.call("GET", f"/api/v2/dags/retune_daily/dagRuns/{run_id}")["state"] in ("success", "failed"):
-            raise AssertionError(f"the run ended without asking for a review: {run_id}")
+        run = api.call("GET", f"/api/v2/dags/retune_daily/dagRuns/{run_id}")
+        if run["state"] in ("success", "failed"):
+            tasks = api.call("GET", f"/api/v2/dags/retune_daily/dagRuns/{run_id}/taskInstances")
+            states = {t["task_id"]: t["state"] for t in tasks["task_instances"]}
+            raise AssertionError(
+                f"the run {run_id} ended ({run['state']}) without asking for a review: "
+                f"tasks {states}, note {run.get('note')!r}"
+            )
         time.sleep(2)
     raise TimeoutError("no review request")
 
