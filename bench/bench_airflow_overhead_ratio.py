@@ -15,7 +15,6 @@ difference, which a longer search amortizes.
 
 from __future__ import annotations
 
-import os
 import statistics
 import subprocess
 import tempfile
@@ -24,7 +23,7 @@ from pathlib import Path
 
 import yaml
 
-from devtools.airflow_stack import BIN, AirflowStack
+from devtools.airflow_stack import BIN, AirflowStack, project_env
 from devtools.throwaway_pg import throwaway_database
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -48,16 +47,7 @@ def run() -> dict:
     with tempfile.TemporaryDirectory() as tmp, throwaway_database() as store, throwaway_database() as meta:
         home = Path(tmp) / "var"
         (home / "configs").mkdir(parents=True)
-        env = dict(
-            os.environ,
-            RETUNE_HOME=str(home),
-            RETUNE_DB_URL=store,
-            AIRFLOW__CORE__DAGS_FOLDER=str(ROOT / "dags"),
-            AIRFLOW__CORE__PLUGINS_FOLDER=str(ROOT / "plugins"),
-            AIRFLOW__CORE__LOAD_EXAMPLES="False",
-            PYTHONWARNINGS="ignore",
-        )
-        env.pop("RETUNE_OPTUNA_URL", None)
+        env = project_env(RETUNE_HOME=str(home), RETUNE_DB_URL=store)
         with AirflowStack(env, Path(tmp) / "airflow", meta) as stack:
             stack.wait_for_dag("retune_daily")
             for repeat in range(REPEATS):

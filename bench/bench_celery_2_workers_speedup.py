@@ -27,6 +27,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 
+from devtools.airflow_stack import project_env  # noqa: E402
 from devtools.celery_stack import CeleryStack, redis_database  # noqa: E402
 from devtools.throwaway_pg import throwaway_database  # noqa: E402
 
@@ -82,17 +83,7 @@ def run() -> dict:
     ):
         home = Path(tmp) / "var"
         (home / "configs").mkdir(parents=True)
-        env = dict(
-            os.environ,
-            RETUNE_HOME=str(home),
-            RETUNE_DB_URL=store,
-            AIRFLOW__CORE__DAGS_FOLDER=str(ROOT / "dags"),
-            AIRFLOW__CORE__PLUGINS_FOLDER=str(ROOT / "plugins"),
-            AIRFLOW__CORE__LOAD_EXAMPLES="False",
-            RETUNE_HOURLY_SCHEDULE="none",
-            PYTHONWARNINGS="ignore",
-        )
-        env.pop("RETUNE_OPTUNA_URL", None)
+        env = project_env(RETUNE_HOME=str(home), RETUNE_DB_URL=store, RETUNE_HOURLY_SCHEDULE="none")
         with CeleryStack(env, Path(tmp) / "airflow", meta, redis_db) as stack:
             stack.wait_for_dag("retune_daily")
             for i, workers in enumerate(ORDER):

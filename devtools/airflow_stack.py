@@ -30,6 +30,20 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def project_env(**extra: str) -> dict[str, str]:
+    """This process's environment, with Airflow loading this project's DAGs and plugins and no
+    example DAGs, and ``extra`` on top; Optuna studies go to the store (no RETUNE_OPTUNA_URL)."""
+    env = dict(
+        os.environ,
+        AIRFLOW__CORE__DAGS_FOLDER=str(ROOT / "dags"),
+        AIRFLOW__CORE__PLUGINS_FOLDER=str(ROOT / "plugins"),
+        AIRFLOW__CORE__LOAD_EXAMPLES="False",
+        PYTHONWARNINGS="ignore",
+    )
+    env.pop("RETUNE_OPTUNA_URL", None)
+    return env | extra
+
+
 class RestClient:
     """Airflow's public REST API as an operator's script would use it."""
 

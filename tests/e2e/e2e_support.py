@@ -40,3 +40,21 @@ def random_walk_bars(n: int = 700, seed: int = 7, end: str = AS_OF) -> pd.DataFr
 
 def run(cmd: list[str], env: dict[str, str], timeout: int = 900) -> subprocess.CompletedProcess:
     return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout, cwd=ROOT)
+
+
+def seed_a_champion(repo, model_key: str, run) -> None:
+    """Promote ``run``'s best config and its model (version 1) as the champion, as an operator
+    would: a run on random-walk bars rarely passes the gate, and the next run needs a champion."""
+    from pipelines.artifacts import load_json
+
+    search = load_json(run.run_dir / "search.json")
+    repo.promote(
+        model_key,
+        run.run_id,
+        search["best_params"],
+        actor="test",
+        reason="seed a champion",
+        model_version=1,
+        metrics={},
+        report_path=None,
+    )

@@ -9,6 +9,7 @@ import json
 import pandas as pd
 import pytest
 import yaml
+from e2e_support import seed_a_champion
 
 import pipelines.predictor as predictor_module
 from pipelines.artifacts import load_json
@@ -70,18 +71,8 @@ def test_first_model_then_a_fine_tuned_challenger_on_an_unseen_holdout(world, mo
     assert "first" in evaluation["comparison"]["reason"]
     assert evaluation["parity"]["passed"] and evaluation["parity"]["n_bars"] == 60
     repo = Repository(settings.db_url)
-    if repo.active_config("lifecycle") is None:  # random-walk data rarely passes the gate: promote it
-        search = load_json(first.run_dir / "search.json")
-        repo.promote(
-            "lifecycle",
-            first.run_id,
-            search["best_params"],
-            actor="test",
-            reason="seed a champion",
-            model_version=1,
-            metrics={},
-            report_path=None,
-        )
+    if repo.active_config("lifecycle") is None:  # random-walk data rarely passes the gate
+        seed_a_champion(repo, "lifecycle", first)
 
     second = _run(world, "second", "2021-08-20", champion_alpha=0.5)
     evaluation = load_json(second.run_dir / "evaluation.json")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 import yaml
+from e2e_support import seed_a_champion
 
 from models.checkpoint import load_checkpoint
 from pipelines.artifacts import load_json
@@ -65,17 +66,7 @@ def test_search_first_model_then_a_frozen_backbone_fine_tune(
 
     first = run("first", "2021-03-01")
     repo = Repository(load_settings().db_url)
-    search = load_json(first.run_dir / "search.json")
-    repo.promote(
-        "fam",
-        first.run_id,
-        search["best_params"],
-        actor="test",
-        reason="seed a champion",
-        model_version=1,
-        metrics={},
-        report_path=None,
-    )
+    seed_a_champion(repo, "fam", first)
     second = run("second", "2021-03-15")
     model = repo.get_model_version("fam", 2)
     assert model is not None and model.family == family
