@@ -1,6 +1,8 @@
 """A mamba seed ensemble as one network: k ``MambaRegressor``s whose every weight carries a
 leading member dimension, so each layer is one batched op for all members instead of k small
-ones (live inference is per-op overhead at these sizes; training is too).
+ones. Live inference (one window) is mostly per-op overhead and gains from it (4 members at
+width 64: p50 4.7 -> 3.4 ms); training batches are large enough that the scan's elementwise
+arithmetic dominates, and it costs about what the member loop does.
 
 Every parameter is the stack of the members' same-named ``MambaRegressor`` parameters (same
 names, shape ``(k, *member_shape)``): members are built from their seeds as the list ensemble
