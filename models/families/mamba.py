@@ -15,6 +15,10 @@ is, needs nothing but the token itself. Exact, and a third less work at two laye
 ``bidirectional`` adds a second scan over the reversed sequence with its own weights (Bi-Mamba);
 ``patch_len`` groups bars into tokens, with stride ``max(1, round(patch_len * stride_ratio))``,
 aligned so the newest bar is always in the last patch.
+
+A seed ensemble of k members is one network with a member dimension on every weight
+(``grouped_mamba.GroupedMambaEnsemble``); the scan, the convolution and the patching below are
+written over any leading dimensions so both use the same code.
 """
 
 from __future__ import annotations
@@ -53,14 +57,9 @@ class SelectiveScan(nn.Module):
         self.out_proj = nn.Linear(inner, d_model)
 
     def causal_conv(self, x: torch.Tensor) -> torch.Tensor:
-        """``self.conv`` (depthwise, causal) as one windowed product: torch's float64 CPU path
-        runs a depthwise convolution one channel at a time, 20x slower at these sizes."""
-        width = self.conv.kernel_size[0]
-        padded = nn.functional.pad(x.transpose(1, 2), (width - 1, 0))  # (batch, C, width-1+L)
-        windows = padded.unfold(-1, width, 1)  # (batch, C, L, width)
-        out = (windows * self.conv.weight.squeeze(1).unsqueeze(1)).sum(-1)
+        """``self.conv`` (depthwise, causal) on (batch, L, inner)."""
         assert self.conv.bias is not None
-        return (out + self.conv.bias.unsqueeze(-1)).transpose(1, 2)
+        return causal_conv(x, self.conv.weight, self.conv.bias.unsqueeze(-1))
 
     def forward(self, u: torch.Tensor, newest_only: bool = False) -> torch.Tensor:
         """(batch, L, d_model); with ``newest_only``, (batch, 1, d_model): the last step's alone."""
@@ -69,22 +68,49 @@ class SelectiveScan(nn.Module):
         dt, b, c = self.x_proj(x).split([self.dt_rank, self.d_state, self.d_state], dim=-1)
         dt = nn.functional.softplus(self.dt_proj(dt))  # (batch, L, inner)
         a = -torch.exp(self.A_log.to(x.dtype))  # (inner, N)
-        decay = torch.exp(dt.unsqueeze(-1) * a)  # (batch, L, inner, N)
-        drive = (dt * x).unsqueeze(-1) * b.unsqueeze(2)  # Δ B x
-        h = x.new_zeros(x.shape[0], x.shape[2], self.d_state)
-        if newest_only:
-            for decay_t, drive_t in zip(decay.unbind(1), drive.unbind(1), strict=True):
-                h = torch.addcmul(drive_t, decay_t, h)
-            y = (h * c[:, -1].unsqueeze(1)).sum(-1).unsqueeze(1) + x[:, -1:] * self.D
-            return self.out_proj(y * nn.functional.silu(z[:, -1:]))
-        states = []
-        # unbind, not index: indexing one step's slice has a backward that fills a zero tensor
-        # of the whole sequence per step; one fused op per step after that
-        for decay_t, drive_t in zip(decay.unbind(1), drive.unbind(1), strict=True):
+        return self.out_proj(selective_scan(x, z, dt, b, c, a, self.D, newest_only))
+
+
+def causal_conv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    """A causal depthwise convolution of (..., L, C) as one windowed product (``weight``
+    broadcast to (..., C, L, width), ``bias`` to (..., C, L)): torch's float64 CPU path runs a
+    depthwise ``Conv1d`` one channel at a time, 20x slower at these sizes."""
+    width = weight.shape[-1]
+    padded = nn.functional.pad(x.transpose(-1, -2), (width - 1, 0))  # (..., C, width-1+L)
+    windows = padded.unfold(-1, width, 1)  # (..., C, L, width)
+    return ((windows * weight).sum(-1) + bias).transpose(-1, -2)
+
+
+def selective_scan(
+    x: torch.Tensor,
+    z: torch.Tensor,
+    dt: torch.Tensor,
+    b: torch.Tensor,
+    c: torch.Tensor,
+    a: torch.Tensor,
+    d: torch.Tensor,
+    newest_only: bool,
+) -> torch.Tensor:
+    """The scan and its gate, over any leading dimensions (one network's batch, or members and
+    batch): x, z, Δ (..., L, inner); B, C (..., L, N); ``a`` (= A) broadcast to (..., L, inner,
+    N) and ``d`` to (..., L, inner). With ``newest_only``, the last step's output alone."""
+    decay = torch.exp(dt.unsqueeze(-1) * a)  # (..., L, inner, N)
+    drive = (dt * x).unsqueeze(-1) * b.unsqueeze(-2)  # Δ B x
+    h = x.new_zeros(*x.shape[:-2], x.shape[-1], b.shape[-1])
+    # unbind, not index: indexing one step's slice has a backward that fills a zero tensor
+    # of the whole sequence per step; one fused op per step after that
+    steps = zip(decay.unbind(-3), drive.unbind(-3), strict=True)
+    if newest_only:
+        for decay_t, drive_t in steps:
             h = torch.addcmul(drive_t, decay_t, h)
-            states.append(h)
-        y = (torch.stack(states, dim=1) * c.unsqueeze(2)).sum(-1) + x * self.D
-        return self.out_proj(y * nn.functional.silu(z))
+        y = (h * c[..., -1, :].unsqueeze(-2)).sum(-1).unsqueeze(-2) + x[..., -1:, :] * d
+        return y * nn.functional.silu(z[..., -1:, :])
+    states = []
+    for decay_t, drive_t in steps:
+        h = torch.addcmul(drive_t, decay_t, h)
+        states.append(h)
+    y = (torch.stack(states, dim=-3) * c.unsqueeze(-2)).sum(-1) + x * d
+    return y * nn.functional.silu(z)
 
 
 class MambaBlock(nn.Module):
@@ -137,9 +163,7 @@ class MambaRegressor(nn.Module):
     def patches(self, x: torch.Tensor) -> torch.Tensor:
         """(batch, T, F) -> (batch, patches, F * patch_len); the oldest bars that do not fill a
         stride are dropped, never the newest."""
-        x = x[:, (x.shape[1] - self.patch_len) % self.stride :]
-        tokens = x.unfold(1, self.patch_len, self.stride)  # (batch, P, F, patch_len)
-        return tokens.flatten(2)
+        return patches(x, self.patch_len, self.stride)
 
     def backbone_layers(self) -> list[list[nn.Parameter]]:
         """The blocks' parameters, input side first: the embedding belongs to the first block and
@@ -155,6 +179,12 @@ class MambaRegressor(nn.Module):
             h = block(h, newest_only=depth == len(self.blocks))
         out = self.head(self.norm(h)[:, -1, :])
         return out.squeeze(-1) if out.shape[-1] == 1 else out
+
+
+def patches(x: torch.Tensor, patch_len: int, stride: int) -> torch.Tensor:
+    """(..., T, F) -> (..., patches, F * patch_len), the newest bar in the last patch."""
+    x = x[..., (x.shape[-2] - patch_len) % stride :, :]
+    return x.unfold(-2, patch_len, stride).flatten(-2)  # unfold: (..., P, F, patch_len)
 
 
 class MambaFamily(ModelFamily):
@@ -187,3 +217,12 @@ class MambaFamily(ModelFamily):
 
     def build_single(self, spec: ArchitectureSpec) -> nn.Module:
         return MambaRegressor(spec, self.options(spec))
+
+    def build(self, spec: ArchitectureSpec, seeds: list[int] | None = None) -> nn.Module:
+        """k seeds as one grouped network: a batched op per layer, not k small ones."""
+        self.options(spec)
+        if spec.members == 1:
+            return self.build_single(spec)
+        from models.families.grouped_mamba import GroupedMambaEnsemble
+
+        return GroupedMambaEnsemble(spec, seeds)

@@ -16,13 +16,16 @@ from models.ensemble import (
     live_forward,
     member_seeds,
 )
-from models.families import BUILTIN
+from models.families import BUILTIN, architecture_spec
+from models.families.grouped_mamba import GroupedMambaEnsemble
 from models.networks import ArchitectureSpec, LSTMRegressor, build_network
 from pipelines.config import HyperParams
 from pipelines.training.trainer import architecture, fit, member_next_bar, predict, train_new
 
 # every registered family a seed ensemble applies to (a seed-free family gives copies)
 ENSEMBLE_FAMILIES = [name for name, family in BUILTIN.items() if not family.seed_free]
+# families whose members run as one grouped network; the rest as a list of members
+GROUPED: dict[str, type[SeedEnsemble]] = {"lstm": GroupedLSTMEnsemble, "mamba": GroupedMambaEnsemble}
 
 SEQ, FEATS = 6, 3
 
@@ -83,11 +86,12 @@ def test_batched_members_train_exactly_as_separate_trainings(family):
     x, y = _data(160, 0)
     x_val, _ = _data(40, 1)
     kwargs = dict(lr=0.05, epochs=3, batch_size=32)
-    cls = GroupedLSTMEnsemble if family == "lstm" else ModuleListEnsemble
-    both = cls(_spec(2, family=family), seeds=[5, 6])
+    both = GROUPED.get(family, ModuleListEnsemble)(_spec(2, family=family), seeds=[5, 6])
     fit(both, x, y, seed=5, **kwargs)
+    # alone: the family's own network (the grouped LSTM initializes its members its own way)
+    alone_cls = GroupedLSTMEnsemble if family == "lstm" else ModuleListEnsemble
     for m, seed in enumerate((5, 6)):
-        alone = cls(_spec(1, family=family), seeds=[seed])
+        alone = alone_cls(_spec(1, family=family), seeds=[seed])
         fit(alone, x, y, seed=seed, **kwargs)
         np.testing.assert_allclose(
             member_next_bar(both, x_val)[m], member_next_bar(alone, x_val)[0], rtol=1e-4, atol=1e-5
@@ -191,7 +195,7 @@ def test_a_trial_scores_its_ensemble_and_records_each_seed_and_each_half():
     assert trial.user_attrs["epochs_trained"][0] < 12
 
 
-@pytest.mark.parametrize("family", [f for f in ENSEMBLE_FAMILIES if f != "lstm"])
+@pytest.mark.parametrize("family", [f for f in ENSEMBLE_FAMILIES if f not in GROUPED])
 def test_the_live_forward_of_a_list_ensemble_is_the_member_loops(family):
     """Batched (vmap over stacked members) or the loop, whichever is faster: the same numbers."""
     torch.manual_seed(0)
@@ -217,3 +221,64 @@ def test_a_family_vmap_cannot_batch_keeps_the_member_loop():
     network.members, network.nets = 2, nn.ModuleList([Unbatchable(), Unbatchable()])
     assert live_forward(network, torch.zeros(1, SEQ, FEATS, dtype=torch.float64)) is network
     assert live_forward(nn.Linear(2, 1), torch.zeros(1, 2)) is not None
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"bidirectional": False, "d_ff_ratio": 0.0, "patch_len": 1},
+        {"bidirectional": True, "d_ff_ratio": 0.0, "patch_len": 1},
+        {"bidirectional": False, "d_ff_ratio": 1.5, "patch_len": 3, "stride_ratio": 0.5},
+        {"bidirectional": True, "d_ff_ratio": 1.0, "patch_len": 2, "stride_ratio": 1.0},
+    ],
+)
+def test_grouped_mamba_members_are_the_mamba_regressors_of_their_seeds(options, tmp_path):
+    """Same seeds, same members: the grouped ensemble computes what the list of
+    ``MambaRegressor``s computes (float64, shared or per-member windows, 1 or 2 outputs), a list
+    ensemble's checkpoint loads into it, and its backbone layers are the regressors' layers."""
+    values = {"hidden_size": 8, "num_layers": 2, "dropout": 0.1, "seq_len": SEQ + 1, "d_state": 4, **options}
+    for outputs in (1, 2):
+        spec = architecture_spec("mamba", values, FEATS, outputs, members=3)
+        grouped = build_network(spec, [7, 8, 9])
+        assert isinstance(grouped, GroupedMambaEnsemble)
+        listed = ModuleListEnsemble(spec, [7, 8, 9])
+        shared = torch.randn(5, SEQ + 1, FEATS, dtype=torch.float64)
+        per_member = torch.randn(3, 5, SEQ + 1, FEATS, dtype=torch.float64)
+        with torch.inference_mode():
+            for x in (shared, per_member):
+                out = grouped.double().eval().member_outputs(x)
+                assert (out - listed.double().eval().member_outputs(x)).abs().max().item() <= 1e-12
+        save_checkpoint(tmp_path / str(outputs), listed, spec, {})
+        loaded = load_checkpoint(tmp_path / str(outputs)).network
+        assert isinstance(loaded, GroupedMambaEnsemble)
+        for name, param in loaded.state_dict().items():
+            assert torch.equal(param, grouped.state_dict()[name].float()), name
+    names = {id(p): n for n, p in grouped.named_parameters()}
+    member = listed.nets[0]
+    member_names = {id(p): n for n, p in member.named_parameters()}
+    assert [[names[id(p)] for p in layer] for layer in grouped.backbone_layers()] == [
+        [member_names[id(p)] for p in layer]
+        for layer in member.backbone_layers()  # type: ignore[operator]
+    ]
+
+
+def test_a_grouped_mamba_trains_with_dropout_and_a_frozen_first_layer():
+    x, y = _data(96, 0)
+    values = {
+        "hidden_size": 8,
+        "num_layers": 2,
+        "dropout": 0.2,
+        "seq_len": SEQ,
+        "bidirectional": True,
+        "d_ff_ratio": 1.0,
+    }
+    network = build_network(architecture_spec("mamba", values, FEATS, 1, members=2))
+    first = [p.detach().clone() for p in network.backbone_layers()[0]]  # type: ignore[operator]
+    second = [p.detach().clone() for p in network.backbone_layers()[1]]  # type: ignore[operator]
+    network.train()
+    x_t = torch.as_tensor(x[:4])
+    assert not torch.equal(network(x_t), network(x_t))  # dropout applies in training
+    fit(network, x, y, lr=1e-2, epochs=2, batch_size=32, seed=0, frozen_layers=1, family="mamba")
+    assert all(torch.equal(a, b) for a, b in zip(first, network.backbone_layers()[0], strict=True))  # type: ignore[operator]
+    # (not all: the last block's backward scan sees the newest token alone, so its A has no gradient)
+    assert any(not torch.equal(a, b) for a, b in zip(second, network.backbone_layers()[1], strict=True))  # type: ignore[operator]
