@@ -258,11 +258,15 @@ class PipelineConfig(FrozenModel):
             )
         return value
 
+    def model_families(self) -> tuple[str, ...]:
+        """The model families a search may choose: the searched ones, or the fixed one."""
+        spec = self.search_space.get("model_family")
+        chosen = spec.choices if isinstance(spec, Categorical) else None
+        return tuple(chosen or (self.hyperparams.model_family,))
+
     @model_validator(mode="after")
     def _check_space(self) -> PipelineConfig:
-        family_spec = self.search_space.get("model_family")
-        chosen = family_spec.choices if isinstance(family_spec, Categorical) else None
-        families = list(chosen or [self.hyperparams.model_family])
+        families = list(self.model_families())
         for name in self.search_space:
             # a name is valid when a family that may be chosen accepts it
             takers = [f for f in families if name in HyperParams.model_fields or name in family_schema(f)]

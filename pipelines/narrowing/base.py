@@ -39,6 +39,9 @@ class Evidence:
     deployed_params: dict[str, Any] | None = None  # the model a daily run will fine-tune
     pin_architecture: bool = False  # daily runs fine-tune, so they keep its shape
     training: TrainingDiagnostics | None = None  # the deployed model's loss curves
+    # the families the search may choose: their declarations bound their own hyperparameters
+    # (mamba's d_ff_ratio may be 0, a Transformer's not); empty: every built-in family
+    model_families: tuple[str, ...] = ()
 
     @property
     def volatility_ratio(self) -> float:

@@ -14,6 +14,7 @@ A range already narrower than that is left as it is: narrowing never widens.
 from __future__ import annotations
 
 import math
+from collections.abc import Collection
 from typing import Any
 
 import numpy as np
@@ -31,14 +32,16 @@ _TOL = 1e-9
 Interval = tuple[float, float]
 
 
-def hard_bounds(param: str) -> Interval:
+def hard_bounds(param: str, families: Collection[str] = ()) -> Interval:
     """The widest range a parameter may take, read from HyperParams' own field limits, or for a
-    family's or the trainer's own hyperparameter from its declarations (the tightest of them, so
-    every family that declares it accepts the range)."""
+    family's or the trainer's own hyperparameter from the declarations of ``families`` (those
+    the search may choose; none: every built-in one), the tightest of them, so every family that
+    declares it accepts the range: mamba's ``d_ff_ratio`` may be 0 (no feed-forward) in a mamba
+    search, not where a Transformer (>= 0.5) may be chosen too."""
     low, high = -math.inf, math.inf
     field = HyperParams.model_fields.get(param)
     if field is None:
-        return _declared_bounds(param)
+        return _declared_bounds(param, families)
     for meta in field.metadata if field else ():
         if isinstance(meta, Ge):
             low = float(meta.ge)  # type: ignore[arg-type]
@@ -51,52 +54,61 @@ def hard_bounds(param: str) -> Interval:
     return low, high
 
 
-def _declared_bounds(param: str) -> Interval:
-    from models.families import BUILTIN
+def _declared_bounds(param: str, families: Collection[str]) -> Interval:
+    from models.families import BUILTIN, get_family
     from models.training_options import TRAINING_SCHEMA
 
-    declared = [p for f in BUILTIN.values() for p in f.schema if p.name == param]
+    chosen = [get_family(name) for name in families] if families else list(BUILTIN.values())
+    declared = [p for f in chosen for p in f.schema if p.name == param]
     declared += [p for p in TRAINING_SCHEMA if p.name == param]
     lows = [p.low for p in declared if p.low is not None]
     highs = [p.high for p in declared if p.high is not None]
     return (max(lows) if lows else -math.inf, min(highs) if highs else math.inf)
 
 
-def uses_ratio(param: str, spec: FloatRange) -> bool:
+def uses_ratio(param: str, spec: FloatRange, families: Collection[str] = ()) -> bool:
     """Width of a scale parameter (positive floor, or loguniform) is measured as a ratio."""
-    return spec.log or hard_bounds(param)[0] > 0
+    return spec.log or hard_bounds(param, families)[0] > 0
 
 
-def min_width(param: str, spec: FloatRange) -> float:
+def min_width(param: str, spec: FloatRange, families: Collection[str] = ()) -> float:
     """The minimum width of a float range: in log units when ``uses_ratio``, else linear."""
-    if uses_ratio(param, spec):
+    if uses_ratio(param, spec, families):
         return math.log(MIN_RATIO)
     if param in MIN_LINEAR_WIDTH:
         return MIN_LINEAR_WIDTH[param]
-    low, high = hard_bounds(param)
+    low, high = hard_bounds(param, families)
     return LINEAR_FRACTION * (high - low) if math.isfinite(high - low) else 1.0
 
 
 # --- the three kinds of target ----------------------------------------------------------------
 
 
-def apply(param: str, spec: ParamSpec, target: Target, envelope: Interval, incumbent: Any) -> ParamSpec:
-    """``spec`` after ``target``; ``envelope`` bounds widening (hard bounds and narrowing targets)."""
+def apply(
+    param: str,
+    spec: ParamSpec,
+    target: Target,
+    envelope: Interval,
+    incumbent: Any,
+    families: Collection[str] = (),
+) -> ParamSpec:
+    """``spec`` after ``target``; ``envelope`` bounds widening (hard bounds and narrowing targets);
+    ``families``: those the search may choose (``hard_bounds``)."""
     if target.kind == "pin":
-        return _pin(param, spec, target, incumbent)
+        return _pin(param, spec, target, incumbent, families)
     if target.kind == "widen":
         return _widen(param, spec, target, envelope)
     if isinstance(spec, Categorical):
-        return _narrow_choices(param, spec, target, incumbent)
-    interval = target_interval(param, target)
+        return _narrow_choices(param, spec, target, incumbent, families)
+    interval = target_interval(param, target, families)
     if interval is None:
         return spec
     if isinstance(spec, IntRange):
         return _narrow_ints(spec, interval, incumbent)
-    return _narrow_floats(param, spec, interval, incumbent)
+    return _narrow_floats(param, spec, interval, incumbent, families)
 
 
-def target_interval(param: str, target: Target) -> Interval | None:
+def target_interval(param: str, target: Target, families: Collection[str] = ()) -> Interval | None:
     """A narrowing target as an interval within the hard bounds (None when it has no numbers)."""
     if target.choices is not None:
         numbers = [c for c in target.choices if is_number(c)]
@@ -105,12 +117,12 @@ def target_interval(param: str, target: Target) -> Interval | None:
         low, high = float(min(numbers)), float(max(numbers))
     else:
         low, high = target.low, target.high
-    floor, ceiling = hard_bounds(param)
+    floor, ceiling = hard_bounds(param, families)
     return max(low, floor), min(high, ceiling)
 
 
-def _pin(param: str, spec: ParamSpec, target: Target, incumbent: Any) -> ParamSpec:
-    floor, ceiling = hard_bounds(param)
+def _pin(param: str, spec: ParamSpec, target: Target, incumbent: Any, families: Collection[str]) -> ParamSpec:
+    floor, ceiling = hard_bounds(param, families)
     values = [v for v in target.choices or () if not is_number(v) or floor <= v <= ceiling]
     if not values:
         return spec
@@ -119,11 +131,13 @@ def _pin(param: str, spec: ParamSpec, target: Target, incumbent: Any) -> ParamSp
     return Categorical(type="categorical", choices=tuple(values))
 
 
-def _narrow_choices(param: str, spec: Categorical, target: Target, incumbent: Any) -> ParamSpec:
+def _narrow_choices(
+    param: str, spec: Categorical, target: Target, incumbent: Any, families: Collection[str]
+) -> ParamSpec:
     keep: list[Any] = []
     if target.choices is not None:
         keep = [c for c in spec.choices if any(same(c, t) for t in target.choices)]
-    interval = target_interval(param, target)
+    interval = target_interval(param, target, families)
     numbers = [c for c in spec.choices if is_number(c)]
     if not keep and interval is not None and len(numbers) == len(spec.choices):
         low, high = interval
@@ -138,8 +152,10 @@ def _narrow_choices(param: str, spec: Categorical, target: Target, incumbent: An
     return Categorical(type="categorical", choices=tuple(kept))
 
 
-def _narrow_floats(param: str, spec: FloatRange, interval: Interval, incumbent: Any) -> ParamSpec:
-    floor, ceiling = hard_bounds(param)
+def _narrow_floats(
+    param: str, spec: FloatRange, interval: Interval, incumbent: Any, families: Collection[str]
+) -> ParamSpec:
+    floor, ceiling = hard_bounds(param, families)
     a, b = max(spec.low, floor), min(spec.high, ceiling)  # the current range, within hard bounds
     lo, hi = interval
     if a >= b or (spec.low >= lo and spec.high <= hi):
@@ -148,18 +164,20 @@ def _narrow_floats(param: str, spec: FloatRange, interval: Interval, incumbent: 
     if low > high:  # the target misses the range: start from the point nearest to it
         point = a if hi < a else b if lo > b else min(max((lo + hi) / 2, a), b)
         low = high = point
-    low, high = _at_least_min_width(param, spec, (a, b), (low, high))
+    low, high = _at_least_min_width(param, spec, (a, b), (low, high), families)
     if contains(spec, incumbent):
         low, high = min(low, float(incumbent)), max(high, float(incumbent))
     return FloatRange(type=spec.type, low=low, high=high)
 
 
-def _at_least_min_width(param: str, spec: FloatRange, current: Interval, want: Interval) -> Interval:
+def _at_least_min_width(
+    param: str, spec: FloatRange, current: Interval, want: Interval, families: Collection[str]
+) -> Interval:
     """``want`` grown to the minimum width around its middle, sliding to stay inside ``current``."""
-    ratio = uses_ratio(param, spec)
+    ratio = uses_ratio(param, spec, families)
     to, back = (math.log, math.exp) if ratio else (float, float)
     a, b = current
-    width = min_width(param, spec)
+    width = min_width(param, spec, families)
     if to(b) - to(a) <= width * (1 + _TOL):
         return a, b
     low, high = want

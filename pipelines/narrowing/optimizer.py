@@ -49,12 +49,13 @@ class DataDrivenOptimizer:
 
     def narrow(self, space: dict[str, ParamSpec], evidence: Evidence) -> NarrowingResult:
         current = dict(space)
-        envelopes = {param: hard_bounds(param) for param in space}
+        families = evidence.model_families
+        envelopes = {param: hard_bounds(param, families) for param in space}
         pinned: set[str] = set()
         for rule in self.rules:  # collected up front, so the rule order cannot matter:
             for param, proposed, _, _ in rule.propose(current, evidence):
                 target = as_target(proposed)
-                self._tighten(envelopes, param, target)  # every narrowing target bounds widening
+                self._tighten(envelopes, param, target, families)  # every narrowing target bounds widening
                 if target.kind == "pin":  # and a pinned parameter is left to its pin
                     pinned.add(param)
         firings: list[Firing] = []
@@ -67,9 +68,9 @@ class DataDrivenOptimizer:
                     target = as_target(proposed)
                     if param in pinned and target.kind != "pin":
                         continue
-                    self._tighten(envelopes, param, target)
+                    self._tighten(envelopes, param, target, families)
                     incumbent = (evidence.incumbent or {}).get(param)
-                    new = apply(param, current[param], target, envelopes[param], incumbent)
+                    new = apply(param, current[param], target, envelopes[param], incumbent, families)
                     if new == current[param]:
                         continue
                     firings.append(
@@ -81,10 +82,12 @@ class DataDrivenOptimizer:
         return NarrowingResult(before=dict(space), after=current, firings=firings)
 
     @staticmethod
-    def _tighten(envelopes: dict[str, Interval], param: str, target: Target) -> None:
+    def _tighten(
+        envelopes: dict[str, Interval], param: str, target: Target, families: tuple[str, ...]
+    ) -> None:
         if target.kind != "narrow" or param not in envelopes:
             return
-        interval = target_interval(param, target)
+        interval = target_interval(param, target, families)
         if interval is not None:
             low, high = envelopes[param]
             envelopes[param] = (max(low, interval[0]), min(high, interval[1]))

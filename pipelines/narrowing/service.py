@@ -41,6 +41,7 @@ def gather_evidence(
         incumbent=active.params if active else None,
         deployed_params=deployed.params if deployed else None,
         pin_architecture=pin_architecture,
+        model_families=config.model_families(),
         training=(
             TrainingDiagnostics.from_metrics(deployed.metrics, trained_how=deployed.trained_how)
             if deployed

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pytest
 
-from pipelines.narrowing.base import Evidence, with_bounds
+from pipelines.narrowing.base import Evidence, pin, with_bounds
 from pipelines.narrowing.optimizer import DataDrivenOptimizer, data_evidence, hard_bounds
 from pipelines.narrowing.rules import DEFAULT_RULES
 from pipelines.narrowing.rules.deployed_architecture import DeployedArchitectureStaysFixed
@@ -161,6 +161,23 @@ def test_a_target_missing_the_range_keeps_the_nearest_end():
     result = narrow(space, neutral(), Propose({"dropout": FloatRange(type="uniform", low=0.0, high=0.1)}))
     after = result.after["dropout"]
     assert (after.low, after.high) == pytest.approx((0.2, 0.3))
+
+
+@pytest.mark.parametrize(
+    ("families", "floor"),
+    [(("mamba",), 0.0), (("transformer", "mamba"), 0.5), ((), 0.5)],  # (): every built-in family
+)
+def test_a_family_hyperparameter_takes_the_bounds_of_the_families_the_search_may_choose(families, floor):
+    """mamba's d_ff_ratio may be 0 (no feed-forward); a Transformer's is at least 0.5."""
+    assert hard_bounds("d_ff_ratio", families)[0] == floor
+    evidence = neutral(model_families=families)
+    ranged = {"d_ff_ratio": FloatRange(type="uniform", low=0.0, high=2.0)}
+    toward_zero = FloatRange(type="uniform", low=0.0, high=0.2)
+    after = narrow(ranged, evidence, Propose({"d_ff_ratio": toward_zero})).after["d_ff_ratio"]
+    assert after.low == floor
+    listed = {"d_ff_ratio": Categorical(type="categorical", choices=(0.0, 1.0, 2.0))}
+    pinned = narrow(listed, evidence, Propose({"d_ff_ratio": pin(0.0)})).after["d_ff_ratio"]
+    assert pinned.choices == ((0.0,) if floor == 0.0 else (0.0, 1.0, 2.0))  # a pin out of bounds: ignored
 
 
 @pytest.mark.parametrize(

@@ -30,7 +30,8 @@ class BestOnEdgeWidensRange:
             value = best.get(param)
             if not isinstance(spec, FloatRange | IntRange) or not is_number(value):
                 continue
-            log = isinstance(spec, FloatRange) and uses_ratio(param, spec)  # scales widen by ratios
+            # scales (lr) widen by ratios
+            log = isinstance(spec, FloatRange) and uses_ratio(param, spec, evidence.model_families)
             if log and (value <= 0 or spec.low <= 0):
                 continue
             to, back = (math.log, math.exp) if log else (float, float)
