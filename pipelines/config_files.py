@@ -30,10 +30,11 @@ def parse_config(raw: dict[str, Any]) -> PipelineConfig:
         raise ConfigError("config must be a mapping")
     raw = dict(raw)
     space = raw.pop("search_space", {}) or {}
-    family = raw.get("model_family", "lstm")
-    try:  # the family's own hyperparameters and the names users give the common ones (d_model)
-        aliases = family_aliases(family) if isinstance(family, str) else {}
-        extra_names = set(family_schema(family)) if isinstance(family, str) else set()
+    families = _named_families(raw, space)
+    family = families[0] if len(families) == 1 else " or ".join(families)
+    try:  # the families' own hyperparameters and the names users give the common ones (d_model)
+        aliases = _merged_aliases(families)
+        extra_names = {name for f in families for name in family_schema(f)}
     except ValueError as exc:
         raise ConfigError(f"model_family: {exc}") from None
     raw = {aliases.get(k, k): v for k, v in raw.items()}
@@ -55,6 +56,30 @@ def parse_config(raw: dict[str, Any]) -> PipelineConfig:
         except ValueError as exc:
             raise ConfigError(f"narrowing_rules: {exc}") from None
     return config
+
+
+def _named_families(raw: dict[str, Any], space: Any) -> list[str]:
+    """The families a config may use: the fixed one, else the searched choices, else lstm."""
+    if "model_family" in raw:
+        return [raw["model_family"]] if isinstance(raw["model_family"], str) else []
+    searched = space.get("model_family") if isinstance(space, dict) else None
+    choices = searched.get("choices") if isinstance(searched, dict) else None
+    if isinstance(choices, list | tuple) and choices and all(isinstance(c, str) for c in choices):
+        return list(choices)
+    return ["lstm"]
+
+
+def _merged_aliases(families: list[str]) -> dict[str, str]:
+    """Every family's aliases (d_model -> hidden_size); one name may not mean two things."""
+    merged: dict[str, str] = {}
+    for family in families:
+        for alias, name in family_aliases(family).items():
+            if merged.setdefault(alias, name) != name:
+                raise ValueError(
+                    f"{alias!r} means {merged[alias]!r} in one searched family and {name!r} in "
+                    f"{family!r}: use the hyperparameter's own name"
+                )
+    return merged
 
 
 def load_config(path: str | Path) -> PipelineConfig:

@@ -23,7 +23,7 @@ from models.families import (
 )
 from models.families.moe import ExpertFeedForward
 from models.networks import ArchitectureSpec, build_network
-from pipelines.config import ModelFamily
+from pipelines.config import ConfigError, ModelFamily
 from pipelines.training.trainer import fit, inference_network
 
 SEQ, FEATS = 8, 3
@@ -138,6 +138,23 @@ def test_frozen_backbone_layer_keeps_its_weights_and_the_rest_learns(family):
     assert any(not torch.equal(before[n], after[n]) for n in names[1])
     assert not torch.equal(before["head.weight"], after["head.weight"])
     assert all(p.requires_grad for p in network.parameters())  # trainable again afterwards
+
+
+def test_the_names_users_give_common_fields_work_when_the_family_is_searched_too():
+    from pipelines.config_files import parse_config
+
+    searched = {"model_family": {"type": "categorical", "choices": ["transformer", "mamba"]}}
+    space = {
+        "d_model": {"type": "categorical", "choices": [16, 32]},
+        "n_layers": {"type": "int", "low": 1, "high": 2},
+    }
+    config = parse_config({"search_space": {**searched, **space}})
+    assert {"hidden_size", "num_layers"} <= set(config.search_space)
+    assert config.model_families() == ("transformer", "mamba")
+    with pytest.raises(
+        ConfigError, match="n_expert: not a hyperparameter of model family 'transformer' or 'mamba'"
+    ):
+        parse_config({"search_space": {**searched, "n_expert": {"type": "categorical", "choices": [2]}}})
 
 
 @pytest.mark.parametrize("family", ["mamba", "moe_transformer", "transformer", "lstm", "linear"])
