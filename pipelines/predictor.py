@@ -60,7 +60,9 @@ class LivePredictor:
 
     def __post_init__(self) -> None:
         self.network = inference_network(self.network)
-        probe = torch.zeros(1, self.params.seq_len, len(self.scaler.features), dtype=torch.float64)
+        # a window of standardized features, as live bars give: what the batched pass is checked on
+        shape = (1, self.params.seq_len, len(self.scaler.features))
+        probe = torch.randn(shape, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
         self._forward = live_forward(self.network, probe)
         self.reset()
 
