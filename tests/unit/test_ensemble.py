@@ -407,3 +407,19 @@ def test_grouped_transformers_train_as_their_single_networks_in_float64(family):
     for name, param in grouped.named_parameters():
         stacked = torch.stack([members[f"nets.{m}.{name}"] for m in range(2)])
         assert (param - stacked).abs().max().item() <= 1e-9, name
+
+
+@pytest.mark.parametrize("family", ["transformer", "moe_transformer"])
+def test_a_grouped_transformer_trains_with_dropout_and_a_frozen_first_layer(family):
+    x, y = _data(96, 0)
+    values = {"hidden_size": 8, "num_layers": 2, "dropout": 0.2, "seq_len": SEQ}
+    network = build_network(architecture_spec(family, values, FEATS, 1, members=2))
+    first = [p.detach().clone() for p in network.backbone_layers()[0]]  # type: ignore[operator]
+    second = [p.detach().clone() for p in network.backbone_layers()[1]]  # type: ignore[operator]
+    network.train()
+    x_t = torch.as_tensor(x[:4])
+    assert not torch.equal(network(x_t), network(x_t))  # dropout applies in training
+    fit(network, x, y, lr=1e-2, epochs=2, batch_size=32, seed=0, frozen_layers=1, family=family)
+    assert all(torch.equal(a, b) for a, b in zip(first, network.backbone_layers()[0], strict=True))  # type: ignore[operator]
+    assert any(not torch.equal(a, b) for a, b in zip(second, network.backbone_layers()[1], strict=True))  # type: ignore[operator]
+    assert all(p.requires_grad for p in network.parameters())
