@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 
 from models.adaptive_training.base import Adaptation, TrainingControl
-from models.families.moe import ExpertFeedForward
+from models.families.moe import ExpertRouting
 
 
 @dataclass(frozen=True)
@@ -24,12 +24,12 @@ class ExpertImbalanceRaisesBalanceWeight:
     max_weight: float = 1.0
 
     def act(self, control: TrainingControl) -> Adaptation | None:
-        layers = [m for m in control.network.modules() if isinstance(m, ExpertFeedForward)]
+        layers = [m for m in control.network.modules() if isinstance(m, ExpertRouting)]
         if not layers:
             return None
         # each epoch is judged on its own routing: counts since the previous epoch (the totals
-        # stay for the report)
-        counts = [layer.routed.clone() for layer in layers]
+        # stay for the report); each member's router on its own, grouped or not
+        counts = [row.clone() for layer in layers for row in layer.member_counts()]
         previous = control.memory.get(self.name, [torch.zeros_like(c) for c in counts])
         control.memory[self.name] = counts
         usage = [_shares(now - before) for now, before in zip(counts, previous, strict=True)]

@@ -66,6 +66,15 @@ class TransformerFamily(ModelFamily):
     def build_single(self, spec: ArchitectureSpec) -> nn.Module:
         return TransformerRegressor(spec)
 
+    def build(self, spec: ArchitectureSpec, seeds: list[int] | None = None) -> nn.Module:
+        """k seeds as one grouped network: a batched op per layer, not k small ones."""
+        self.options(spec)
+        if spec.members == 1:
+            return self.build_single(spec)
+        from models.families.grouped_transformer import GroupedTransformerEnsemble
+
+        return GroupedTransformerEnsemble(spec, seeds)
+
 
 def preset_sizes(common: dict[str, Any], options: dict[str, Any]) -> dict[str, Any]:
     """A size preset's d_model and depth (its nhead and d_ff_ratio go to the options)."""

@@ -32,11 +32,18 @@ from models.families.schema import HyperParam, IncompatibleHyperparametersError
 from models.networks import ArchitectureSpec
 
 
-class ExpertFeedForward(nn.Module):
-    """``n_experts`` two-layer GELU MLPs behind a linear top-k router."""
+class ExpertRouting(nn.Module):
+    """Top-k routing with its usage counts and training loss, over any leading dimensions: one
+    network's tokens (``routed``: (n_experts,)) or a grouped ensemble's members' (``routed``:
+    (k, n_experts)). What the family's report and the adaptive rule read."""
 
     def __init__(
-        self, d_model: int, n_experts: int, top_k: int, width: int, balance_weight: float, z_weight: float
+        self,
+        n_experts: int,
+        top_k: int,
+        balance_weight: float,
+        z_weight: float,
+        members: tuple[int, ...] = (),
     ):
         super().__init__()
         if not 1 <= top_k <= n_experts:
@@ -46,49 +53,70 @@ class ExpertFeedForward(nn.Module):
         self.top_k = top_k
         self.balance_weight = balance_weight  # adjustable during training (adaptive rules)
         self.z_weight = z_weight
+        # tokens routed to each expert since the last reset: not saved, not a weight
+        self.routed: torch.Tensor
+        counts = torch.zeros(*members, n_experts, dtype=torch.float64)
+        self.register_buffer("routed", counts, persistent=False)
+        self.auxiliary_loss: torch.Tensor | None = None
+
+    def route(self, logits: torch.Tensor) -> torch.Tensor:
+        """The gates (..., N, E) of router ``logits`` (..., N, E): the top k's renormalized
+        probabilities, zero elsewhere. Counts the routing; in training, sets ``auxiliary_loss``
+        (summed over members, as the list ensemble's members' losses are)."""
+        probs = logits.softmax(-1)
+        top_p, top_i = probs.topk(self.top_k, dim=-1)
+        gates = torch.zeros_like(probs).scatter(-1, top_i, top_p / top_p.sum(-1, keepdim=True))
+        dispatched = torch.zeros_like(probs).scatter(-1, top_i, 1.0)
+        with torch.no_grad():
+            self.routed += dispatched.sum(-2).to(self.routed.dtype)
+        if self.training:
+            n_experts = probs.shape[-1]
+            share = dispatched.mean(-2) / self.top_k  # f_e: the share of routed slots
+            balance = n_experts * (share * probs.mean(-2)).sum(-1)
+            z_loss = torch.logsumexp(logits, -1).pow(2).mean(-1)
+            self.auxiliary_loss = (self.balance_weight * balance + self.z_weight * z_loss).sum()
+        else:
+            self.auxiliary_loss = None
+        return gates
+
+    def member_counts(self) -> torch.Tensor:
+        """(members, n_experts): each member's routed tokens (one row for a single network)."""
+        return self.routed.reshape(-1, self.routed.shape[-1])
+
+    def usage(self) -> list[float]:
+        """Each expert's share of the routed tokens since the last ``reset_usage`` (members
+        summed)."""
+        counts = self.member_counts().sum(0)
+        total = float(counts.sum())
+        return [round(float(c) / total, 4) if total else 0.0 for c in counts]
+
+    def reset_usage(self) -> None:
+        self.routed.zero_()
+
+
+class ExpertFeedForward(ExpertRouting):
+    """``n_experts`` two-layer GELU MLPs behind a linear top-k router."""
+
+    def __init__(
+        self, d_model: int, n_experts: int, top_k: int, width: int, balance_weight: float, z_weight: float
+    ):
+        super().__init__(n_experts, top_k, balance_weight, z_weight)
         self.router = nn.Linear(d_model, n_experts, bias=False)
         bound_in, bound_out = 1 / math.sqrt(d_model), 1 / math.sqrt(width)
         self.w_in = nn.Parameter(torch.empty(n_experts, d_model, width).uniform_(-bound_in, bound_in))
         self.b_in = nn.Parameter(torch.empty(n_experts, 1, width).uniform_(-bound_in, bound_in))
         self.w_out = nn.Parameter(torch.empty(n_experts, width, d_model).uniform_(-bound_out, bound_out))
         self.b_out = nn.Parameter(torch.empty(n_experts, 1, d_model).uniform_(-bound_out, bound_out))
-        # tokens routed to each expert since the last reset: not saved, not a weight
-        self.routed: torch.Tensor
-        self.register_buffer("routed", torch.zeros(n_experts, dtype=torch.float64), persistent=False)
-        self.auxiliary_loss: torch.Tensor | None = None
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
         shape = h.shape
         tokens = h.reshape(-1, shape[-1])  # (N, D)
-        logits = self.router(tokens)
-        probs = logits.softmax(-1)
-        top_p, top_i = probs.topk(self.top_k, dim=-1)
-        gates = torch.zeros_like(probs).scatter(-1, top_i, top_p / top_p.sum(-1, keepdim=True))
+        gates = self.route(self.router(tokens))
         hidden = nn.functional.gelu(
             torch.baddbmm(self.b_in, tokens.expand(len(self.w_in), -1, -1), self.w_in)
         )
         experts = torch.baddbmm(self.b_out, hidden, self.w_out)  # (E, N, D)
-        out = torch.einsum("ne,end->nd", gates, experts)
-        dispatched = torch.zeros_like(probs).scatter(-1, top_i, 1.0)
-        with torch.no_grad():
-            self.routed += dispatched.sum(0).to(self.routed.dtype)
-        if self.training:
-            n_experts = probs.shape[-1]
-            share = dispatched.mean(0) / self.top_k  # f_e: the share of routed slots
-            balance = n_experts * (share * probs.mean(0)).sum()
-            z_loss = torch.logsumexp(logits, -1).pow(2).mean()
-            self.auxiliary_loss = self.balance_weight * balance + self.z_weight * z_loss
-        else:
-            self.auxiliary_loss = None
-        return out.reshape(shape)
-
-    def usage(self) -> list[float]:
-        """Each expert's share of the routed tokens since the last ``reset_usage``."""
-        total = float(self.routed.sum())
-        return [round(float(c) / total, 4) if total else 0.0 for c in self.routed]
-
-    def reset_usage(self) -> None:
-        self.routed.zero_()
+        return torch.einsum("ne,end->nd", gates, experts).reshape(shape)
 
 
 class MoEEncoderLayer(nn.Module):
@@ -172,8 +200,18 @@ class MoETransformerFamily(ModelFamily):
     def build_single(self, spec: ArchitectureSpec) -> nn.Module:
         return MoETransformerRegressor(spec, self.options(spec))
 
+    def build(self, spec: ArchitectureSpec, seeds: list[int] | None = None) -> nn.Module:
+        """k seeds as one grouped network: a batched op per layer, not k small ones."""
+        self.options(spec)
+        if spec.members == 1:
+            return self.build_single(spec)
+        from models.families.grouped_transformer import GroupedMoETransformerEnsemble
+
+        return GroupedMoETransformerEnsemble(spec, seeds)
+
     def report(self, network: nn.Module) -> dict[str, Any]:
-        """Expert usage per MoE layer (summed over ensemble members): a collapsed router shows
-        as one expert taking nearly every token."""
-        layers = [m for m in network.modules() if isinstance(m, ExpertFeedForward)]
+        """Expert usage per MoE layer (summed over a grouped ensemble's members; a list
+        ensemble's members' layers each): a collapsed router shows as one expert taking nearly
+        every token."""
+        layers = [m for m in network.modules() if isinstance(m, ExpertRouting)]
         return {"expert_usage": [layer.usage() for layer in layers]}
