@@ -45,6 +45,9 @@ def parse_config(raw: dict[str, Any]) -> PipelineConfig:
     both = sorted(set(hyper) & set(space))
     if both:
         raise ConfigError(f"{', '.join(both)}: both fixed and searched; keep one")
+    if "model_family" not in hyper and "model_family" in space:  # searched: the fixed family
+        # options are held by a searched family that takes them all
+        hyper["model_family"] = _holder_of(families, {k for k in hyper if k not in HyperParams.model_fields})
     try:
         config = PipelineConfig(hyperparams=HyperParams(**hyper), search_space=space, **raw)
     except ValidationError as exc:
@@ -67,6 +70,20 @@ def _named_families(raw: dict[str, Any], space: Any) -> list[str]:
     if isinstance(choices, list | tuple) and choices and all(isinstance(c, str) for c in choices):
         return list(choices)
     return ["lstm"]
+
+
+def _holder_of(families: list[str], fixed: set[str]) -> str:
+    """The first searched family that takes every fixed family option: the config's own family,
+    which holds them; a trial of another family leaves out what it does not take."""
+    for family in families:
+        if fixed <= set(family_schema(family)):
+            return family
+    takers = {name: [f for f in families if name in family_schema(f)] for name in sorted(fixed)}
+    raise ConfigError(
+        "fixed options of different searched families ("
+        + "; ".join(f"{name}: {' or '.join(fams)}" for name, fams in takers.items())
+        + "): no one family takes them all; search them, or fix model_family"
+    )
 
 
 def _merged_aliases(families: list[str]) -> dict[str, str]:

@@ -157,6 +157,18 @@ def test_the_names_users_give_common_fields_work_when_the_family_is_searched_too
         parse_config({"search_space": {**searched, "n_expert": {"type": "categorical", "choices": [2]}}})
 
 
+def test_a_family_option_fixed_while_the_family_is_searched_reaches_only_the_families_that_take_it():
+    from pipelines.config_files import parse_config
+    from pipelines.search.space import resolve
+
+    searched = {"model_family": {"type": "categorical", "choices": ["transformer", "mamba"]}}
+    base = parse_config({"bidirectional": True, "search_space": searched}).hyperparams
+    assert resolve(base, {"model_family": "mamba"}).model_extra == {"bidirectional": True}
+    assert resolve(base, {"model_family": "transformer"}).model_extra == {}
+    with pytest.raises(ConfigError, match=r"bidirectional: mamba; nhead: transformer\): no one family"):
+        parse_config({"bidirectional": True, "nhead": 2, "search_space": searched})
+
+
 @pytest.mark.parametrize("family", ["mamba", "moe_transformer", "transformer", "lstm", "linear"])
 def test_an_unknown_hyperparameter_names_the_familys_own(family):
     spec = ArchitectureSpec(family, FEATS, 8, 1, 0.0, SEQ, options={"n_expert": 4})
