@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from models.families.mamba import MambaFamily, causal_conv, patches, selective_scan
+from models.families.mamba import MambaBlock, MambaFamily, causal_conv, patches, selective_scan
 from models.grouped import GroupedEnsemble, GroupedLayerNorm, GroupedLinear, per_member
 from models.networks import ArchitectureSpec
 
@@ -84,15 +84,7 @@ class GroupedMambaBlock(nn.Module):
         )
         self.dropout = nn.Dropout(dropout)
 
-    def forward(self, h: torch.Tensor, newest_only: bool = False) -> torch.Tensor:
-        normed = self.norm(h)
-        mixed = self.forward_scan(normed, newest_only)
-        if self.backward_scan is not None:
-            # the newest token starts the backward scan: its output sees only itself
-            backward = normed[..., -1:, :] if newest_only else normed.flip(-2)
-            mixed = mixed + self.backward_scan(backward).flip(-2)
-        h = (h[..., -1:, :] if newest_only else h) + self.dropout(mixed)
-        return h if self.ff is None else h + self.dropout(self.ff(h))
+    forward = MambaBlock.forward  # the same block, written over any leading dimensions
 
 
 class GroupedMambaEnsemble(GroupedEnsemble):

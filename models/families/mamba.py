@@ -132,14 +132,15 @@ class MambaBlock(nn.Module):
         self.dropout = nn.Dropout(dropout)
 
     def forward(self, h: torch.Tensor, newest_only: bool = False) -> torch.Tensor:
-        """(batch, L, d_model); with ``newest_only``, the newest token's output, (batch, 1, d_model)."""
+        """(..., L, d_model); with ``newest_only``, the newest token's output, (..., 1, d_model).
+        Any leading dimensions: the grouped block (members first) runs this same code."""
         normed = self.norm(h)
         mixed = self.forward_scan(normed, newest_only)
         if self.backward_scan is not None:
             # the newest token starts the backward scan: its output sees only itself
-            backward = normed[:, -1:] if newest_only else normed.flip(1)
-            mixed = mixed + self.backward_scan(backward).flip(1)
-        h = (h[:, -1:] if newest_only else h) + self.dropout(mixed)
+            backward = normed[..., -1:, :] if newest_only else normed.flip(-2)
+            mixed = mixed + self.backward_scan(backward).flip(-2)
+        h = (h[..., -1:, :] if newest_only else h) + self.dropout(mixed)
         return h if self.ff is None else h + self.dropout(self.ff(h))
 
 
