@@ -55,6 +55,11 @@ class ModelFamily:
             return self.build_single(spec)
         if self.seed_free:
             raise ValueError(f"the {self.name} family is seed-free: an ensemble of it is one model")
+        return self.build_ensemble(spec, seeds)
+
+    def build_ensemble(self, spec: ArchitectureSpec, seeds: list[int] | None) -> nn.Module:
+        """A seed ensemble of ``spec.members``: the members side by side, by default; a family
+        with a grouped implementation (one batched op per layer for all members) returns that."""
         from models.ensemble import ModuleListEnsemble
 
         return ModuleListEnsemble(spec, seeds)

@@ -31,10 +31,8 @@ class LSTMFamily(ModelFamily):
     def build_single(self, spec: ArchitectureSpec) -> nn.Module:
         return LSTMRegressor(spec)
 
-    def build(self, spec: ArchitectureSpec, seeds: list[int] | None = None) -> nn.Module:
-        self.options(spec)
-        if spec.members == 1:
-            return self.build_single(spec)
+    def build_ensemble(self, spec: ArchitectureSpec, seeds: list[int] | None) -> nn.Module:
+        """k seeds as one grouped network: a batched op per layer, not k small ones."""
         from models.ensemble import GroupedLSTMEnsemble
 
         return GroupedLSTMEnsemble(spec, seeds)
@@ -66,11 +64,8 @@ class TransformerFamily(ModelFamily):
     def build_single(self, spec: ArchitectureSpec) -> nn.Module:
         return TransformerRegressor(spec)
 
-    def build(self, spec: ArchitectureSpec, seeds: list[int] | None = None) -> nn.Module:
+    def build_ensemble(self, spec: ArchitectureSpec, seeds: list[int] | None) -> nn.Module:
         """k seeds as one grouped network: a batched op per layer, not k small ones."""
-        self.options(spec)
-        if spec.members == 1:
-            return self.build_single(spec)
         from models.families.grouped_transformer import GroupedTransformerEnsemble
 
         return GroupedTransformerEnsemble(spec, seeds)

@@ -219,11 +219,8 @@ class MambaFamily(ModelFamily):
     def build_single(self, spec: ArchitectureSpec) -> nn.Module:
         return MambaRegressor(spec, self.options(spec))
 
-    def build(self, spec: ArchitectureSpec, seeds: list[int] | None = None) -> nn.Module:
+    def build_ensemble(self, spec: ArchitectureSpec, seeds: list[int] | None) -> nn.Module:
         """k seeds as one grouped network: a batched op per layer, not k small ones."""
-        self.options(spec)
-        if spec.members == 1:
-            return self.build_single(spec)
         from models.families.grouped_mamba import GroupedMambaEnsemble
 
         return GroupedMambaEnsemble(spec, seeds)
