@@ -60,12 +60,11 @@ def p99_of_updates(family: str, bars, members: int, hidden_size: int) -> dict[st
 def run() -> dict:
     torch.set_num_threads(1)
     bars = sp500_bars()
-    per_family: dict[str, dict[str, dict]] = {}
-    for family in FAMILIES:
-        per_family[family] = {
-            name: p99_of_updates(family, bars, members, width)
-            for name, (members, width) in deployments().items()
-        }
+    measured_at = deployments()
+    per_family = {
+        family: {name: p99_of_updates(family, bars, k, width) for name, (k, width) in measured_at.items()}
+        for family in FAMILIES
+    }
     measured = [d["p99_ms"] for f in per_family.values() for n, d in f.items() if n != "record"]
     return {
         "value": max(measured),

@@ -62,14 +62,14 @@ def parse_config(raw: dict[str, Any]) -> PipelineConfig:
 
 
 def _named_families(raw: dict[str, Any], space: Any) -> list[str]:
-    """The families a config may use: the fixed one, else the searched choices, else lstm."""
+    """The families a config may use: the fixed one, else the searched choices, else the default."""
     if "model_family" in raw:
         return [raw["model_family"]] if isinstance(raw["model_family"], str) else []
     searched = space.get("model_family") if isinstance(space, dict) else None
     choices = searched.get("choices") if isinstance(searched, dict) else None
     if isinstance(choices, list | tuple) and choices and all(isinstance(c, str) for c in choices):
         return list(choices)
-    return ["lstm"]
+    return [HyperParams.model_fields["model_family"].default]
 
 
 def _holder_of(families: list[str], fixed: set[str]) -> str:
