@@ -164,7 +164,7 @@ class PipelineConfig(FrozenModel):
     val_bars: int = Field(120, ge=10)
     embargo_bars: int = Field(0, ge=0, le=250)  # extra gap after the purge, for serial correlation
     sampler: BayesianSampler = "tpe"  # the sampler of mode=bayesian
-    pruner: PrunerName = "median"
+    pruner: PrunerName = "wilcoxon"  # paired: prunes only a trial significantly worse than the best
     two_stage: bool = False  # coarse search, then a fine one around the coarse best
     strategy_grid_points: int = Field(6, ge=1, le=50)  # entry thresholds tried per prediction set
     # a trial's score measures the configuration, not one seed: it trains seeds_per_trial

@@ -21,11 +21,13 @@ from pipelines.config import HyperParams, PipelineConfig
 from pipelines.features.core import FeatureScaler, windows_ending_in
 from pipelines.param_specs import ParamSpec
 from pipelines.search.benchmark import BenchmarkName, active_returns, benchmark_returns
+from pipelines.search.samplers import BLOCKS_PER_FOLD
 from pipelines.search.space import resolve, suggest
 from pipelines.search.stats import effective_trials
 from pipelines.search.strategy import StrategyGrid
 from pipelines.terms import TrialAttr
 from pipelines.trading.backtest import Costs, backtest_with_returns, score
+from pipelines.trading.objectives import OBJECTIVES
 from pipelines.training.trainer import member_next_bar, train_new
 from pipelines.windowing import Fold, PreparedData, config_folds, inner_split, labelled_windows
 
@@ -116,6 +118,23 @@ def evaluate_fold(
     )
 
 
+def block_values(
+    outcome: FoldOutcome, variant: int, risk_adjusted: bool, bars_per_year: float
+) -> list[float]:
+    """What each time block of a fold's validation block adds to the objective, for the paired
+    pruner: a block's mean return over the fold's standard deviation, annualized (the fold's
+    Sharpe is their mean), or its annualized mean return for an objective without risk. A fold
+    the objective penalized (no trades, no variance) reports its penalty in every block."""
+    if outcome.penalties[variant] is not None:
+        return [float(outcome.values[variant])] * BLOCKS_PER_FOLD
+    returns = np.nan_to_num(outcome.returns[:, variant])
+    scale = bars_per_year
+    if risk_adjusted:
+        std = float(returns.std(ddof=1))
+        scale = np.sqrt(bars_per_year) / std if std > 0 else 0.0
+    return [float(block.mean() * scale) for block in np.array_split(returns, BLOCKS_PER_FOLD)]
+
+
 def prediction_sets(ensemble: np.ndarray, members: np.ndarray) -> list[np.ndarray]:
     """What a fold backtests: the ensemble's predictions, then (with several seeds) each
     member's, then the means of two disjoint halves of the members."""
@@ -135,11 +154,12 @@ def make_objective(
     """An Optuna objective: the best strategy variant's mean fold score.
 
     Reported fold by fold so weak trials get pruned: the running mean for the median and
-    Hyperband pruners, the fold's own value for the Wilcoxon pruner (which compares trials fold
-    against fold).
+    Hyperband pruners; for the Wilcoxon pruner, which pairs trials instance by instance, what
+    each time block of the fold adds to the objective (``block_values``).
     """
     folds = config_folds(len(data.bars), config)
-    per_fold = config.pruner == "wilcoxon"
+    paired = config.pruner == "wilcoxon"
+    bars_per_year = config.annualization(data.bars["timestamp"])
 
     def run_trial(trial: optuna.Trial) -> float:
         params = resolve(config.hyperparams, suggest(trial, space))
@@ -158,7 +178,12 @@ def make_objective(
             outcomes.append(outcome)
             values = np.vstack([values, outcome.values])
             chosen = int(np.argmax(values.mean(axis=0)))
-            trial.report(float(values[-1, chosen] if per_fold else values[:, chosen].mean()), step)
+            if paired:
+                blocks = block_values(outcome, chosen, OBJECTIVES[objective].needs_variance, bars_per_year)
+                for block, value in enumerate(blocks):
+                    trial.report(value, step * BLOCKS_PER_FOLD + block)
+            else:
+                trial.report(float(values[:, chosen].mean()), step)
             if trial.should_prune():
                 _record(trial, outcomes, chosen, grid, config.benchmark)
                 raise optuna.TrialPruned(f"pruned after fold {step}")

@@ -9,6 +9,7 @@ import optuna
 from pipelines.config import ConfigError
 from pipelines.param_specs import Categorical, ParamSpec
 from pipelines.search.space import grid
+from pipelines.search.study import best_fresh_trial
 
 
 def make_sampler(
@@ -46,16 +47,62 @@ def make_sampler(
     raise ConfigError(f"unknown sampler {bayesian!r} (tpe, cmaes, gp)")
 
 
+# the Wilcoxon pruner's instances: each fold's validation block cut into this many time blocks
+BLOCKS_PER_FOLD = 6
+
+
 def make_pruner(name: str, n_folds: int) -> optuna.pruners.BasePruner:
-    """Median (running mean vs other trials), Hyperband (folds as resource), Wilcoxon (fold vs fold)."""
+    """Median (running mean vs other trials), Hyperband (folds as the resource), Wilcoxon
+    (block by block against this run's best trial; see ``PairedBlocksPruner``)."""
     if name == "median":
         return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=0)
     if name == "hyperband":
         return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=n_folds, reduction_factor=3)
     if name == "wilcoxon":
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            return optuna.pruners.WilcoxonPruner(p_threshold=0.1, n_startup_steps=2)
+        return PairedBlocksPruner()
     if name == "none":
         return optuna.pruners.NopPruner()
     raise ConfigError(f"unknown pruner {name!r} (median, hyperband, wilcoxon, none)")
+
+
+class PairedBlocksPruner(optuna.pruners.BasePruner):
+    """Optuna's Wilcoxon pruner, paired against the best trial *of this run*.
+
+    A trial reports one value per time block of each fold's validation block (what the block
+    adds to the objective), so a trial and the best one are compared on the same bars: a paired
+    signed-rank test with ``BLOCKS_PER_FOLD`` instances per fold, where a per-fold comparison
+    has two to four. Optuna's pruner pairs against ``study.best_trial``, which may be a trial
+    carried over from an earlier run: scored on other bars, with no blocks to pair. So it is
+    shown a view of the study whose best trial is this run's best (``best_fresh_trial``). It
+    never prunes before the first fold is in.
+
+    ``p_threshold`` 0.3 (bench ``pruning_saved_fraction``, 5 seeds of 60 trials on 5 folds):
+    it saves half the fold trainings and kept the unpruned search's best on every seed; 0.1
+    saved a third, the median pruner 0.56 but lost the best on 3 of 5.
+    """
+
+    def __init__(self, p_threshold: float = 0.3) -> None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            self._wilcoxon = optuna.pruners.WilcoxonPruner(
+                p_threshold=p_threshold, n_startup_steps=BLOCKS_PER_FOLD
+            )
+
+    def prune(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> bool:
+        return self._wilcoxon.prune(_ThisRunsBest(study), trial)  # type: ignore[arg-type]
+
+
+class _ThisRunsBest:
+    """What ``WilcoxonPruner.prune`` reads of a study: its direction and its best trial, here the
+    best complete trial this run scored itself."""
+
+    def __init__(self, study: optuna.Study) -> None:
+        self.direction = study.direction
+        self._study = study
+
+    @property
+    def best_trial(self) -> optuna.trial.FrozenTrial:
+        best = best_fresh_trial(self._study)
+        if best is None:
+            raise ValueError("no complete trial of this run yet")  # what Study.best_trial raises
+        return best

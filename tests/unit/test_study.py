@@ -17,12 +17,13 @@ from pipelines.config import ConfigError
 from pipelines.config_files import parse_config
 from pipelines.param_specs import Categorical, FloatRange, IntRange
 from pipelines.search.objective import evaluate_fold
-from pipelines.search.samplers import make_pruner, make_sampler
+from pipelines.search.samplers import BLOCKS_PER_FOLD, PairedBlocksPruner, make_pruner, make_sampler
 from pipelines.search.space import resolve, suggest
 from pipelines.search.strategy import StrategyGrid
 from pipelines.search.study import SearchSettings, best_fresh_trial, fresh_trials, study_name
 from pipelines.search.worker import refine, run_study
 from pipelines.terms import TrialAttr
+from pipelines.trading.objectives import PENALTY
 from pipelines.windowing import PreparedData, config_folds
 
 SPACE = {
@@ -167,7 +168,7 @@ def test_samplers_and_pruners_by_name():
         make_sampler("bayesian", SPACE, 0, "cmaes")
     assert isinstance(make_pruner("median", 3), optuna.pruners.MedianPruner)
     assert isinstance(make_pruner("hyperband", 3), optuna.pruners.HyperbandPruner)
-    assert isinstance(make_pruner("wilcoxon", 3), optuna.pruners.WilcoxonPruner)
+    assert isinstance(make_pruner("wilcoxon", 3), PairedBlocksPruner)
     assert isinstance(make_pruner("none", 3), optuna.pruners.NopPruner)
 
 
@@ -177,16 +178,38 @@ def test_cmaes_search_runs_on_a_numeric_space(data, storage):
     assert sum(1 for t in study.trials if t.state.is_finished()) == 3
 
 
-def test_wilcoxon_pruner_gets_per_fold_values(data, storage):
+def test_wilcoxon_pruner_gets_what_each_time_block_adds_to_the_fold(data, storage):
     config = tiny_config(pruner="wilcoxon", n_folds=3, val_bars=40)
     study = run_study("t5", data, config, SPACE, settings(3), storage)
     for trial in study.trials:
-        folds = [m["value"] for m in trial.user_attrs["fold_metrics"]]
-        reported = [trial.intermediate_values[i] for i in sorted(trial.intermediate_values)]
-        # each step reports that fold's value of the variant leading so far, not a running mean
-        assert len(reported) == len(folds)
-        assert reported[-1] == pytest.approx(folds[-1])
-        assert reported[0] >= folds[0] - 1e-12  # fold 0's leader is the best variant on fold 0
+        folds = trial.user_attrs["fold_metrics"]
+        assert sorted(trial.intermediate_values) == list(range(len(folds) * BLOCKS_PER_FOLD))
+        last = len(folds) - 1
+        blocks = [trial.intermediate_values[last * BLOCKS_PER_FOLD + b] for b in range(BLOCKS_PER_FOLD)]
+        if folds[last]["value"] == PENALTY["sharpe"]:  # a penalized fold reports its penalty
+            assert blocks == [PENALTY["sharpe"]] * BLOCKS_PER_FOLD
+        else:  # equal-sized blocks' contributions average to the fold's Sharpe
+            assert np.mean(blocks) == pytest.approx(folds[last]["sharpe"], rel=0.05)
+
+
+def test_paired_pruner_pairs_with_this_runs_best_not_a_carried_over_trial():
+    study = optuna.create_study(direction="maximize", pruner=PairedBlocksPruner())
+    # an earlier run's best, carried over to guide sampling: scored on other bars, no blocks
+    study.add_trial(
+        optuna.trial.create_trial(value=9.0, user_attrs={TrialAttr.CARRIED_OVER_FROM: "retune-earlier"})
+    )
+    ours = optuna.trial.create_trial(
+        value=1.0, intermediate_values={b: 1.0 + 0.01 * b for b in range(BLOCKS_PER_FOLD)}
+    )
+    study.add_trial(ours)
+    worse = study.ask()
+    for block in range(BLOCKS_PER_FOLD):
+        worse.report(-1.0 - 0.01 * block, block)
+    assert worse.should_prune()  # six blocks all worse than this run's best: p = 1/64
+    no_better = study.ask()
+    for block in range(BLOCKS_PER_FOLD):
+        no_better.report(1.0 + 0.01 * block + (0.5 if block % 2 else -0.5), block)
+    assert not no_better.should_prune()
 
 
 def test_search_outputs_are_usable_and_honest(data, storage, tmp_path):
