@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import math
+import statistics
 import time
 import warnings
 from collections.abc import Callable
@@ -289,12 +290,21 @@ def _progress(started: float):
     def report(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
         best = best_fresh_trial(study)
         log.info(
-            "trial %d %s value=%s best=%s (%.0fs)",
+            "trial %d %s %s best=%s (%.0fs)",
             trial.number,
             trial.state.name,
-            None if trial.value is None else round(trial.value, 4),
+            _shown_value(trial),
             None if best is None else round(best.value, 4),  # type: ignore[arg-type]
             time.monotonic() - started,
         )
 
     return report
+
+
+def _shown_value(trial: optuna.trial.FrozenTrial) -> str:
+    """A pruned trial's mean over the folds it ran: Optuna keeps its last reported value, which
+    for the paired pruner is one time block's."""
+    folds = trial.user_attrs.get("fold_metrics") or []
+    if trial.state == TrialState.PRUNED and folds:
+        return f"after {len(folds)} fold(s) value={statistics.fmean(f['value'] for f in folds):.4f}"
+    return f"value={None if trial.value is None else round(trial.value, 4)}"

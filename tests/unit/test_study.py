@@ -462,3 +462,15 @@ def test_the_race_reruns_the_top_configs_on_common_fresh_seeds_and_selects_by_th
     summary = write_search_outputs(study, data, config, tmp_path, "sharpe")
     assert summary["best_trial"] == result.selected and summary["race"]["why"]
     assert summary["statistics"]["n_backtests_this_run"] == 4 * 6 + 6  # the race's backtests count
+
+
+def test_a_pruned_trial_is_logged_with_its_folds_mean_not_its_last_time_block():
+    from pipelines.search.worker import _shown_value
+
+    pruned = optuna.trial.create_trial(
+        state=optuna.trial.TrialState.PRUNED,
+        intermediate_values={0: 0.5, 5: 7.25},  # the last block's value is what Optuna keeps
+        user_attrs={"fold_metrics": [{"value": 1.5}]},
+    )
+    assert _shown_value(pruned) == "after 1 fold(s) value=1.5000"
+    assert _shown_value(optuna.trial.create_trial(value=2.0)) == "value=2.0"
