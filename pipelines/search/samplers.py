@@ -9,7 +9,7 @@ import optuna
 from pipelines.config import ConfigError
 from pipelines.param_specs import Categorical, ParamSpec
 from pipelines.search.space import grid
-from pipelines.search.study import best_fresh_trial
+from pipelines.search.study import best_fresh_trial, fresh_trials
 
 
 def make_sampler(
@@ -74,14 +74,17 @@ class PairedBlocksPruner(optuna.pruners.BasePruner):
     has two to four. Optuna's pruner pairs against ``study.best_trial``, which may be a trial
     carried over from an earlier run: scored on other bars, with no blocks to pair. So it is
     shown a view of the study whose best trial is this run's best (``best_fresh_trial``). It
-    never prunes before the first fold is in.
+    never prunes before the first fold is in, nor before ``n_startup_trials`` of this run's trials
+    are complete: the DSR's spread of Sharpe ratios is estimated from complete trials, so a short
+    run must not prune itself down to one.
 
     ``p_threshold`` 0.3 (bench ``pruning_saved_fraction``, 5 seeds of 60 trials on 5 folds):
     it saves half the fold trainings and kept the unpruned search's best on every seed; 0.1
     saved a third, the median pruner 0.56 but lost the best on 3 of 5.
     """
 
-    def __init__(self, p_threshold: float = 0.3) -> None:
+    def __init__(self, p_threshold: float = 0.3, n_startup_trials: int = 5) -> None:
+        self._n_startup_trials = n_startup_trials
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             self._wilcoxon = optuna.pruners.WilcoxonPruner(
@@ -89,6 +92,9 @@ class PairedBlocksPruner(optuna.pruners.BasePruner):
             )
 
     def prune(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> bool:
+        complete = [t for t in fresh_trials(study) if t.state == optuna.trial.TrialState.COMPLETE]
+        if len(complete) < self._n_startup_trials:
+            return False
         return self._wilcoxon.prune(_ThisRunsBest(study), trial)  # type: ignore[arg-type]
 
 

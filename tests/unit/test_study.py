@@ -193,15 +193,17 @@ def test_wilcoxon_pruner_gets_what_each_time_block_adds_to_the_fold(data, storag
 
 
 def test_paired_pruner_pairs_with_this_runs_best_not_a_carried_over_trial():
-    study = optuna.create_study(direction="maximize", pruner=PairedBlocksPruner())
+    study = optuna.create_study(direction="maximize", pruner=PairedBlocksPruner(n_startup_trials=2))
     # an earlier run's best, carried over to guide sampling: scored on other bars, no blocks
     study.add_trial(
         optuna.trial.create_trial(value=9.0, user_attrs={TrialAttr.CARRIED_OVER_FROM: "retune-earlier"})
     )
-    ours = optuna.trial.create_trial(
-        value=1.0, intermediate_values={b: 1.0 + 0.01 * b for b in range(BLOCKS_PER_FOLD)}
-    )
-    study.add_trial(ours)
+    for value in (1.0, 0.5):  # this run's trials
+        study.add_trial(
+            optuna.trial.create_trial(
+                value=value, intermediate_values={b: value + 0.01 * b for b in range(BLOCKS_PER_FOLD)}
+            )
+        )
     worse = study.ask()
     for block in range(BLOCKS_PER_FOLD):
         worse.report(-1.0 - 0.01 * block, block)
@@ -210,6 +212,24 @@ def test_paired_pruner_pairs_with_this_runs_best_not_a_carried_over_trial():
     for block in range(BLOCKS_PER_FOLD):
         no_better.report(1.0 + 0.01 * block + (0.5 if block % 2 else -0.5), block)
     assert not no_better.should_prune()
+
+
+def test_paired_pruner_waits_for_enough_complete_trials_for_the_dsr():
+    study = optuna.create_study(direction="maximize", pruner=PairedBlocksPruner(n_startup_trials=3))
+    for value in (1.0, 0.9):
+        study.add_trial(
+            optuna.trial.create_trial(
+                value=value, intermediate_values=dict.fromkeys(range(BLOCKS_PER_FOLD), value)
+            )
+        )
+    worse = study.ask()
+    for block in range(BLOCKS_PER_FOLD):
+        worse.report(-1.0 - 0.01 * block, block)
+    assert not worse.should_prune()  # two complete trials: the DSR needs a spread first
+    study.add_trial(
+        optuna.trial.create_trial(value=0.8, intermediate_values=dict.fromkeys(range(BLOCKS_PER_FOLD), 0.8))
+    )
+    assert worse.should_prune()
 
 
 def test_search_outputs_are_usable_and_honest(data, storage, tmp_path):
