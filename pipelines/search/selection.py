@@ -96,7 +96,8 @@ def selection_statistics(
     complete = [t for t in trials if t.state == State.COMPLETE]
     length = len(bench)
     streams = [active_returns(r, bench) for r in map(trial_returns, complete) if len(r) == length > 0]
-    sharpes = np.array([sharpe_ratio(a) for a in streams])
+    pruned = [t for t in trials if t.state == State.PRUNED]
+    sharpes = np.array([sharpe_ratio(a) for a in streams] + partial_sharpes(pruned, bench))
     n_backtests = backtests_in(trials) + extra_backtests
     n_effective = _effective_count(streams, complete, trials, n_backtests)
     floor = max((float(s.sr0) for s in population), default=0.0)
@@ -139,6 +140,22 @@ def selection_statistics(
     else:
         out["pbo"] = None
         out["pbo_skipped"] = f"needs >= 2 complete trials and >= {pbo_splits} bars (have {len(streams)})"
+    return out
+
+
+def partial_sharpes(pruned: list[optuna.trial.FrozenTrial], bench: np.ndarray) -> list[float]:
+    """The active Sharpe ratios of pruned trials over the folds they ran, put on the full
+    walk-forward's footing: they belong in the population's spread, whose complete trials are
+    the survivors of a pruner that stops the worse ones (left out, a pruned search looked
+    tighter than it was and its winner's DSR rose: 0.79 to 0.996 on one planted series). An
+    estimate over T_i of the T bars scatters sqrt(T / T_i) times more under no skill, so it is
+    scaled by sqrt(T_i / T): skill-less trials then spread as complete ones would."""
+    length = len(bench)
+    out = []
+    for returns in map(trial_returns, pruned):
+        if 2 < len(returns) <= length:
+            active = active_returns(returns, bench[: len(returns)])
+            out.append(sharpe_ratio(active) * float(np.sqrt(len(returns) / length)))
     return out
 
 

@@ -72,21 +72,38 @@ def test_reruns_of_unchanged_data_never_raise_the_winners_dsr(repo):
     assert min(populations[1:]) < populations[0]
 
 
-def test_only_finished_backtests_count_and_only_complete_ones_enter_the_variance():
+def test_pruned_trials_count_and_enter_the_variance_on_the_full_walk_forwards_footing():
     rng = np.random.default_rng(5)
     bench = np.zeros(BARS)
-    study = study_with([rng.normal(0.0, 0.01, BARS) for _ in range(3)], n_variants=4)
-    study.add_trial(
-        optuna.trial.create_trial(
-            params={"x": 0.9},
-            distributions={"x": optuna.distributions.FloatDistribution(0.0, 1.0)},
-            state=optuna.trial.TrialState.PRUNED,
-            user_attrs={"n_variants": 4},
+    study = study_with([rng.normal(0.0005, 0.01, BARS) for _ in range(3)], n_variants=4)
+    stopped_early = rng.normal(-0.004, 0.01, BARS // 2)  # the worse trial a pruner ends after fold 0
+    dist = {"x": optuna.distributions.FloatDistribution(0.0, 1.0)}
+    for x, folds in ((0.9, [stopped_early.tolist()]), (0.8, [])):  # the second died before a fold
+        study.add_trial(
+            optuna.trial.create_trial(
+                params={"x": x},
+                distributions=dist,
+                state=optuna.trial.TrialState.PRUNED,
+                user_attrs={"n_variants": 4, "fold_returns": folds},
+            )
         )
-    )
     best = max((t for t in study.trials if t.state.name == "COMPLETE"), key=lambda t: t.value or 0.0)
     stats = selection_statistics(study, best, bench, "flat", [], "lstm", pbo_splits=4)
-    assert stats["n_backtests_this_run"] == 4 * 4  # the pruned trial was tried too
-    assert 1.0 <= stats["n_effective_this_run"] <= 16
-    assert stats["share"]["n_sharpes"] == 3  # only complete trials have a full-length Sharpe
+    assert stats["n_backtests_this_run"] == 5 * 4  # the pruned trials were tried too
+    assert 1.0 <= stats["n_effective_this_run"] <= 20
+    share = stats["share"]
+    assert share["n_sharpes"] == 4  # three complete, one pruned with a fold's returns
+    complete = [float(r.mean() / r.std(ddof=1)) for r in _complete_returns(study)]
+    partial = float(stopped_early.mean() / stopped_early.std(ddof=1)) * np.sqrt(0.5)
+    assert share["sharpe_sum"] == pytest.approx(sum(complete) + partial)
+    # left out, the survivors of the pruner would make the search look tighter than it was
+    assert stats["sharpe_variance_across_trials"] > float(np.var(complete, ddof=1))
     assert pd.notna(stats["dsr"]["dsr"])
+
+
+def _complete_returns(study: optuna.Study) -> list[np.ndarray]:
+    return [
+        np.concatenate([np.asarray(f) for f in t.user_attrs["fold_returns"]])
+        for t in study.trials
+        if t.state.name == "COMPLETE"
+    ]
