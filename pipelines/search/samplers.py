@@ -75,8 +75,8 @@ class PairedBlocksPruner(optuna.pruners.BasePruner):
     carried over from an earlier run: scored on other bars, with no blocks to pair. So it is
     shown a view of the study whose best trial is this run's best (``best_fresh_trial``). It
     never prunes before the first fold is in, nor before ``n_startup_trials`` of this run's trials
-    are complete: the DSR's spread of Sharpe ratios is estimated from complete trials, so a short
-    run must not prune itself down to one.
+    are complete: PBO, the race and the benchmark checks read complete trials, so a short run must
+    not prune itself down to one (a 2-trial e2e run did, and had no DSR).
 
     ``p_threshold`` 0.3 (bench ``pruning_saved_fraction``, 5 seeds of 60 trials on 5 folds):
     it saves half the fold trainings and kept the unpruned search's best on every seed; 0.1
