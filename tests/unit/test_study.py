@@ -494,3 +494,22 @@ def test_a_pruned_trial_is_logged_with_its_folds_mean_not_its_last_time_block():
     )
     assert _shown_value(pruned) == "after 1 fold(s) value=1.5000"
     assert _shown_value(optuna.trial.create_trial(value=2.0)) == "value=2.0"
+
+
+class _AlwaysPrune(optuna.pruners.BasePruner):
+    def prune(self, study, trial) -> bool:
+        return True
+
+
+def test_a_trial_is_never_pruned_after_its_last_fold(data, storage, monkeypatch):
+    """Nothing is left to save then: pruning would only throw a complete candidate away."""
+    import pipelines.search.seeding as seeding
+    import pipelines.search.worker as worker
+
+    for module in (seeding, worker):
+        monkeypatch.setattr(module, "make_pruner", lambda name, n_folds: _AlwaysPrune())
+    one_fold = run_study("t-last", data, tiny_config(n_folds=1), SPACE, settings(2), storage)
+    assert [t.state for t in one_fold.trials] == [optuna.trial.TrialState.COMPLETE] * 2
+    two_folds = run_study("t-first", data, tiny_config(n_folds=2), SPACE, settings(2), storage)
+    assert [len(t.user_attrs["fold_metrics"]) for t in two_folds.trials] == [1, 1]  # pruned after fold 0
+    assert {t.state for t in two_folds.trials} == {optuna.trial.TrialState.PRUNED}
