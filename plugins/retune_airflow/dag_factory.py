@@ -167,7 +167,13 @@ def build_fleet_dag(name: str) -> DAG:
 def review_tail(name: str, promote: Any, config: Any = None) -> None:
     """promote -> review (asks only under policy review) -> record_review; publish the Asset
     when the active config changed."""
-    review = PromotionReviewOperator(task_id=REVIEW_TASK, dag_name=name, config=config, retries=0)
+    # one retry: under load the scheduler has handled the executor's late "success" of the
+    # paused first execution after a reviewer's answer had re-queued the task, and failed it
+    # ("finished with state success, but the task instance's state attribute is queued"); the
+    # retry asks again and keeps the approvals already given (recorded_approvals)
+    review = PromotionReviewOperator(
+        task_id=REVIEW_TASK, dag_name=name, config=config, retries=1, retry_delay=timedelta(seconds=5)
+    )
     recorded = PythonOperator(
         task_id="record_review",
         python_callable=record_review,

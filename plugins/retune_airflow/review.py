@@ -66,10 +66,12 @@ class PromotionReviewOperator(HITLOperator):
         self.body = review_body(self.dag_name, context, self.config, self.assigned_users)
         self._form_params_only()
         deadline = datetime.now(UTC) + self.response_timeout
+        # a retried task (see review_tail) keeps the approvals its first try received
+        approvals = recorded_approvals(ctx)
         try:
             return super().execute(context)
         except TaskAwaitingInput as waiting:  # what execute_complete needs when it resumes
-            waiting.kwargs = {"deadline": deadline.isoformat(), "approvals": []}
+            waiting.kwargs = {"deadline": deadline.isoformat(), "approvals": approvals}
             raise
 
     def execute_complete(
@@ -178,6 +180,19 @@ def approval_refusal(
     if assigned is not None and who not in {u["id"] for u in assigned}:
         return f"{who} is not a reviewer of this model key"
     return None
+
+
+def recorded_approvals(ctx: Any) -> list[str]:
+    """The approvals this run's proposal already received (audited as ``approve_partial``)."""
+    from pipelines.store.repository import Repository
+    from retune_airflow.connection import use_retune_connection
+
+    use_retune_connection()
+    repo = Repository(ctx.settings.db_url)
+    try:
+        return repo.partial_approvals(ctx.model_key, ctx.run_id)
+    finally:
+        repo.close()
 
 
 def audit_attempt(ctx: Any, action: str, who: str, reason: str) -> None:

@@ -64,6 +64,16 @@ def test_approve_activates_with_the_responder_in_the_audit(repo):
         repo.reject(KEY, "run-2", actor="ops:carol", reason="too late")
 
 
+def test_partial_approvals_are_read_back_per_run_for_a_retried_review(repo):
+    propose(repo, "run-2", lr=0.002)
+    propose(repo, "run-3", lr=0.003)
+    repo.record_attempt(KEY, "run-2", action="approve_partial", actor="airflow:bob", reason="1 of 2")
+    repo.record_attempt(KEY, "run-2", action="refused", actor="airflow:alice", reason="four-eyes")
+    repo.record_attempt(KEY, "run-3", action="approve_partial", actor="airflow:carol", reason="1 of 2")
+    assert repo.partial_approvals(KEY, "run-2") == ["bob"]  # not alice's refused try, not run-3's
+    assert repo.partial_approvals(KEY, "run-4") == []
+
+
 def test_reject_and_timeout_record_why_and_change_nothing(repo):
     promote(repo, "run-1")
     propose(repo, "run-2")
