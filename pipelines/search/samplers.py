@@ -79,8 +79,8 @@ class PairedBlocksPruner(optuna.pruners.BasePruner):
     not prune itself down to one (a 2-trial e2e run did, and had no DSR).
 
     ``p_threshold`` 0.3 (bench ``pruning_saved_fraction``, 5 seeds of 60 trials on 5 folds):
-    it saves half the fold trainings and kept the unpruned search's best on every seed; 0.1
-    saved a third, the median pruner 0.56 but lost the best on 3 of 5.
+    it saves 49% of the fold trainings and kept the unpruned search's best on every seed; 0.1
+    saved a third, the median pruner 56% but lost the best on 3 of 5.
     """
 
     def __init__(self, p_threshold: float = 0.3, n_startup_trials: int = 5) -> None:
