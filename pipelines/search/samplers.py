@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import warnings
+from dataclasses import dataclass
 
 import optuna
 
 from pipelines.config import ConfigError
 from pipelines.param_specs import Categorical, ParamSpec
 from pipelines.search.space import grid
-from pipelines.search.study import best_fresh_trial, fresh_trials
+from pipelines.search.study import fresh_trials
 
 
 def make_sampler(
@@ -73,7 +74,7 @@ class PairedBlocksPruner(optuna.pruners.BasePruner):
     signed-rank test with ``BLOCKS_PER_FOLD`` instances per fold, where a per-fold comparison
     has two to four. Optuna's pruner pairs against ``study.best_trial``, which may be a trial
     carried over from an earlier run: scored on other bars, with no blocks to pair. So it is
-    shown a view of the study whose best trial is this run's best (``best_fresh_trial``). It
+    shown a view of the study whose best trial is this run's best complete trial. It
     never prunes before the first fold is in, nor before ``n_startup_trials`` of this run's trials
     are complete: PBO, the race and the benchmark checks read complete trials, so a short run must
     not prune itself down to one (a 2-trial e2e run did, and had no DSR).
@@ -93,22 +94,16 @@ class PairedBlocksPruner(optuna.pruners.BasePruner):
 
     def prune(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> bool:
         complete = [t for t in fresh_trials(study) if t.state == optuna.trial.TrialState.COMPLETE]
-        if len(complete) < self._n_startup_trials:
+        if len(complete) < self._n_startup_trials or not complete:
             return False
-        return self._wilcoxon.prune(_ThisRunsBest(study), trial)  # type: ignore[arg-type]
+        best = max(complete, key=lambda t: t.value)  # type: ignore[arg-type,return-value]
+        return self._wilcoxon.prune(_ThisRunsBest(study.direction, best), trial)  # type: ignore[arg-type]
 
 
+@dataclass(frozen=True)
 class _ThisRunsBest:
     """What ``WilcoxonPruner.prune`` reads of a study: its direction and its best trial, here the
     best complete trial this run scored itself."""
 
-    def __init__(self, study: optuna.Study) -> None:
-        self.direction = study.direction
-        self._study = study
-
-    @property
-    def best_trial(self) -> optuna.trial.FrozenTrial:
-        best = best_fresh_trial(self._study)
-        if best is None:
-            raise ValueError("no complete trial of this run yet")  # what Study.best_trial raises
-        return best
+    direction: optuna.study.StudyDirection
+    best_trial: optuna.trial.FrozenTrial

@@ -15,6 +15,8 @@ asked again. ``approvals_required: 2`` asks until two distinct reviewers approve
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -184,26 +186,26 @@ def approval_refusal(
 
 def recorded_approvals(ctx: Any) -> list[str]:
     """The approvals this run's proposal already received (audited as ``approve_partial``)."""
-    from pipelines.store.repository import Repository
-    from retune_airflow.connection import use_retune_connection
-
-    use_retune_connection()
-    repo = Repository(ctx.settings.db_url)
-    try:
+    with _store(ctx) as repo:
         return repo.partial_approvals(ctx.model_key, ctx.run_id)
-    finally:
-        repo.close()
 
 
 def audit_attempt(ctx: Any, action: str, who: str, reason: str) -> None:
     """An audit row in our store for a review step that changes nothing."""
+    with _store(ctx) as repo:
+        repo.record_attempt(ctx.model_key, ctx.run_id, action=action, actor=f"airflow:{who}", reason=reason)
+
+
+@contextmanager
+def _store(ctx: Any) -> Iterator[Any]:
+    """The run's Retune store, inside a task (the ``retune_db`` Connection when there is one)."""
     from pipelines.store.repository import Repository
     from retune_airflow.connection import use_retune_connection
 
     use_retune_connection()
     repo = Repository(ctx.settings.db_url)
     try:
-        repo.record_attempt(ctx.model_key, ctx.run_id, action=action, actor=f"airflow:{who}", reason=reason)
+        yield repo
     finally:
         repo.close()
 
