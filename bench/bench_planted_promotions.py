@@ -105,6 +105,7 @@ def score_series(result: SeriesResult, series: synthetic.SyntheticSeries, oracle
         "oracle_psr_walk_forward": round(
             oracle_walk_forward_psr(result.home, series, oracle, fees, slippage), 4
         ),
+        "oracle_holdout_p": round(oracle_holdout_p(result.home, series, oracle, fees, slippage), 4),
         "promoted": bool(record.get("promoted")),
         "oracle_sharpe": round(backtest_sharpe(unseen, oracle[split:], fees, slippage), 3),
         "oracle_sharpe_no_costs": round(backtest_sharpe(unseen, oracle[split:], 0.0, 0.0), 3),
@@ -148,6 +149,29 @@ def oracle_walk_forward_psr(
     )
 
 
+def oracle_holdout_p(
+    home: Path, series: synthetic.SyntheticSeries, oracle: np.ndarray, fees: float, slippage: float
+) -> float:
+    """The p of the gate's holdout benchmark test ("alpha > 0", paired with buy-and-hold) for
+    the oracle itself on the run's holdout bars, traded as one block: how often a perfect
+    model would fail that check."""
+    import yaml
+
+    from pipelines.search.benchmark import benchmark_returns, compare_to_benchmark
+    from pipelines.trading.backtest import Costs, backtest_with_returns
+
+    raw = yaml.safe_load((home / "bench_config.yaml").read_text())
+    end = BARS - UNSEEN
+    start = end - int(raw.get("holdout_bars", 120))
+    bars = series.bars.iloc[start:end]
+    close = pd.Series(bars["close"].to_numpy(), index=pd.DatetimeIndex(bars["timestamp"]))
+    positions = pd.DataFrame({"oracle": oracle[start:end].astype(int)}, index=close.index)
+    returns = backtest_with_returns(close, positions, Costs(fees, slippage))[1][:, 0]
+    bench = benchmark_returns(close.to_numpy(), "buy_and_hold")
+    exposure = float((positions.to_numpy() != 0).mean())
+    return compare_to_benchmark(returns, bench, "buy_and_hold", exposure).p_value
+
+
 def summarize(rows: dict[str, dict]) -> dict[str, Any]:
     promoted = {k: r for k, r in rows.items() if r["promoted"]}
     ratios = [r["oos_vs_oracle"] for r in promoted.values() if r.get("oos_vs_oracle") is not None]
@@ -160,6 +184,8 @@ def summarize(rows: dict[str, dict]) -> dict[str, Any]:
         "oracle_sharpe_median": float(np.median([r["oracle_sharpe"] for r in rows.values()])),
         # series the oracle itself could get through a DSR >= 0.95 gate (no search to deflate)
         "oracle_passes_dsr_0_95": sum(r["oracle_psr_walk_forward"] >= 0.95 for r in rows.values()),
+        # series whose oracle has a positive holdout alpha (p < 0.5), the old holdout check
+        "oracle_holdout_alpha_positive": sum(r["oracle_holdout_p"] < 0.5 for r in rows.values()),
     }
 
 

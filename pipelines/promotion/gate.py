@@ -76,7 +76,7 @@ def evaluate_gate(
     policy: Policy = "review",
     walk_forward_benchmark: dict[str, Any] | None = None,
     benchmark_alpha: float = 0.05,
-    holdout_benchmark_alpha: float = 0.5,
+    holdout_benchmark_alpha: float = 0.9,
 ) -> GateResult:
     """Checks the search result must pass before its parameters can trade.
 
@@ -118,11 +118,14 @@ def evaluate_gate(
 
 def _benchmark_check(name: str, comparison: dict[str, Any] | None, alpha: float) -> GateCheck:
     """The one-sided paired test "alpha over the free benchmark > 0" at level ``alpha`` (a p
-    below 0.5 already means a positive alpha; ``alpha`` = 1 turns the check off)."""
+    below 0.5 already means a positive alpha; above 0.5, ``alpha`` refuses only an alpha that
+    is negative at level 1 - ``alpha``; ``alpha`` = 1 turns the check off)."""
     if comparison is None:
         return GateCheck(name, "no comparable returns", f"p <= {alpha}", alpha >= 1.0)
     p, per_bar = comparison["p_value"], comparison["alpha_per_bar"]
     threshold = f"p <= {alpha} vs {comparison['benchmark']}"
+    if 0.5 < alpha < 1.0:
+        threshold += f": alpha not below 0 at {1 - alpha:.2g}"
     value = f"p={p:.3f}, alpha/bar {per_bar:+.1e}, beta {comparison['beta']:.2f}"
     return GateCheck(name, value, threshold, p <= alpha)
 
