@@ -105,6 +105,10 @@ def score_series(result: SeriesResult, series: synthetic.SyntheticSeries, oracle
         "oracle_psr_walk_forward": round(
             oracle_walk_forward_psr(result.home, series, oracle, fees, slippage), 4
         ),
+        # the oracle as if it had won this run's search: its PSR against the run's own bar SR0
+        "oracle_dsr_at_run_sr0": round(
+            oracle_walk_forward_psr(result.home, series, oracle, fees, slippage, record.get("sr0") or 0.0), 4
+        ),
         "oracle_holdout_p": round(oracle_holdout_p(result.home, series, oracle, fees, slippage), 4),
         "promoted": bool(record.get("promoted")),
         "oracle_sharpe": round(backtest_sharpe(unseen, oracle[split:], fees, slippage), 3),
@@ -122,11 +126,17 @@ def score_series(result: SeriesResult, series: synthetic.SyntheticSeries, oracle
 
 
 def oracle_walk_forward_psr(
-    home: Path, series: synthetic.SyntheticSeries, oracle: np.ndarray, fees: float, slippage: float
+    home: Path,
+    series: synthetic.SyntheticSeries,
+    oracle: np.ndarray,
+    fees: float,
+    slippage: float,
+    sr0: float = 0.0,
 ) -> float:
-    """PSR(0) of the oracle itself on the bars the run's walk-forward validates on: with no
-    search to deflate, the most a DSR of this series could be. Below the gate's threshold, no
-    search can promote the series and be right to."""
+    """PSR(``sr0``) of the oracle itself on the bars the run's walk-forward validates on. At 0,
+    with no search to deflate, the most a DSR of this series could be: below the gate's
+    threshold, no search can promote the series and be right to. At the run's SR0, the DSR the
+    oracle would have had as the winner of that search."""
     import yaml
     from scipy import stats as sps
 
@@ -142,7 +152,7 @@ def oracle_walk_forward_psr(
     returns = backtest_with_returns(close, positions, Costs(fees, slippage))[1][:, 0]
     return probabilistic_sharpe_ratio(
         sharpe_ratio(returns),
-        0.0,
+        sr0,
         len(returns),
         float(sps.skew(returns)),
         float(sps.kurtosis(returns, fisher=False)),
@@ -184,6 +194,8 @@ def summarize(rows: dict[str, dict]) -> dict[str, Any]:
         "oracle_sharpe_median": float(np.median([r["oracle_sharpe"] for r in rows.values()])),
         # series the oracle itself could get through a DSR >= 0.95 gate (no search to deflate)
         "oracle_passes_dsr_0_95": sum(r["oracle_psr_walk_forward"] >= 0.95 for r in rows.values()),
+        # ... and as the winner of the run's search, deflated by the run's SR0
+        "oracle_passes_run_dsr": sum(r["oracle_dsr_at_run_sr0"] >= 0.95 for r in rows.values()),
         # series whose oracle has a positive holdout alpha (p < 0.5), the old holdout check
         "oracle_holdout_alpha_positive": sum(r["oracle_holdout_p"] < 0.5 for r in rows.values()),
     }

@@ -228,6 +228,7 @@ def run_record(home: Path, payload: dict[str, Any], run_id: str, returncode: int
         "best_value": run.get("best_value"),
         "n_trials": run.get("n_trials"),
         "dsr": dsr,
+        "sr0": (stats.get("dsr") or {}).get("sr0"),  # the per-bar Sharpe the winner had to beat
         "pbo": pbo,
         "n_backtests": _first(run.get("n_backtests"), stats.get("n_backtests_ever")),
         "n_effective": _first(run.get("n_effective"), stats.get("n_effective")),
