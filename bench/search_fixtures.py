@@ -8,6 +8,8 @@ known, so "no edge" and "the oracle" are facts, not estimates.
 
 from __future__ import annotations
 
+import atexit
+import shutil
 import tempfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -79,8 +81,10 @@ def regime_drift(n: int, seed: int, drift: float = 0.004, switch: float = 0.01, 
 
 
 def sqlite_url(tag: str) -> str:
-    """A fresh Optuna/RDB store in a temporary directory."""
-    return f"sqlite:///{Path(tempfile.mkdtemp(prefix=f'retune-bench-{tag}-')) / 'optuna.db'}"
+    """A fresh Optuna/RDB store in a temporary directory, removed when the benchmark exits."""
+    directory = Path(tempfile.mkdtemp(prefix=f"retune-bench-{tag}-"))
+    atexit.register(shutil.rmtree, directory, ignore_errors=True)
+    return f"sqlite:///{directory / 'optuna.db'}"
 
 
 def over_seeds(one_seed: Callable[[int], dict], seeds: Iterable[int], *shown: str) -> dict[int, dict]:
