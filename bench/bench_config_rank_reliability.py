@@ -11,19 +11,23 @@ the reliability at 1 seed, K/2 seeds and K seeds.
 
 ``value``: the Spearman rank correlation of the 24 configurations' scores under the two disjoint
 seed sets at the default ``seeds_per_trial``, on a planted AR(1) series (phi = 0.10, 3,000 bars,
-the last 252 left out as the chain would, and its holdout). Details: the same at 1 seed and at
-K/2 and K seeds, the intraclass correlation of single-seed scores and of K-seed ensembles (each
-ensemble's members' spread gives its error), and all of it on the S&P 500 sample. Goal >= 0.6.
+the last 252 left out as the chain would, and its holdout; ``RETUNE_BENCH_PHI`` and
+``RETUNE_BENCH_CONFIG`` change phi and the daily config as for the chain benches). Details:
+the same at 1 seed and at K/2 and K seeds, the intraclass correlation of single-seed scores and
+of K-seed ensembles (each ensemble's members' spread gives its error), and all of it on the S&P
+500 sample. Goal >= 0.6.
 """
 
 from __future__ import annotations
 
+import os
 import time
 from typing import Any
 
 import numpy as np
 import optuna
 import pandas as pd
+from chain import config_overrides
 from scipy import stats
 from search_fixtures import random_points
 
@@ -39,12 +43,13 @@ CONFIGS = 24
 MEMBERS = 8  # seeds per trial measured (the halves give K/2, the members 1)
 SEED_SETS = (0, 1000)  # two disjoint seed sets: members seed..seed+K-1
 BARS, UNSEEN, HOLDOUT = 3000, 252, 120
+PHI = float(os.environ.get("RETUNE_BENCH_PHI", "0.10"))
 
 
 def scores(bars: pd.DataFrame) -> dict[str, np.ndarray]:
     """For each seed set: ensemble scores (configs), half scores (configs x 2), member scores
     (configs x K), each as the trial objective computes them."""
-    base = default_config("daily")
+    base = default_config("daily").model_copy(update=config_overrides())  # RETUNE_BENCH_CONFIG
     data = PreparedData.from_bars(bars.iloc[:-HOLDOUT].reset_index(drop=True), base.window_bars)
     model_space, _ = split_space(base.search_space)
     points = random_points(model_space, CONFIGS)
@@ -92,7 +97,7 @@ def run() -> dict:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     started = time.perf_counter()
     default_k = default_config("daily").seeds_per_trial
-    planted = synthetic.ar1(BARS, 0, phi=0.10).bars.iloc[:-UNSEEN].reset_index(drop=True)
+    planted = synthetic.ar1(BARS, 0, phi=PHI).bars.iloc[:-UNSEEN].reset_index(drop=True)
     ar1 = reliability(scores(planted))
     print(f"   ar1 {ar1}")
     sp500 = reliability(scores(load_bars("sample:sp500", pd.Timestamp("2018-12-31"))))
@@ -102,13 +107,14 @@ def run() -> dict:
         "value": ar1.get(key),
         "unit": (
             f"Spearman of {CONFIGS} configurations' scores under two disjoint seed sets, "
-            f"seeds_per_trial={default_k} (AR(1) phi=0.10, daily config)"
+            f"seeds_per_trial={default_k} (AR(1) phi={PHI}, daily config)"
         ),
         "goal": ">= 0.6",
         "details": {
             "seeds_per_trial_default": default_k,
             "members_measured": MEMBERS,
-            "ar1_phi_0_10": ar1,
+            f"ar1_phi_{PHI:.2f}".replace(".", "_"): ar1,
+            "config_overrides": config_overrides(),
             "sp500": sp500,
             "configurations": CONFIGS,
             "seed_sets": list(SEED_SETS),
