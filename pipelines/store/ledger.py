@@ -302,8 +302,7 @@ class ConfigLedger:
 
     def partial_approvals(self, model_key: str, source_run: str) -> list[str]:
         """Who gave the approvals recorded so far for one run's proposal (``approve_partial``
-        rows, oldest first, actor without its ``airflow:`` prefix): what a retried review task
-        must not ask for again."""
+        rows' actors, oldest first): what a retried review task must not ask for again."""
         query = (
             sa.select(AuditEntry.actor)
             .where(
@@ -314,7 +313,7 @@ class ConfigLedger:
             .order_by(AuditEntry.id)
         )
         with self.session() as s:
-            return [actor.removeprefix("airflow:") for actor in s.scalars(query)]
+            return list(s.scalars(query))
 
     def audit_log(self, model_key: str | None = None, limit: int = 100) -> list[AuditEntry]:
         query = sa.select(AuditEntry).order_by(AuditEntry.at.desc(), AuditEntry.id.desc()).limit(limit)

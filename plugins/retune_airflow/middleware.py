@@ -78,6 +78,7 @@ def _record_refusal(dag_id: str, dag_run_id: str, who: str) -> None:
     from pipelines.settings import load_settings
     from pipelines.store.repository import Repository
     from retune_airflow.links import runs_of
+    from retune_airflow.review import AIRFLOW_ACTOR
 
     repo = Repository(load_settings().db_url)
     try:
@@ -88,7 +89,7 @@ def _record_refusal(dag_id: str, dag_run_id: str, who: str) -> None:
                     run.model_key,
                     run.run_id,
                     action="refused",
-                    actor=f"airflow:{who}",
+                    actor=f"{AIRFLOW_ACTOR}{who}",
                     reason="Airflow refused the answer: not an assigned reviewer of this run "
                     "(or the user who triggered it), or a role that may not answer",
                 )

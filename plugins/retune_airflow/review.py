@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 
 APPROVE, REJECT = "Approve", "Reject"
 REVIEW_TASK = "review"
+AIRFLOW_ACTOR = "airflow:"  # the audit log's actor prefix for what an Airflow user did
 
 
 class PromotionReviewOperator(HITLOperator):
@@ -185,15 +186,18 @@ def approval_refusal(
 
 
 def recorded_approvals(ctx: Any) -> list[str]:
-    """The approvals this run's proposal already received (audited as ``approve_partial``)."""
+    """The Airflow users whose approvals this run's proposal already received (audited as
+    ``approve_partial`` by ``airflow:<user>``)."""
     with _store(ctx) as repo:
-        return repo.partial_approvals(ctx.model_key, ctx.run_id)
+        actors = repo.partial_approvals(ctx.model_key, ctx.run_id)
+    return [actor.removeprefix(AIRFLOW_ACTOR) for actor in actors]
 
 
 def audit_attempt(ctx: Any, action: str, who: str, reason: str) -> None:
     """An audit row in our store for a review step that changes nothing."""
     with _store(ctx) as repo:
-        repo.record_attempt(ctx.model_key, ctx.run_id, action=action, actor=f"airflow:{who}", reason=reason)
+        actor = f"{AIRFLOW_ACTOR}{who}"
+        repo.record_attempt(ctx.model_key, ctx.run_id, action=action, actor=actor, reason=reason)
 
 
 @contextmanager
@@ -283,11 +287,11 @@ def _apply_answer(
     from pipelines.promotion.service import review
 
     if responder is None:
-        approve, actor = False, "airflow:timeout"
+        approve, actor = False, f"{AIRFLOW_ACTOR}timeout"
         reason = f"no answer within {ctx.params.review_timeout_minutes} minutes"
     else:
         approvers = approvals or [str(responder.get("name") or responder.get("id"))]
-        approve, actor = APPROVE in chosen, "airflow:" + "+".join(approvers)
+        approve, actor = APPROVE in chosen, AIRFLOW_ACTOR + "+".join(approvers)
         reason = reason or ("approved" if approve else "rejected")
     version = review(
         ctx.settings,

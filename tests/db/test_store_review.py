@@ -70,7 +70,7 @@ def test_partial_approvals_are_read_back_per_run_for_a_retried_review(repo):
     repo.record_attempt(KEY, "run-2", action="approve_partial", actor="airflow:bob", reason="1 of 2")
     repo.record_attempt(KEY, "run-2", action="refused", actor="airflow:alice", reason="four-eyes")
     repo.record_attempt(KEY, "run-3", action="approve_partial", actor="airflow:carol", reason="1 of 2")
-    assert repo.partial_approvals(KEY, "run-2") == ["bob"]  # not alice's refused try, not run-3's
+    assert repo.partial_approvals(KEY, "run-2") == ["airflow:bob"]  # not alice's refused try, not run-3's
     assert repo.partial_approvals(KEY, "run-4") == []
 
 
