@@ -5,8 +5,7 @@ walk-forward bars is the most any DSR of that series could be. Prints, for sever
 walk-forward lengths, the oracle's median annualized Sharpe through the chain's backtest (fees
 and slippage of the daily config, or none) and on how many of 10 seeds PSR(0) >= 0.95; then
 how many pass if the oracle had won a search of ``N_EFFECTIVE`` independent skill-less bets
-(DSR with SR0 from the null variance 1/T of a Sharpe over T bars; the chain's runs measure the
-variance across their trials, about 1.0-1.5 times that on the planted series).
+(DSR with SR0 from the null variance 1/T of a Sharpe over T bars, as the chain's gate).
 
 Usage: ``.venv/bin/python bench/oracle_power.py``
 """

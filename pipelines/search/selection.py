@@ -2,12 +2,16 @@
 
 The best of many backtests looks good by construction. The Deflated Sharpe Ratio discounts the
 winner's Sharpe by the best a population of skill-less trials would show; the population is
-every trial this model key and family ever ran (the selection ledger in our store), and both
-of the DSR's inputs come from it: N is its *effective* number of independent trials and the
-variance is that of its trials' Sharpe ratios. Two rules make a rerun unable to wear the gate
-down: reruns add to N (they never replace it), and the bar SR0 never falls below one an earlier
-search of the population already set, because the expected best of a population is at least
-the expected best of any part of it. An unchanged winner's DSR can therefore only fall.
+every trial this model key and family ever ran (the selection ledger in our store), and N is
+its *effective* number of independent trials. The variance in SR0 is what a skill-less trial's
+Sharpe would show over the walk-forward's T bars, 1/T: the null the DSR tests. The spread of
+the trials' own Sharpes (reported beside it) also holds their real differences in skill: where
+a real edge is found, the trials that found it and those that did not made it 2-3 times 1/T on
+the planted AR(1) series, and the gate refused edges a perfect model had (bench:
+planted_promotions). Two rules make a rerun unable to wear the gate down: reruns add to N (they
+never replace it), and the bar SR0 never falls below one an earlier search of the population
+already set, because the expected best of a population is at least the expected best of any
+part of it. An unchanged winner's DSR can therefore only fall.
 
 Every Sharpe here is of *active* returns (``pipelines.search.benchmark``): skill over what
 holding the instrument gives for free, not exposure to it.
@@ -27,6 +31,7 @@ from pipelines.search.stats import (
     deflated_sharpe_ratio,
     effective_trials,
     expected_max_sharpe,
+    null_sharpe_variance,
     probability_of_backtest_overfitting,
     sharpe_ratio,
 )
@@ -107,7 +112,7 @@ def selection_statistics(
     shares = [*population, provisional]
     n_raw_ever = sum(int(s.n_backtests) for s in shares)
     n_effective_ever = sum(float(s.n_effective) for s in shares)
-    variance = pooled_variance(shares)
+    variance = null_sharpe_variance(max(length, 1))
     best_raw = trial_returns(best)
     out: dict[str, Any] = {
         "benchmark_name": benchmark,
@@ -116,12 +121,14 @@ def selection_statistics(
         "n_effective_ever": n_effective_ever,
         "n_effective_this_run": n_effective,
         "n_earlier_searches": len(population),
-        "sharpe_variance_across_trials": variance,
+        # the spread of the trials' Sharpes: luck and real differences in skill (shown, not used)
+        "sharpe_variance_across_trials": pooled_variance(shares),
+        "sharpe_variance_null": variance,
         "sr0_population": expected_max_sharpe(max(n_effective_ever, 1.0), variance),
         "sr0_floor": floor,
     }
-    # Without two comparable trials ever, the spread of Sharpe ratios is unknown and the DSR
-    # would not deflate at all: leave it out (the gate then fails) rather than flatter.
+    # Without two comparable trials ever there was no search to deflate, and one backtest is
+    # not evidence enough: leave the DSR out (the gate then fails).
     enough = len(best_raw) == length > 2 and sum(s.n_sharpes for s in shares) >= 2
     if enough:
         best_active = active_returns(best_raw, bench)

@@ -76,6 +76,15 @@ def probabilistic_sharpe_ratio(
     return float(sps.norm.cdf(z))
 
 
+def null_sharpe_variance(n_obs: int) -> float:
+    """The variance of a per-period Sharpe estimate over ``n_obs`` periods when the true Sharpe
+    is 0: 1/T, whatever the returns' skew and kurtosis (their terms in the estimate's variance
+    are multiplied by the true Sharpe; Lo 2002, Mertens 2002)."""
+    if n_obs < 1:
+        raise ValueError(f"n_obs must be >= 1, got {n_obs}")
+    return 1.0 / n_obs
+
+
 def expected_max_sharpe(n_trials: float, sharpe_variance: float) -> float:
     """SR0: the expected maximum Sharpe of ``n_trials`` independent zero-skill trials.
 

@@ -101,6 +101,7 @@ def test_daily_dag_runs_then_finetunes_and_rejects_corrupt_bars(airflow_env):
     assert "search_space" not in json.loads((report.parent / "best_config.json").read_text())
     html = report.read_text()
     assert "Deflated Sharpe Ratio" in html and "Degenerate-objective audit" in html
+    assert "variance 1/T of a skill-less Sharpe, the trials' own spread" in html
     search = json.loads(
         (Path(airflow_env["RETUNE_HOME"]) / "runs" / runs[0]["run_id"] / "search.json").read_text()
     )

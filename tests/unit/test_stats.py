@@ -14,6 +14,7 @@ from pipelines.search.stats import (
     deflated_sharpe_from_moments,
     deflated_sharpe_ratio,
     expected_max_sharpe,
+    null_sharpe_variance,
     probabilistic_sharpe_ratio,
     probability_of_backtest_overfitting,
     sharpe_ratio,
@@ -357,3 +358,12 @@ def test_effective_trials_counts_independent_bets():
 def test_expected_max_sharpe_takes_an_effective_n_and_never_goes_negative():
     assert expected_max_sharpe(1.2, 0.01) == 0.0  # the quantile is negative this close to N = 1
     assert expected_max_sharpe(10.5, 0.01) > expected_max_sharpe(10.0, 0.01)
+
+
+def test_the_null_variance_of_a_sharpe_is_one_over_t_even_for_fat_tailed_skewed_returns():
+    """What the DSR's bar rests on: a skill-less strategy's Sharpe over T bars varies by 1/T."""
+    rng = np.random.default_rng(8)
+    t = 252
+    draws = rng.standard_t(3, size=(4000, t)) + rng.exponential(1.0, size=(4000, t)) - 1.0
+    sharpes = draws.mean(axis=1) / draws.std(axis=1, ddof=1)
+    assert np.var(sharpes) == pytest.approx(null_sharpe_variance(t), rel=0.1)
