@@ -88,28 +88,31 @@ def trade_unseen(home: Path, history: pd.DataFrame, unseen: pd.DataFrame) -> dic
     return {"positions": np.array(positions), "params": predictor.params.model_dump()}
 
 
-def costs_of(home: Path) -> tuple[float, float]:
+def bench_config(home: Path) -> dict[str, Any]:
+    """The config the home's run used (``chain.write_config``)."""
     import yaml
 
-    raw = yaml.safe_load((home / "bench_config.yaml").read_text())
-    return float(raw.get("fees", 0.0005)), float(raw.get("slippage", 0.0))
+    return yaml.safe_load((home / "bench_config.yaml").read_text())
 
 
 def score_series(result: SeriesResult, series: synthetic.SyntheticSeries, oracle: np.ndarray) -> dict:
     split = BARS - UNSEEN
     unseen = series.bars.iloc[split:].reset_index(drop=True)
-    fees, slippage = costs_of(result.home)
+    raw = bench_config(result.home)
+    fees, slippage = float(raw.get("fees", 0.0005)), float(raw.get("slippage", 0.0))
+    holdout_start = split - int(raw.get("holdout_bars", 120))
+    walk_forward_start = holdout_start - int(raw.get("n_folds", 3)) * int(raw.get("val_bars", 120))
+    _, walk_forward = oracle_returns(series, oracle, walk_forward_start, holdout_start, fees, slippage)
+    close, held = oracle_returns(series, oracle, holdout_start, split, fees, slippage)
     record = result.runs[-1]
     row: dict[str, Any] = {
         **series_summary(result),
-        "oracle_psr_walk_forward": round(
-            oracle_walk_forward_psr(result.home, series, oracle, fees, slippage), 4
-        ),
-        # the oracle as if it had won this run's search: its PSR against the run's own bar SR0
-        "oracle_dsr_at_run_sr0": round(
-            oracle_walk_forward_psr(result.home, series, oracle, fees, slippage, record.get("sr0") or 0.0), 4
-        ),
-        "oracle_holdout_p": round(oracle_holdout_p(result.home, series, oracle, fees, slippage), 4),
+        # PSR(0) of the oracle on the run's walk-forward bars: with no search to deflate, the most
+        # a DSR of this series could be (below the gate's threshold, no search can promote it
+        # and be right to); then as if it had won this run's search, against the run's SR0
+        "oracle_psr_walk_forward": round(psr(walk_forward, 0.0), 4),
+        "oracle_dsr_at_run_sr0": round(psr(walk_forward, record.get("sr0") or 0.0), 4),
+        "oracle_holdout_p": round(holdout_p(close, held, oracle[holdout_start:split]), 4),
         "promoted": bool(record.get("promoted")),
         "oracle_sharpe": round(backtest_sharpe(unseen, oracle[split:], fees, slippage), 3),
         "oracle_sharpe_no_costs": round(backtest_sharpe(unseen, oracle[split:], 0.0, 0.0), 3),
@@ -125,60 +128,36 @@ def score_series(result: SeriesResult, series: synthetic.SyntheticSeries, oracle
     return row
 
 
-def oracle_walk_forward_psr(
-    home: Path,
-    series: synthetic.SyntheticSeries,
-    oracle: np.ndarray,
-    fees: float,
-    slippage: float,
-    sr0: float = 0.0,
-) -> float:
-    """PSR(``sr0``) of the oracle itself on the bars the run's walk-forward validates on. At 0,
-    with no search to deflate, the most a DSR of this series could be: below the gate's
-    threshold, no search can promote the series and be right to. At the run's SR0, the DSR the
-    oracle would have had as the winner of that search."""
-    import yaml
-    from scipy import stats as sps
-
-    from pipelines.search.stats import probabilistic_sharpe_ratio, sharpe_ratio
+def oracle_returns(
+    series: synthetic.SyntheticSeries, oracle: np.ndarray, start: int, end: int, fees: float, slippage: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """The closes of bars [start, end) and the oracle's per-bar returns there, through the
+    chain's backtest."""
     from pipelines.trading.backtest import Costs, backtest_with_returns
 
-    raw = yaml.safe_load((home / "bench_config.yaml").read_text())
-    end = BARS - UNSEEN - int(raw.get("holdout_bars", 120))
-    start = end - int(raw.get("n_folds", 3)) * int(raw.get("val_bars", 120))
-    bars = series.bars.iloc[start:end].reset_index(drop=True)
-    close = pd.Series(bars["close"].to_numpy(), index=pd.DatetimeIndex(bars["timestamp"]))
-    positions = pd.DataFrame({"oracle": oracle[start:end].astype(int)}, index=close.index)
-    returns = backtest_with_returns(close, positions, Costs(fees, slippage))[1][:, 0]
-    return probabilistic_sharpe_ratio(
-        sharpe_ratio(returns),
-        sr0,
-        len(returns),
-        float(sps.skew(returns)),
-        float(sps.kurtosis(returns, fisher=False)),
-    )
-
-
-def oracle_holdout_p(
-    home: Path, series: synthetic.SyntheticSeries, oracle: np.ndarray, fees: float, slippage: float
-) -> float:
-    """The p of the gate's holdout benchmark test ("alpha > 0", paired with buy-and-hold) for
-    the oracle itself on the run's holdout bars, traded as one block: how often a perfect
-    model would fail that check."""
-    import yaml
-
-    from pipelines.search.benchmark import benchmark_returns, compare_to_benchmark
-    from pipelines.trading.backtest import Costs, backtest_with_returns
-
-    raw = yaml.safe_load((home / "bench_config.yaml").read_text())
-    end = BARS - UNSEEN
-    start = end - int(raw.get("holdout_bars", 120))
     bars = series.bars.iloc[start:end]
     close = pd.Series(bars["close"].to_numpy(), index=pd.DatetimeIndex(bars["timestamp"]))
     positions = pd.DataFrame({"oracle": oracle[start:end].astype(int)}, index=close.index)
-    returns = backtest_with_returns(close, positions, Costs(fees, slippage))[1][:, 0]
-    bench = benchmark_returns(close.to_numpy(), "buy_and_hold")
-    exposure = float((positions.to_numpy() != 0).mean())
+    return close.to_numpy(), backtest_with_returns(close, positions, Costs(fees, slippage))[1][:, 0]
+
+
+def psr(returns: np.ndarray, sr0: float) -> float:
+    from scipy import stats as sps
+
+    from pipelines.search.stats import probabilistic_sharpe_ratio, sharpe_ratio
+
+    skew, kurtosis = float(sps.skew(returns)), float(sps.kurtosis(returns, fisher=False))
+    return probabilistic_sharpe_ratio(sharpe_ratio(returns), sr0, len(returns), skew, kurtosis)
+
+
+def holdout_p(close: np.ndarray, returns: np.ndarray, positions: np.ndarray) -> float:
+    """The p of the gate's holdout benchmark test ("alpha > 0", paired with buy-and-hold) for
+    the oracle on the run's holdout bars, traded as one block: how often a perfect model would
+    fail that check."""
+    from pipelines.search.benchmark import benchmark_returns, compare_to_benchmark
+
+    bench = benchmark_returns(close, "buy_and_hold")
+    exposure = float(np.mean(positions != 0))
     return compare_to_benchmark(returns, bench, "buy_and_hold", exposure).p_value
 
 

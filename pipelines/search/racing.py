@@ -22,7 +22,7 @@ from pipelines.config import PipelineConfig
 from pipelines.search.objective import evaluate_fold
 from pipelines.search.space import resolve
 from pipelines.search.strategy import StrategyGrid
-from pipelines.search.study import fresh_trials
+from pipelines.search.study import fresh_complete_trials
 from pipelines.terms import TrialAttr
 from pipelines.windowing import PreparedData, config_folds
 
@@ -79,7 +79,7 @@ def race(
     study: optuna.Study, data: PreparedData, config: PipelineConfig, top_k: int, extra_seeds: int
 ) -> RaceResult | None:
     """Re-score the ``top_k`` complete trials of this run on ``extra_seeds`` fresh seeds."""
-    complete = [t for t in fresh_trials(study) if t.state == optuna.trial.TrialState.COMPLETE]
+    complete = fresh_complete_trials(study)
     complete.sort(key=lambda t: t.value if t.value is not None else float("-inf"), reverse=True)
     if not complete:
         return None

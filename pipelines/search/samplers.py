@@ -10,7 +10,7 @@ import optuna
 from pipelines.config import ConfigError
 from pipelines.param_specs import Categorical, ParamSpec
 from pipelines.search.space import grid
-from pipelines.search.study import fresh_trials
+from pipelines.search.study import best_of, fresh_complete_trials
 
 
 def make_sampler(
@@ -93,10 +93,10 @@ class PairedBlocksPruner(optuna.pruners.BasePruner):
             )
 
     def prune(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> bool:
-        complete = [t for t in fresh_trials(study) if t.state == optuna.trial.TrialState.COMPLETE]
-        if len(complete) < self._n_startup_trials or not complete:
+        complete = fresh_complete_trials(study)
+        best = best_of(complete)
+        if best is None or len(complete) < self._n_startup_trials:
             return False
-        best = max(complete, key=lambda t: t.value)  # type: ignore[arg-type,return-value]
         return self._wilcoxon.prune(_ThisRunsBest(study.direction, best), trial)  # type: ignore[arg-type]
 
 

@@ -35,7 +35,16 @@ def fresh_trials(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
     return [t for t in study.get_trials(deepcopy=False) if TrialAttr.CARRIED_OVER_FROM not in t.user_attrs]
 
 
+def fresh_complete_trials(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
+    """The complete trials scored on this run's data (one read of the storage)."""
+    return [t for t in fresh_trials(study) if t.state == optuna.trial.TrialState.COMPLETE]
+
+
+def best_of(complete: list[optuna.trial.FrozenTrial]) -> optuna.trial.FrozenTrial | None:
+    """The highest-scoring of these complete trials (every objective is maximized)."""
+    return max(complete, key=lambda t: t.value, default=None)  # type: ignore[arg-type,return-value]
+
+
 def best_fresh_trial(study: optuna.Study) -> optuna.trial.FrozenTrial | None:
     """The best complete trial scored on this run's data; carried-over trials only guide sampling."""
-    done = [t for t in fresh_trials(study) if t.state == optuna.trial.TrialState.COMPLETE]
-    return max(done, key=lambda t: t.value, default=None)  # type: ignore[arg-type,return-value]
+    return best_of(fresh_complete_trials(study))
