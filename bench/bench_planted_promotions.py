@@ -19,11 +19,16 @@ earns bar t+1's return: the oracle is the rule that knows the planted process (f
 effect: long on the bar before a Friday). ``RETUNE_BENCH_PHI`` changes phi (the issue's 0.10 is
 the default); ``oracle_psr_walk_forward`` is the oracle's own PSR(0) on the run's walk-forward
 bars: with no search to deflate, the most a DSR could be, so a series the oracle itself cannot
-get through the gate cannot be promoted rightly.
+get through the gate cannot be promoted rightly. ``RETUNE_BENCH_EXTRA_STRENGTHS`` (a JSON object,
+e.g. ``{"momentum": 0.7, "vol_regime": 0.002, "day_of_week": 0.006}``) sets the other
+structures' strengths: momentum's ``strength``, the volatility regime's drift (calm +d, storm
+-d) and the Friday effect; ``bench/oracle_power.py`` shows which strengths a perfect model could
+get through the gate.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import time
@@ -40,6 +45,10 @@ NAME = "planted_promotions"
 BARS = 3000
 UNSEEN = 252
 PHI = float(os.environ.get("RETUNE_BENCH_PHI", "0.10"))
+# the generators' defaults unless RETUNE_BENCH_EXTRA_STRENGTHS says otherwise
+EXTRA_STRENGTHS = {"momentum": 0.5, "vol_regime": 0.0012, "day_of_week": 0.002} | json.loads(
+    os.environ.get("RETUNE_BENCH_EXTRA_STRENGTHS", "{}")
+)
 
 
 def structures(n_ar1: int, n_extra: int) -> list[tuple[str, synthetic.SyntheticSeries, np.ndarray]]:
@@ -50,11 +59,12 @@ def structures(n_ar1: int, n_extra: int) -> list[tuple[str, synthetic.SyntheticS
         out.append((f"ar1_{seed}", s, s.oracle))
     for i in range(n_extra):
         seed = 100 + i
-        m = synthetic.momentum(BARS, seed)
+        m = synthetic.momentum(BARS, seed, strength=EXTRA_STRENGTHS["momentum"])
         out.append((f"momentum_{seed}", m, m.oracle))
-        v = synthetic.vol_regime(BARS, seed)
+        drift = EXTRA_STRENGTHS["vol_regime"]
+        v = synthetic.vol_regime(BARS, seed, calm_drift=drift, storm_drift=-drift)
         out.append((f"vol_regime_{seed}", v, v.oracle))
-        d = synthetic.day_of_week(BARS, seed)
+        d = synthetic.day_of_week(BARS, seed, effects={4: EXTRA_STRENGTHS["day_of_week"]})
         out.append((f"day_of_week_{seed}", d, synthetic.weekday_rule(d.bars, d.truth["effects"], lead=1)))
     return out
 
@@ -224,6 +234,7 @@ def run() -> dict:
             "n_trials": specs[0].n_trials if specs else None,
             "config": "pipelines/defaults/daily.yaml + promotion_policy: auto (one home per series)",
             "config_overrides": config_overrides(),
+            "extra_strengths": EXTRA_STRENGTHS,
             "fill": "positions decided at t's close fill at t's close (pipelines.trading.backtest)",
             "wall_s": round(time.perf_counter() - started, 1),
         },
