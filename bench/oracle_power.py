@@ -27,7 +27,7 @@ from pipelines.trading.backtest import Costs, backtest_with_returns
 
 BARS, UNSEEN, HOLDOUT, SEEDS = 3000, 252, 120, 10
 N_EFFECTIVE = (12, 25)  # the planted runs' effective trial counts (median, upper quartile)
-WALK_FORWARDS = (252, 1008, 2016, 2600)
+WALK_FORWARDS = (252, 504, 756, 1008, 2016, 2600)
 DAILY_COSTS, NO_COSTS = Costs(0.0005, 0.0002), Costs(0.0, 0.0)
 
 Planted = Callable[[int], tuple[pd.DataFrame, np.ndarray]]  # seed -> (bars, oracle positions)

@@ -159,8 +159,8 @@ def test_too_little_history_says_what_the_need_is_made_of(make_bars):
     spec = BarExpectations.from_config(default_config("daily"), as_of=bars["timestamp"].iloc[-1])
     err = _failure(bars, spec)
     assert err.failures == [
-        "need 572 bars: 2 folds × 126 + holdout 120 + 200 training; have 156 "
-        "[GX: expect_table_row_count_to_be_between(min_value=572): observed 156]"
+        "need 1076 bars: 3 folds × 252 + holdout 120 + 200 training; have 156 "
+        "[GX: expect_table_row_count_to_be_between(min_value=1076): observed 156]"
     ]
 
 
