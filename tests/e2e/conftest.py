@@ -6,7 +6,7 @@ import os
 
 import pytest
 import yaml
-from e2e_support import PLUMBING_BUDGET, ROOT, random_walk_bars
+from e2e_support import GOOD_BARS, PLUMBING_BUDGET, ROOT, random_walk_bars
 
 
 @pytest.fixture(scope="session")
@@ -15,7 +15,7 @@ def e2e_env(tmp_path_factory) -> dict[str, str]:
     base = tmp_path_factory.mktemp("e2e")
     data = base / "data"
     data.mkdir()
-    good = random_walk_bars()
+    good = random_walk_bars(GOOD_BARS)
     good.to_csv(data / "good.csv", index=False)
     bad = good.copy()
     bad.loc[300, "close"] = -1.0  # a negative close

@@ -15,7 +15,7 @@ import optuna
 import pytest
 import sqlalchemy as sa
 import yaml
-from e2e_support import AS_OF, ROOT
+from e2e_support import AS_OF, PLUMBING_WALK_FORWARD, ROOT
 from optuna.trial import TrialState
 from test_review import planted_bars
 
@@ -40,6 +40,7 @@ def tiny_config(model_key: str) -> dict:
     space["seq_len"] = {"type": "int", "low": 5, "high": 10, "step": 5}
     return {
         **daily,
+        **PLUMBING_WALK_FORWARD,  # the planted bars are 700
         "model_key": model_key,
         "hidden_size": 8,
         "num_layers": 1,
