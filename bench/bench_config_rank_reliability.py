@@ -88,6 +88,9 @@ def reliability(s: dict[str, np.ndarray]) -> dict[str, Any]:
         f"icc_{MEMBERS}_seed_ensemble": round(intraclass_correlation(ensembles), 3),
         "score_median": round(float(np.median(ensembles)), 3),
         "epochs_trained_median": float(np.median(np.concatenate([s[f"epochs_{a}"], s[f"epochs_{b}"]]))),
+        # the ensembles' scores themselves (configs x seed sets): whether the configurations that
+        # differ are a few failures or the whole field is what the two statistics above disagree on
+        "ensemble_scores": np.round(ensembles, 3).tolist(),
     }
 
 
