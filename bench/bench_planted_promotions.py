@@ -122,7 +122,7 @@ def score_series(result: SeriesResult, series: synthetic.SyntheticSeries, oracle
         # and be right to); then as if it had won this run's search, against the run's SR0
         "oracle_psr_walk_forward": round(psr(walk_forward, 0.0), 4),
         "oracle_dsr_at_run_sr0": round(psr(walk_forward, record.get("sr0") or 0.0), 4),
-        "oracle_holdout_p": round(holdout_p(close, held, oracle[holdout_start:split]), 4),
+        "oracle_holdout_p": round(holdout_p(close, held, oracle[holdout_start:split], fees, slippage), 4),
         "promoted": bool(record.get("promoted")),
         "oracle_sharpe": round(backtest_sharpe(unseen, oracle[split:], fees, slippage), 3),
         "oracle_sharpe_no_costs": round(backtest_sharpe(unseen, oracle[split:], 0.0, 0.0), 3),
@@ -140,7 +140,7 @@ def score_series(result: SeriesResult, series: synthetic.SyntheticSeries, oracle
 
 def oracle_returns(
     series: synthetic.SyntheticSeries, oracle: np.ndarray, start: int, end: int, fees: float, slippage: float
-) -> tuple[np.ndarray, np.ndarray]:
+) -> tuple[pd.Series, np.ndarray]:
     """The closes of bars [start, end) and the oracle's per-bar returns there, through the
     chain's backtest."""
     from pipelines.trading.backtest import Costs, backtest_with_returns
@@ -148,7 +148,7 @@ def oracle_returns(
     bars = series.bars.iloc[start:end]
     close = pd.Series(bars["close"].to_numpy(), index=pd.DatetimeIndex(bars["timestamp"]))
     positions = pd.DataFrame({"oracle": oracle[start:end].astype(int)}, index=close.index)
-    return close.to_numpy(), backtest_with_returns(close, positions, Costs(fees, slippage))[1][:, 0]
+    return close, backtest_with_returns(close, positions, Costs(fees, slippage))[1][:, 0]
 
 
 def psr(returns: np.ndarray, sr0: float) -> float:
@@ -160,13 +160,16 @@ def psr(returns: np.ndarray, sr0: float) -> float:
     return probabilistic_sharpe_ratio(sharpe_ratio(returns), sr0, len(returns), skew, kurtosis)
 
 
-def holdout_p(close: np.ndarray, returns: np.ndarray, positions: np.ndarray) -> float:
-    """The p of the gate's holdout benchmark test ("alpha > 0", paired with buy-and-hold) for
-    the oracle on the run's holdout bars, traded as one block: how often a perfect model would
-    fail that check."""
-    from pipelines.search.benchmark import benchmark_returns, compare_to_benchmark
+def holdout_p(
+    close: pd.Series, returns: np.ndarray, positions: np.ndarray, fees: float, slippage: float
+) -> float:
+    """The p of the gate's holdout benchmark test ("alpha > 0", paired with buy-and-hold traded
+    as the model is) for the oracle on the run's holdout bars, traded as one block: how often a
+    perfect model would fail that check."""
+    from pipelines.search.benchmark import compare_to_benchmark, traded_benchmark_returns
+    from pipelines.trading.backtest import Costs
 
-    bench = benchmark_returns(close, "buy_and_hold")
+    bench = traded_benchmark_returns(close, "buy_and_hold", Costs(fees, slippage), 252)
     exposure = float(np.mean(positions != 0))
     return compare_to_benchmark(returns, bench, "buy_and_hold", exposure).p_value
 

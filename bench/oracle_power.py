@@ -89,7 +89,9 @@ def power_row(planted: Planted, costs: Costs, walk_forward: int) -> str:
         deflated = [oracle_psr(returns, n) for n in N_EFFECTIVE]
         rows.append((sharpe_ratio(returns) * np.sqrt(252), oracle_psr(returns), *deflated))
     sharpes, psrs, *dsrs = np.array(rows).T
-    searched = ", ".join(f"N={n}: {int((d >= 0.95).sum())}/{SEEDS}" for n, d in zip(N_EFFECTIVE, dsrs, strict=True))
+    searched = ", ".join(
+        f"N={n}: {int((d >= 0.95).sum())}/{SEEDS}" for n, d in zip(N_EFFECTIVE, dsrs, strict=True)
+    )
     return (
         f"walk-forward={walk_forward}: oracle Sharpe median {np.median(sharpes):.2f}, "
         f"PSR(0) >= 0.95 on {int((psrs >= 0.95).sum())}/{SEEDS}; DSR >= 0.95 as a search's winner {searched}"

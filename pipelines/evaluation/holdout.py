@@ -20,7 +20,7 @@ import pandas as pd
 from pipelines.config import BenchmarkName, PipelineConfig
 from pipelines.evaluation.parity import batch_predictions
 from pipelines.predictor import LivePredictor
-from pipelines.search.benchmark import BenchmarkComparison, benchmark_returns, compare_to_benchmark
+from pipelines.search.benchmark import BenchmarkComparison, compare_to_benchmark, traded_benchmark_returns
 from pipelines.trading.backtest import Costs, backtest_with_returns, score
 from pipelines.trading.positions import positions_from_predictions
 
@@ -34,7 +34,7 @@ class HoldoutScore:
     fold_scores: list[float]
     fold_metrics: list[dict[str, float]]
     returns: np.ndarray = field(repr=False)
-    benchmark_returns: np.ndarray = field(repr=False)  # the free benchmark on the same blocks
+    benchmark_returns: np.ndarray = field(repr=False)  # the benchmark traded on the same blocks
     exposure: float = 0.0  # share of holdout bars with a position
 
     @property
@@ -76,15 +76,12 @@ def score_holdout(
     close = pd.Series(bars["close"].to_numpy()[start:], index=predictions.index)
     params = predictor.params
     positions = positions_from_predictions(predictions, [params.entry_threshold], params.long_short)
+    costs, bars_per_year = Costs(config.fees, config.slippage), config.annualization(bars["timestamp"])
     scores, metrics_rows, returns, bench = [], [], [], []
     for lo, hi in holdout_blocks(0, len(close), config.holdout_folds):
-        bench.append(benchmark_returns(close.to_numpy()[lo:hi], config.benchmark))
-        metrics, fold_returns = backtest_with_returns(
-            close.iloc[lo:hi],
-            positions.iloc[lo:hi],
-            Costs(config.fees, config.slippage),
-            config.annualization(bars["timestamp"]),
-        )
+        block = close.iloc[lo:hi]
+        bench.append(traded_benchmark_returns(block, config.benchmark, costs, bars_per_year))
+        metrics, fold_returns = backtest_with_returns(block, positions.iloc[lo:hi], costs, bars_per_year)
         row = metrics.iloc[0]
         scores.append(score(row, objective, min_trades=1)[0])
         metrics_rows.append({k: float(v) for k, v in row.items()})

@@ -6,7 +6,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipelines.search.benchmark import active_returns, benchmark_returns, compare_to_benchmark, held_returns
+from pipelines.promotion.gate import _benchmark_check
+from pipelines.search.benchmark import (
+    active_returns,
+    benchmark_returns,
+    compare_to_benchmark,
+    held_returns,
+    traded_benchmark_returns,
+)
 from pipelines.trading.backtest import Costs, backtest_with_returns
 
 
@@ -64,6 +71,39 @@ def test_active_returns_remove_exposure_exactly():
 def test_no_variation_is_no_evidence():
     zeros = np.zeros(100)
     result = compare_to_benchmark(zeros, zeros, "flat")
-    assert result.p_value == 1.0 and result.alpha_per_bar == 0.0
+    assert result.p_value == 0.5 and result.alpha_per_bar == 0.0  # neither skill nor loss
+    assert compare_to_benchmark(np.full(100, -1e-4), zeros, "flat").p_value == 1.0  # a certain loss
     with pytest.raises(ValueError, match="not the same bars"):
         compare_to_benchmark(np.zeros(5), np.zeros(6), "flat")
+
+
+def test_a_model_that_rightly_holds_through_the_holdout_is_its_benchmark_not_a_loser():
+    """Found on a planted volatility regime: the holdout was one calm (rising) regime, the model
+    rightly stayed long on all 120 bars, and the holdout check refused it (p 0.98): against free
+    holding, its only difference was the entry cost at each of the 4 blocks' first close."""
+    close = drifting_walk(120, seed=5, drift=0.002)
+    costs = Costs(fees=0.0005, slippage=0.0002)
+    blocks = [close.iloc[lo : lo + 30] for lo in range(0, 120, 30)]  # positions reset per block
+    held = np.concatenate(
+        [backtest_with_returns(b, pd.DataFrame({"p": 1}, index=b.index), costs)[1][:, 0] for b in blocks]
+    )
+    # a model that times the market wrongly: short before every up bar, long before every down one
+    wrong = [-np.sign(np.r_[np.diff(b.to_numpy()), 0.0]) for b in blocks]
+    loser = np.concatenate(
+        [
+            backtest_with_returns(b, pd.DataFrame({"p": w.astype(int)}, index=b.index), costs)[1][:, 0]
+            for b, w in zip(blocks, wrong, strict=True)
+        ]
+    )
+    free = np.concatenate([held_returns(b.to_numpy()) for b in blocks])
+    traded = np.concatenate([traded_benchmark_returns(b, "buy_and_hold", costs, 252) for b in blocks])
+
+    against_free = compare_to_benchmark(held, free, "buy_and_hold", exposure=1.0)
+    assert against_free.alpha_per_bar < 0 and against_free.p_value > 0.9  # refused by its costs
+    against_traded = compare_to_benchmark(held, traded, "buy_and_hold", exposure=1.0)
+    assert against_traded.alpha_per_bar == pytest.approx(0.0, abs=1e-15)
+    assert _benchmark_check("beats_benchmark_holdout", against_traded.to_dict(), 0.9).passed
+    assert not _benchmark_check("beats_benchmark", against_traded.to_dict(), 0.05).passed  # no skill
+    # a model that loses against holding still fails
+    losing = compare_to_benchmark(loser, traded, "buy_and_hold", exposure=1.0)
+    assert not _benchmark_check("beats_benchmark_holdout", losing.to_dict(), 0.9).passed
