@@ -99,6 +99,9 @@ def power_row(planted: Planted, costs: Costs, walk_forward: int) -> str:
 
 
 def main(names: list[str]) -> None:
+    unknown = sorted(set(names) - set(TABLE))
+    if unknown:
+        sys.exit(f"unknown structure {', '.join(unknown)}; known: {', '.join(TABLE)}")
     for name in names or list(TABLE):
         for label, planted, costs in TABLE[name]:
             for walk_forward in WALK_FORWARDS:
