@@ -167,12 +167,13 @@ def build_fleet_dag(name: str) -> DAG:
 def review_tail(name: str, promote: Any, config: Any = None) -> None:
     """promote -> review (asks only under policy review) -> record_review; publish the Asset
     when the active config changed."""
-    # one retry: under load the scheduler has handled the executor's late "success" of the
-    # paused first execution after a reviewer's answer had re-queued the task, and failed it
-    # ("finished with state success, but the task instance's state attribute is queued"); the
-    # retry asks again and keeps the approvals already given (recorded_approvals)
+    # retries: under load the scheduler has handled the executor's late "success" of a paused
+    # execution after a reviewer's answer had re-queued the task, and failed it ("finished with
+    # state success, but the task instance's state attribute is queued"); a retry processes
+    # that answer (answer_lost_to_a_retry) and keeps the approvals already given
+    # (recorded_approvals), so it loses nothing. Every answer can meet the race once.
     review = PromotionReviewOperator(
-        task_id=REVIEW_TASK, dag_name=name, config=config, retries=1, retry_delay=timedelta(seconds=5)
+        task_id=REVIEW_TASK, dag_name=name, config=config, retries=3, retry_delay=timedelta(seconds=5)
     )
     recorded = PythonOperator(
         task_id="record_review",

@@ -71,6 +71,9 @@ class PromotionReviewOperator(HITLOperator):
         deadline = datetime.now(UTC) + self.response_timeout
         # a retried task (see review_tail) keeps the approvals its first try received
         approvals = recorded_approvals(ctx)
+        lost = answer_lost_to_a_retry(context)
+        if lost is not None:  # process it as the first try would have; asking would clear it
+            return self.execute_complete(context, lost, deadline.isoformat(), approvals)
         try:
             return super().execute(context)
         except TaskAwaitingInput as waiting:  # what execute_complete needs when it resumes
@@ -135,6 +138,31 @@ class PromotionReviewOperator(HITLOperator):
         """The review form holds the reason only; the DAG's run Params are merged into a task's
         params at run time and do not belong in it."""
         self.params = ParamsDict({"reason": self.params.get_param("reason")})
+
+
+def answer_lost_to_a_retry(context: Any) -> dict[str, Any] | None:
+    """The answer a paused try received but never processed, as a resume event, or None.
+
+    Under load Airflow's scheduler can read the paused try's late "success" after the answer has
+    re-queued the task, fail that try and retry it (review_tail); the retry's new request would
+    clear the answer, so an approval (or a rejection) given in that gap would be lost.
+    """
+    if context["ti"].try_number <= 1:
+        return None
+    from airflow.sdk.execution_time.hitl import get_hitl_detail_content_detail
+
+    try:
+        detail = get_hitl_detail_content_detail(context["task_instance"].id)
+    except Exception:  # noqa: BLE001 - no request on record: nothing was lost
+        return None
+    if not detail.response_received or detail.responded_by_user is None:
+        return None
+    return {
+        "chosen_options": list(detail.chosen_options or []),
+        "params_input": dict(detail.params_input or {}),
+        "responded_at": detail.responded_at,
+        "responded_by_user": detail.responded_by_user.model_dump(),
+    }
 
 
 def triggering_user(context: dict[str, Any]) -> str | None:

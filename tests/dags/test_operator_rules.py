@@ -186,3 +186,33 @@ def test_the_cli_takes_its_identity_from_the_environment(monkeypatch, capsys):
     with pytest.raises(SystemExit):
         build_parser().parse_args(["approve", "--help"])
     assert "trusts its caller" in capsys.readouterr().out
+
+
+def test_an_answer_a_failed_review_try_never_processed_is_handed_to_its_retry(monkeypatch):
+    """Found in CI under load: bob approved, the scheduler failed the paused try as his answer
+    re-queued it, and the retry's new request cleared his approval (carol's then counted alone)."""
+    from airflow.sdk.api.datamodels._generated import HITLDetailResponse, HITLUser
+    from airflow.sdk.execution_time import hitl
+    from retune_airflow.review import APPROVE, answer_lost_to_a_retry
+
+    at = datetime(2026, 12, 6, 5, 42, 20, tzinfo=UTC)
+    answered = HITLDetailResponse(
+        response_received=True,
+        responded_by_user=HITLUser(id="bob", name="Bob"),
+        responded_at=at,
+        chosen_options=[APPROVE],
+        params_input={"reason": "folds and holdout checked"},
+    )
+    monkeypatch.setattr(hitl, "get_hitl_detail_content_detail", lambda ti_id: answered)
+    context = {"ti": SimpleNamespace(try_number=2), "task_instance": SimpleNamespace(id="ti")}
+    assert answer_lost_to_a_retry(context) == {
+        "chosen_options": [APPROVE],
+        "params_input": {"reason": "folds and holdout checked"},
+        "responded_at": at,
+        "responded_by_user": {"id": "bob", "name": "Bob"},
+    }
+    # a first try has nothing to recover; an unanswered (or already processed, cleared) request neither
+    assert answer_lost_to_a_retry({**context, "ti": SimpleNamespace(try_number=1)}) is None
+    cleared = answered.model_copy(update={"response_received": False, "responded_by_user": None})
+    monkeypatch.setattr(hitl, "get_hitl_detail_content_detail", lambda ti_id: cleared)
+    assert answer_lost_to_a_retry(context) is None
