@@ -51,21 +51,30 @@ EXTRA_STRENGTHS = {"momentum": 0.5, "vol_regime": 0.0012, "day_of_week": 0.002} 
 )
 
 
+def planted(structure: str, seed: int, strength: float) -> tuple[synthetic.SyntheticSeries, np.ndarray]:
+    """One planted series at a strength (AR(1) phi, momentum strength, the volatility regime's
+    drift: calm +d, storm -d, the Friday effect) and its oracle's positions for the chain's
+    backtest, which fills a decision at its own bar's close (the weekday oracle: lead 1)."""
+    if structure == "ar1":
+        s = synthetic.ar1(BARS, seed, phi=strength)
+    elif structure == "momentum":
+        s = synthetic.momentum(BARS, seed, strength=strength)
+    elif structure == "vol_regime":
+        s = synthetic.vol_regime(BARS, seed, calm_drift=strength, storm_drift=-strength)
+    elif structure == "day_of_week":
+        s = synthetic.day_of_week(BARS, seed, effects={4: strength})
+        return s, synthetic.weekday_rule(s.bars, s.truth["effects"], lead=1)
+    else:
+        raise ValueError(f"unknown planted structure {structure!r}")
+    return s, s.oracle
+
+
 def structures(n_ar1: int, n_extra: int) -> list[tuple[str, synthetic.SyntheticSeries, np.ndarray]]:
     """(label, series, oracle positions for the chain's backtest)."""
-    out = []
-    for seed in range(n_ar1):
-        s = synthetic.ar1(BARS, seed, phi=PHI)
-        out.append((f"ar1_{seed}", s, s.oracle))
-    for i in range(n_extra):
-        seed = 100 + i
-        m = synthetic.momentum(BARS, seed, strength=EXTRA_STRENGTHS["momentum"])
-        out.append((f"momentum_{seed}", m, m.oracle))
-        drift = EXTRA_STRENGTHS["vol_regime"]
-        v = synthetic.vol_regime(BARS, seed, calm_drift=drift, storm_drift=-drift)
-        out.append((f"vol_regime_{seed}", v, v.oracle))
-        d = synthetic.day_of_week(BARS, seed, effects={4: EXTRA_STRENGTHS["day_of_week"]})
-        out.append((f"day_of_week_{seed}", d, synthetic.weekday_rule(d.bars, d.truth["effects"], lead=1)))
+    out = [(f"ar1_{seed}", *planted("ar1", seed, PHI)) for seed in range(n_ar1)]
+    for seed in range(100, 100 + n_extra):
+        for structure, strength in EXTRA_STRENGTHS.items():
+            out.append((f"{structure}_{seed}", *planted(structure, seed, strength)))
     return out
 
 
@@ -152,12 +161,10 @@ def oracle_returns(
 
 
 def psr(returns: np.ndarray, sr0: float) -> float:
-    from scipy import stats as sps
+    """The PSR of these returns against the per-bar bar ``sr0``: the gate's DSR with the bar given."""
+    from pipelines.search.stats import deflated_sharpe_ratio
 
-    from pipelines.search.stats import probabilistic_sharpe_ratio, sharpe_ratio
-
-    skew, kurtosis = float(sps.skew(returns)), float(sps.kurtosis(returns, fisher=False))
-    return probabilistic_sharpe_ratio(sharpe_ratio(returns), sr0, len(returns), skew, kurtosis)
+    return deflated_sharpe_ratio(returns, 1, 0.0, sr0_floor=sr0).dsr
 
 
 def holdout_p(

@@ -57,7 +57,7 @@ def traded_benchmark_returns(
     """The benchmark's per-bar returns on a block of closes, traded through the same backtest
     as a strategy (a long position from the block's first close, fees and slippage paid)."""
     if benchmark != "buy_and_hold":
-        return np.zeros(len(close))
+        return benchmark_returns(close.to_numpy(), benchmark)  # flat: nothing to trade
     held = pd.DataFrame({"held": np.ones(len(close), dtype=int)}, index=close.index)
     return np.nan_to_num(backtest_with_returns(close, held, costs, bars_per_year)[1][:, 0])
 
