@@ -198,7 +198,7 @@ def search_arms(
     n: int,
 ) -> dict[str, Any]:
     """The full, narrowed and twin studies through the production search, compared."""
-    arms = {}
+    arms, baseline = {}, None
     for arm, arm_config, arm_space in (
         ("full", config, full),
         ("narrowed", config, narrowed),
@@ -209,9 +209,10 @@ def search_arms(
         )
         assert best_fresh_trial(study) is not None
         arms[arm] = complete_values(study)
+        if arm == "full":
+            baseline = baseline_value(study)
     result = compare(arms["full"], arms["narrowed"], arms["twin"])
-    baseline = baseline_value(study)
-    result["baseline"] = None if baseline is None else round(baseline, 5)
+    result["baseline"] = None if baseline is None else round(baseline, 5)  # what no arm is credited
     return result
 
 
