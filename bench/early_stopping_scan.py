@@ -1,0 +1,74 @@
+"""Does early stopping on the fold's inner validation split cost the search its edge?
+
+A diagnostic (not a ``results.json`` entry): on planted series, three fixed LSTM points of the
+daily space (no selection, so no search luck) are scored as a trial scores them (the default
+daily walk-forward, 8 seeds, every strategy variant: the best variant's mean over the folds)
+under the default training — early-stopped on the newest ``inner_val_fraction`` of each fold's
+training part — and under a fixed epoch count with no inner split (the whole training part
+fitted). Prints one line per series: each variant's three scores.
+
+Usage: ``.venv/bin/python bench/early_stopping_scan.py LABEL ...`` with labels as the planted
+promotions bench names its series (``ar1_0``, ``day_of_week_100``, ``vol_regime_101``,
+``momentum_100``), at the strengths matched to phi = 0.25 there.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+import numpy as np
+import torch
+from bench_planted_promotions import BARS, UNSEEN, planted
+
+from pipelines.config_files import default_config
+from pipelines.search.objective import evaluate_fold
+from pipelines.search.strategy import StrategyGrid
+from pipelines.windowing import PreparedData, config_folds
+
+HOLDOUT = 120  # the chain keeps these from the search
+MATCHED_STRENGTHS = {"ar1": 0.25, "momentum": 0.7, "vol_regime": 0.002, "day_of_week": 0.006}
+POINTS = (
+    {"lr": 0.002, "hidden_size": 8, "num_layers": 1, "seq_len": 20, "dropout": 0.1},
+    {"lr": 0.0005, "hidden_size": 16, "num_layers": 1, "seq_len": 10, "dropout": 0.1},
+    {"lr": 0.005, "hidden_size": 16, "num_layers": 2, "seq_len": 30, "dropout": 0.2},
+)
+# label -> (config update, epochs)
+VARIANTS: dict[str, tuple[dict[str, Any], int]] = {
+    "default": ({}, 30),
+    "fixed5": ({"inner_val_fraction": 0.0}, 5),
+    "fixed10": ({"inner_val_fraction": 0.0}, 10),
+    "fixed20": ({"inner_val_fraction": 0.0}, 20),
+}
+
+
+def scores(label: str) -> dict[str, list[float]]:
+    structure, seed = label.rsplit("_", 1)
+    if structure not in MATCHED_STRENGTHS:
+        raise SystemExit(f"unknown structure {structure!r}; known: {sorted(MATCHED_STRENGTHS)}")
+    series, _ = planted(structure, int(seed), MATCHED_STRENGTHS[structure])
+    base = default_config("daily")
+    searched = series.bars.iloc[: BARS - UNSEEN - HOLDOUT].reset_index(drop=True)
+    data = PreparedData.from_bars(searched, base.window_bars)
+    folds = config_folds(len(data.bars), base)
+    grid = StrategyGrid.from_space(base.search_space, base.hyperparams, base.strategy_grid_points)
+    out: dict[str, list[float]] = {}
+    for variant, (update, epochs) in VARIANTS.items():
+        config = base.model_copy(update=update)
+        out[variant] = []
+        for point in POINTS:
+            params = base.hyperparams.model_copy(update=point | {"epochs": epochs})
+            values = np.array([evaluate_fold(data, f, params, config, "sharpe", grid).values for f in folds])
+            out[variant].append(round(float(values.mean(axis=0).max()), 3))
+    return out
+
+
+def main(labels: list[str]) -> None:
+    torch.set_num_threads(1)
+    for label in labels:
+        print(label, json.dumps(scores(label)), flush=True)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:] or ["ar1_0", "day_of_week_100", "vol_regime_100", "momentum_100"])
