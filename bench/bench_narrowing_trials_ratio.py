@@ -14,7 +14,8 @@ objectives:
   the 3 x 252 walk-forward, vectorbt, fees) on an AR(1) phi = 0.25 series, a learnable edge on
   which configurations really differ. Its budget is the daily search's: the prior study is the
   previous run (20 trials on the series a quarter earlier), and the value is the trials the
-  narrowed study needs to reach the best of 40 unnarrowed ones, over 40;
+  narrowed study needs to reach the best of 40 unnarrowed ones, over the 39 it searched (each
+  study's 40th is the baseline family's queued reference, left out of every arm);
 * S&P 500 (details only): the old small walk-forward objective (2-epoch LSTMs, one seed) on arch's
   S&P 500 bars; the prior study sees data up to 2016, the compared studies data up to 2018. How much
   the hyperparameters matter there at all is measured too: the share of the score's variance that
@@ -354,8 +355,11 @@ def run() -> dict:
     started = time.perf_counter()
     synthetic_rows = {seed: synthetic_seed(seed) for seed in SYNTHETIC_SEEDS}
     print(f"   synthetic ratios {[r['ratio'] for r in synthetic_rows.values()]}", flush=True)
+    n_planted = env_int("RETUNE_BENCH_SEEDS", 3)
+    if n_planted < 1:
+        raise SystemExit("RETUNE_BENCH_SEEDS must be at least 1: the planted series are half of the value")
     planted = {}
-    for seed in range(env_int("RETUNE_BENCH_SEEDS", 3)):
+    for seed in range(n_planted):
         planted[seed] = planted_seed(seed)
         print(
             f"   planted seed {seed}: {planted[seed]['ratio']} (twin {planted[seed]['twin_ratio']})",
