@@ -357,7 +357,7 @@ def run() -> dict:
     print(f"   synthetic ratios {[r['ratio'] for r in synthetic_rows.values()]}", flush=True)
     n_planted = env_int("RETUNE_BENCH_SEEDS", 3)
     if n_planted < 1:
-        raise SystemExit("RETUNE_BENCH_SEEDS must be at least 1: the planted series are half of the value")
+        raise ValueError("RETUNE_BENCH_SEEDS must be at least 1: the planted series are half of the value")
     planted = {}
     for seed in range(n_planted):
         planted[seed] = planted_seed(seed)
