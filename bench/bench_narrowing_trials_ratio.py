@@ -34,12 +34,12 @@ from typing import Any
 import numpy as np
 import optuna
 import pandas as pd
+from bench_planted_promotions import MATCHED_STRENGTHS, UNSEEN, planted
 from chain import env_int
 from search_fixtures import median, random_points, small_config, sqlite_url
 
 from pipelines.config import PipelineConfig
 from pipelines.config_files import default_config, parse_config
-from pipelines.data import synthetic
 from pipelines.narrowing.base import Evidence
 from pipelines.narrowing.history import top_quantile
 from pipelines.narrowing.optimizer import DataDrivenOptimizer, data_evidence
@@ -62,7 +62,6 @@ TOP_QUANTILE = 0.25
 PRIOR_END = "2016-12-30"
 TWIN_SEED = 1000  # the twin study's seed offset
 STRUCTURE_CONFIGS, STRUCTURE_SEEDS = 24, (0, 1, 2)
-PLANTED_PHI, PLANTED_BARS, PLANTED_UNSEEN = 0.25, 3000, 252  # as bench_planted_promotions
 PLANTED_TRIALS, PLANTED_PRIOR_TRIALS = 40, 20  # two daily searches; the previous daily search
 PLANTED_PRIOR_LAG = 63  # bars between the previous run's data and this run's: a quarter
 
@@ -294,7 +293,7 @@ def planted_seed(seed: int) -> dict[str, Any]:
     """
     config = default_config("daily").model_copy(update={"seed": seed})
     space = config.search_space
-    bars = synthetic.ar1(PLANTED_BARS, seed, phi=PLANTED_PHI).bars.iloc[:-PLANTED_UNSEEN]
+    bars = planted("ar1", seed, MATCHED_STRENGTHS["ar1"])[0].bars.iloc[:-UNSEEN]
     earlier = bars.iloc[:-PLANTED_PRIOR_LAG]
     prior_data = PreparedData.from_bars(earlier, config.window_bars)
     prior = run_study(
@@ -402,7 +401,7 @@ def run() -> dict:
         "value": max(synthetic_ratio, planted_ratio),
         "unit": f"trials to reach the unnarrowed best / the budget (worse of the two objectives; medians of "
         f"{len(SYNTHETIC_SEEDS)} synthetic seeds at {TRIALS} trials and {len(planted)} planted AR(1) phi="
-        f"{PLANTED_PHI} series at the daily default, {PLANTED_TRIALS} trials)",
+        f"{MATCHED_STRENGTHS['ar1']} series at the daily default, {PLANTED_TRIALS} trials)",
         "goal": "<= 0.5",
         "details": details | {"wall_s": round(time.perf_counter() - started, 1)},
     }

@@ -45,6 +45,9 @@ NAME = "planted_promotions"
 BARS = 3000
 UNSEEN = 252
 PHI = float(os.environ.get("RETUNE_BENCH_PHI", "0.10"))
+# the strengths whose oracle the gate tells from luck as often as an AR(1) with phi 0.25 on the
+# daily walk-forward (bench/oracle_power.py), for the diagnostics that use these structures
+MATCHED_STRENGTHS = {"ar1": 0.25, "momentum": 0.7, "vol_regime": 0.002, "day_of_week": 0.006}
 # the generators' defaults unless RETUNE_BENCH_EXTRA_STRENGTHS says otherwise
 EXTRA_STRENGTHS = {"momentum": 0.5, "vol_regime": 0.0012, "day_of_week": 0.002} | json.loads(
     os.environ.get("RETUNE_BENCH_EXTRA_STRENGTHS", "{}")

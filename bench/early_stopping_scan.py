@@ -20,15 +20,13 @@ from typing import Any
 
 import numpy as np
 import torch
-from bench_planted_promotions import BARS, UNSEEN, planted
+from bench_planted_promotions import BARS, MATCHED_STRENGTHS, UNSEEN, planted
 
 from pipelines.config_files import default_config
 from pipelines.search.objective import evaluate_fold
 from pipelines.search.strategy import StrategyGrid
 from pipelines.windowing import PreparedData, config_folds
 
-HOLDOUT = 120  # the chain keeps these from the search
-MATCHED_STRENGTHS = {"ar1": 0.25, "momentum": 0.7, "vol_regime": 0.002, "day_of_week": 0.006}
 POINTS = (
     {"lr": 0.002, "hidden_size": 8, "num_layers": 1, "seq_len": 20, "dropout": 0.1},
     {"lr": 0.0005, "hidden_size": 16, "num_layers": 1, "seq_len": 10, "dropout": 0.1},
@@ -49,7 +47,7 @@ def scores(label: str) -> dict[str, list[float]]:
         raise SystemExit(f"unknown structure {structure!r}; known: {sorted(MATCHED_STRENGTHS)}")
     series, _ = planted(structure, int(seed), MATCHED_STRENGTHS[structure])
     base = default_config("daily")
-    searched = series.bars.iloc[: BARS - UNSEEN - HOLDOUT].reset_index(drop=True)
+    searched = series.bars.iloc[: BARS - UNSEEN - base.holdout_bars].reset_index(drop=True)  # as the chain
     data = PreparedData.from_bars(searched, base.window_bars)
     folds = config_folds(len(data.bars), base)
     grid = StrategyGrid.from_space(base.search_space, base.hyperparams, base.strategy_grid_points)

@@ -19,10 +19,11 @@ import sys
 import numpy as np
 from bench_planted_promotions import BARS, UNSEEN, oracle_returns, planted, psr
 
+from pipelines.config_files import default_config
 from pipelines.search.stats import expected_max_sharpe, null_sharpe_variance, sharpe_ratio
 from pipelines.trading.backtest import Costs
 
-HOLDOUT, SEEDS = 120, 10
+SEEDS = 10
 N_EFFECTIVE = (12, 25)  # the planted runs' effective trial counts (median, upper quartile)
 WALK_FORWARDS = (252, 504, 756, 1008, 2016, 2600)
 DAILY_COSTS, NO_COSTS = Costs(0.0005, 0.0002), Costs(0.0, 0.0)
@@ -43,7 +44,7 @@ def oracle_psr(returns: np.ndarray, n_effective: float = 1.0) -> float:
 
 
 def power_row(structure: str, strength: float, costs: Costs, walk_forward: int) -> str:
-    end = BARS - UNSEEN - HOLDOUT
+    end = BARS - UNSEEN - default_config("daily").holdout_bars  # the bars the chain searches
     rows = []
     for seed in range(SEEDS):
         series, oracle = planted(structure, seed, strength)
