@@ -171,7 +171,9 @@ class PipelineConfig(FrozenModel):
     # networks from the same seeds in every trial and trades their mean (the deployed model too)
     seeds_per_trial: int = Field(1, ge=1, le=32)
     # each fold trains until its newest inner_val_fraction of training windows stops improving
-    # for early_stopping_patience epochs (epochs is the budget); 0: always train every epoch
+    # for early_stopping_patience epochs (epochs is the budget); 0: every window, every epoch
+    # (the deployed model too). bench/early_stopping_scan.py: at a few percent R2 the next-bar
+    # loss of an inner split stops after an epoch or two, short of what trades best
     inner_val_fraction: float = Field(0.2, ge=0, lt=0.5)
     early_stopping_patience: int = Field(3, ge=1, le=100)
     # the likely best, not the luckiest: the top race_top_k re-scored on race_seeds fresh seeds

@@ -91,7 +91,7 @@ def labelled_windows(
     else:
         padded = np.concatenate([y, np.full(horizons - 1, np.nan)])
         labels = np.stack([padded[ends + h] for h in range(horizons)], axis=1)
-    known = ~np.isnan(labels).reshape(len(labels), -1).any(axis=1)
+    known = ~np.isnan(labels).any(axis=tuple(range(1, labels.ndim)))  # (also when there are none)
     return x[known], labels[known]
 
 

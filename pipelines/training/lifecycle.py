@@ -163,10 +163,11 @@ def train_from_scratch(
     data: PreparedData, params: HyperParams, cfg: PipelineConfig, window_bars: int
 ) -> Trained:
     """A new network on the last ``window_bars`` bars, scaler fitted on its training part,
-    early-stopped on the newest ``val_bars``."""
+    trained as the search's folds are: early-stopped on the newest ``val_bars``, or with
+    ``inner_val_fraction: 0`` fitted on every bar for ``epochs`` (the newest too)."""
     n = len(data.bars)
     start = max(n - window_bars, 0)
-    split = n - cfg.val_bars
+    split = n if cfg.inner_val_fraction == 0 else n - cfg.val_bars
     train_part = slice(start, split - cfg.label_horizon)
     scaler = FeatureScaler.fit(data.features.iloc[train_part], data.target.iloc[train_part])
     x, y, x_val, y_val = _train_val_windows(data, scaler, params.seq_len, start, split, cfg.label_horizon)
