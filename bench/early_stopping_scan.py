@@ -3,9 +3,10 @@
 A diagnostic (not a ``results.json`` entry): on planted series, three fixed LSTM points of the
 daily space (no selection, so no search luck) are scored as a trial scores them (the default
 daily walk-forward, 8 seeds, every strategy variant: the best variant's mean over the folds)
-under the default training — early-stopped on the newest ``inner_val_fraction`` of each fold's
-training part — and under a fixed epoch count with no inner split (the whole training part
-fitted). Prints one line per series: each variant's three scores.
+under early stopping on the newest fifth of each fold's training part within 30 epochs (the
+daily default until becd506; ``early_stopped``) and under a fixed epoch count with no inner
+split, the whole training part fitted (the daily default since: 5 epochs). Prints one line per
+series: each variant's three scores.
 
 Usage: ``.venv/bin/python bench/early_stopping_scan.py LABEL ...`` with labels as the planted
 promotions bench names its series (``ar1_0``, ``day_of_week_100``, ``vol_regime_101``,
@@ -34,7 +35,7 @@ POINTS = (
 )
 # label -> (config update, epochs)
 VARIANTS: dict[str, tuple[dict[str, Any], int]] = {
-    "default": ({}, 30),
+    "early_stopped": ({"inner_val_fraction": 0.2}, 30),
     "fixed5": ({"inner_val_fraction": 0.0}, 5),
     "fixed10": ({"inner_val_fraction": 0.0}, 10),
     "fixed20": ({"inner_val_fraction": 0.0}, 20),
