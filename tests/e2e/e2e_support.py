@@ -17,11 +17,11 @@ ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 AS_OF = "2021-09-30"
 # A small training budget on top of the daily defaults, for runs that test the chain's plumbing
-# (two seeds still make an ensemble) on the 700 bars of `random_walk_bars`: a shorter walk-forward
-# than the daily default's 3 x 252, which needs 1,076 bars. `retune run` in test_cli.py runs the
-# defaults as they are, on the 1,200 bars of good.csv.
+# (two seeds still make an ensemble; 2 epochs on every training bar) on the 700 bars of
+# `random_walk_bars`: a shorter walk-forward than the daily default's 3 x 252, which needs 1,076
+# bars. `retune run` in test_cli.py runs the defaults as they are, on the 1,200 bars of good.csv.
 PLUMBING_WALK_FORWARD = {"window_bars": 600, "n_folds": 2, "val_bars": 126}
-PLUMBING_BUDGET = {"seeds_per_trial": 2, "epochs": 3, **PLUMBING_WALK_FORWARD}
+PLUMBING_BUDGET = {"seeds_per_trial": 2, "epochs": 2, **PLUMBING_WALK_FORWARD}
 GOOD_BARS = 1200
 
 
