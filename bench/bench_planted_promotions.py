@@ -54,6 +54,11 @@ EXTRA_STRENGTHS = {"momentum": 0.5, "vol_regime": 0.0012, "day_of_week": 0.002} 
 )
 
 
+def holdout_start(holdout_bars: int) -> int:
+    """The first holdout bar of a planted series' run: the chain searches the bars before it."""
+    return BARS - UNSEEN - holdout_bars
+
+
 def planted(structure: str, seed: int, strength: float) -> tuple[synthetic.SyntheticSeries, np.ndarray]:
     """One planted series at a strength (AR(1) phi, momentum strength, the volatility regime's
     drift: calm +d, storm -d, the Friday effect) and its oracle's positions for the chain's
@@ -122,10 +127,10 @@ def score_series(result: SeriesResult, series: synthetic.SyntheticSeries, oracle
     unseen = series.bars.iloc[split:].reset_index(drop=True)
     raw = bench_config(result.home)
     fees, slippage = float(raw.get("fees", 0.0005)), float(raw.get("slippage", 0.0))
-    holdout_start = split - int(raw.get("holdout_bars", 120))
-    walk_forward_start = holdout_start - int(raw.get("n_folds", 3)) * int(raw.get("val_bars", 120))
-    _, walk_forward = oracle_returns(series, oracle, walk_forward_start, holdout_start, fees, slippage)
-    close, held = oracle_returns(series, oracle, holdout_start, split, fees, slippage)
+    holdout = holdout_start(int(raw.get("holdout_bars", 120)))
+    walk_forward_start = holdout - int(raw.get("n_folds", 3)) * int(raw.get("val_bars", 120))
+    _, walk_forward = oracle_returns(series, oracle, walk_forward_start, holdout, fees, slippage)
+    close, held = oracle_returns(series, oracle, holdout, split, fees, slippage)
     record = result.runs[-1]
     row: dict[str, Any] = {
         **series_summary(result),
@@ -134,7 +139,7 @@ def score_series(result: SeriesResult, series: synthetic.SyntheticSeries, oracle
         # and be right to); then as if it had won this run's search, against the run's SR0
         "oracle_psr_walk_forward": round(psr(walk_forward, 0.0), 4),
         "oracle_dsr_at_run_sr0": round(psr(walk_forward, record.get("sr0") or 0.0), 4),
-        "oracle_holdout_p": round(holdout_p(close, held, oracle[holdout_start:split], fees, slippage), 4),
+        "oracle_holdout_p": round(holdout_p(close, held, oracle[holdout:split], fees, slippage), 4),
         "promoted": bool(record.get("promoted")),
         "oracle_sharpe": round(backtest_sharpe(unseen, oracle[split:], fees, slippage), 3),
         "oracle_sharpe_no_costs": round(backtest_sharpe(unseen, oracle[split:], 0.0, 0.0), 3),

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from bench_planted_promotions import BARS, MATCHED_STRENGTHS, UNSEEN, planted
+from bench_planted_promotions import MATCHED_STRENGTHS, holdout_start, planted
 
 from pipelines.config_files import default_config
 from pipelines.search.objective import evaluate_fold
@@ -48,7 +48,7 @@ def scores(label: str) -> dict[str, list[float]]:
         raise SystemExit(f"unknown structure {structure!r}; known: {sorted(MATCHED_STRENGTHS)}")
     series, _ = planted(structure, int(seed), MATCHED_STRENGTHS[structure])
     base = default_config("daily")
-    searched = series.bars.iloc[: BARS - UNSEEN - base.holdout_bars].reset_index(drop=True)  # as the chain
+    searched = series.bars.iloc[: holdout_start(base.holdout_bars)].reset_index(drop=True)  # as the chain
     data = PreparedData.from_bars(searched, base.window_bars)
     folds = config_folds(len(data.bars), base)
     grid = StrategyGrid.from_space(base.search_space, base.hyperparams, base.strategy_grid_points)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import sys
 
 import numpy as np
-from bench_planted_promotions import BARS, UNSEEN, oracle_returns, planted, psr
+from bench_planted_promotions import holdout_start, oracle_returns, planted, psr
 
 from pipelines.config_files import default_config
 from pipelines.search.stats import expected_max_sharpe, null_sharpe_variance, sharpe_ratio
@@ -44,7 +44,7 @@ def oracle_psr(returns: np.ndarray, n_effective: float = 1.0) -> float:
 
 
 def power_row(structure: str, strength: float, costs: Costs, walk_forward: int) -> str:
-    end = BARS - UNSEEN - default_config("daily").holdout_bars  # the bars the chain searches
+    end = holdout_start(default_config("daily").holdout_bars)  # the bars the chain searches end here
     rows = []
     for seed in range(SEEDS):
         series, oracle = planted(structure, seed, strength)
