@@ -23,7 +23,8 @@ get through the gate cannot be promoted rightly. ``RETUNE_BENCH_EXTRA_STRENGTHS`
 e.g. ``{"momentum": 0.7, "vol_regime": 0.002, "day_of_week": 0.006}``) sets the other
 structures' strengths: momentum's ``strength``, the volatility regime's drift (calm +d, storm
 -d) and the Friday effect; ``bench/oracle_power.py`` shows which strengths a perfect model could
-get through the gate.
+get through the gate. ``RETUNE_BENCH_STRUCTURES`` (e.g. ``day_of_week,vol_regime``) runs only
+those of the other structures.
 """
 
 from __future__ import annotations
@@ -52,6 +53,10 @@ MATCHED_STRENGTHS = {"ar1": 0.25, "momentum": 0.7, "vol_regime": 0.002, "day_of_
 EXTRA_STRENGTHS = {"momentum": 0.5, "vol_regime": 0.0012, "day_of_week": 0.002} | json.loads(
     os.environ.get("RETUNE_BENCH_EXTRA_STRENGTHS", "{}")
 )
+# which of the other structures run (comma-separated names; all by default)
+EXTRA_STRUCTURES = [
+    name for name in os.environ.get("RETUNE_BENCH_STRUCTURES", ",".join(EXTRA_STRENGTHS)).split(",") if name
+]
 
 
 def holdout_start(holdout_bars: int) -> int:
@@ -81,7 +86,8 @@ def structures(n_ar1: int, n_extra: int) -> list[tuple[str, synthetic.SyntheticS
     """(label, series, oracle positions for the chain's backtest)."""
     out = [(f"ar1_{seed}", *planted("ar1", seed, PHI)) for seed in range(n_ar1)]
     for seed in range(100, 100 + n_extra):
-        for structure, strength in EXTRA_STRENGTHS.items():
+        for structure in EXTRA_STRUCTURES:
+            strength = EXTRA_STRENGTHS[structure]
             out.append((f"{structure}_{seed}", *planted(structure, seed, strength)))
     return out
 

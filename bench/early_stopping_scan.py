@@ -23,10 +23,11 @@ import numpy as np
 import torch
 from bench_planted_promotions import MATCHED_STRENGTHS, holdout_start, planted
 
+from pipelines.config import HyperParams, PipelineConfig
 from pipelines.config_files import default_config
 from pipelines.search.objective import evaluate_fold
 from pipelines.search.strategy import StrategyGrid
-from pipelines.windowing import PreparedData, config_folds
+from pipelines.windowing import Fold, PreparedData, config_folds
 
 POINTS = (
     {"lr": 0.002, "hidden_size": 8, "num_layers": 1, "seq_len": 20, "dropout": 0.1},
@@ -42,7 +43,9 @@ VARIANTS: dict[str, tuple[dict[str, Any], int]] = {
 }
 
 
-def scores(label: str) -> dict[str, list[float]]:
+def prepared(label: str) -> tuple[PipelineConfig, PreparedData, list[Fold], StrategyGrid]:
+    """A planted series as the chain's daily search sees it: default config, the bars before the
+    holdout, its walk-forward folds and strategy grid."""
     structure, seed = label.rsplit("_", 1)
     if structure not in MATCHED_STRENGTHS:
         raise SystemExit(f"unknown structure {structure!r}; known: {sorted(MATCHED_STRENGTHS)}")
@@ -50,16 +53,27 @@ def scores(label: str) -> dict[str, list[float]]:
     base = default_config("daily")
     searched = series.bars.iloc[: holdout_start(base.holdout_bars)].reset_index(drop=True)  # as the chain
     data = PreparedData.from_bars(searched, base.window_bars)
-    folds = config_folds(len(data.bars), base)
     grid = StrategyGrid.from_space(base.search_space, base.hyperparams, base.strategy_grid_points)
+    return base, data, config_folds(len(data.bars), base), grid
+
+
+def trial_score(
+    data: PreparedData, folds: list[Fold], params: HyperParams, config: PipelineConfig, grid: StrategyGrid
+) -> float:
+    """What a trial at ``params`` scores: its best strategy variant's mean Sharpe over the folds."""
+    values = np.array([evaluate_fold(data, f, params, config, "sharpe", grid).values for f in folds])
+    return round(float(values.mean(axis=0).max()), 3)
+
+
+def scores(label: str) -> dict[str, list[float]]:
+    base, data, folds, grid = prepared(label)
     out: dict[str, list[float]] = {}
     for variant, (update, epochs) in VARIANTS.items():
         config = base.model_copy(update=update)
-        out[variant] = []
-        for point in POINTS:
-            params = base.hyperparams.model_copy(update=point | {"epochs": epochs})
-            values = np.array([evaluate_fold(data, f, params, config, "sharpe", grid).values for f in folds])
-            out[variant].append(round(float(values.mean(axis=0).max()), 3))
+        out[variant] = [
+            trial_score(data, folds, base.hyperparams.model_copy(update=point | {"epochs": epochs}), config, grid)
+            for point in POINTS
+        ]
     return out
 
 

@@ -1,0 +1,49 @@
+"""Does the daily search space's learning-rate range fit the daily training budget?
+
+A diagnostic (not a ``results.json`` entry): since becd506 a daily trial trains a fixed 5 epochs
+on its fold's training bars, a few dozen optimizer steps at batch 64, where the range
+``lr: 1e-4 .. 1e-2`` was chosen for up to 30 epochs. On planted series, two fixed LSTM points
+of the daily space are scored as a trial scores them (``early_stopping_scan.trial_score``: 8
+seeds, every strategy variant, the best variant's mean Sharpe over the default daily
+walk-forward) at each learning rate of ``LEARNING_RATES``. Prints one line per series: each
+point's scores in the order of ``LEARNING_RATES``.
+
+Usage: ``.venv/bin/python bench/learning_rate_scan.py LABEL ...`` (labels as in
+``early_stopping_scan``).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import torch
+from early_stopping_scan import prepared, trial_score
+
+LEARNING_RATES = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2)
+POINTS = {
+    "h8_seq20": {"hidden_size": 8, "num_layers": 1, "seq_len": 20, "dropout": 0.1},
+    "h16x2_seq10": {"hidden_size": 16, "num_layers": 2, "seq_len": 10, "dropout": 0.1},
+}
+
+
+def scores(label: str) -> dict[str, list[float]]:
+    config, data, folds, grid = prepared(label)
+    return {
+        name: [
+            trial_score(data, folds, config.hyperparams.model_copy(update=point | {"lr": lr}), config, grid)
+            for lr in LEARNING_RATES
+        ]
+        for name, point in POINTS.items()
+    }
+
+
+def main(labels: list[str]) -> None:
+    torch.set_num_threads(1)
+    print("learning rates:", LEARNING_RATES, flush=True)
+    for label in labels:
+        print(label, json.dumps(scores(label)), flush=True)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:] or ["ar1_0", "day_of_week_100", "vol_regime_100", "momentum_100"])
