@@ -70,10 +70,8 @@ def scores(label: str) -> dict[str, list[float]]:
     out: dict[str, list[float]] = {}
     for variant, (update, epochs) in VARIANTS.items():
         config = base.model_copy(update=update)
-        out[variant] = [
-            trial_score(data, folds, base.hyperparams.model_copy(update=point | {"epochs": epochs}), config, grid)
-            for point in POINTS
-        ]
+        points = [base.hyperparams.model_copy(update=point | {"epochs": epochs}) for point in POINTS]
+        out[variant] = [trial_score(data, folds, params, config, grid) for params in points]
     return out
 
 
