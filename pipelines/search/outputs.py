@@ -67,10 +67,7 @@ def write_search_outputs(
     """Write the search's files and return its summary, the selection statistics included
     (``population``: the earlier searches of this model key and family, from the ledger)."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    trials = study.trials_dataframe(attrs=("number", "value", "state", "params", "duration", "user_attrs"))
-    trials.drop(columns=[c for c in trials if c.endswith(("fold_returns", "fold_metrics"))]).to_csv(
-        out_dir / "trials.csv", index=False
-    )
+    trial_table(study).to_csv(out_dir / "trials.csv", index=False)
     audit = degenerate_audit(study)
     raced = race(study, data, config, config.race_top_k, config.race_seeds) if config.race_seeds else None
     best = _by_number(study, raced.selected) if raced else best_fresh_trial(study)
@@ -114,6 +111,22 @@ def write_search_outputs(
         "plots": plots,
         "objective": objective,
     }
+
+
+def trial_table(study: optuna.Study) -> pd.DataFrame:
+    """``trials.csv``: a row per trial, its per-bar returns left out. A pruned trial's ``value``
+    is its objective over the folds it ran (``folds_run``), not what Optuna stores for it (the
+    last value reported to the pruner: one time block of one fold, which read as a score above
+    every complete trial's)."""
+    trials = study.trials_dataframe(attrs=("number", "value", "state", "params", "duration", "user_attrs"))
+    if trials.empty:
+        return trials
+    folds = [t.user_attrs.get(TrialAttr.FOLD_METRICS, []) for t in study.trials]
+    trials["folds_run"] = [len(f) for f in folds]
+    pruned = (trials["state"] == optuna.trial.TrialState.PRUNED.name).to_numpy()
+    partial = [sum(m["value"] for m in f) / len(f) if f else float("nan") for f in folds]
+    trials.loc[pruned, "value"] = [v for v, p in zip(partial, pruned, strict=True) if p]
+    return trials.drop(columns=[c for c in trials if c.endswith(("fold_returns", "fold_metrics"))])
 
 
 def _by_number(study: optuna.Study, number: int) -> optuna.trial.FrozenTrial:

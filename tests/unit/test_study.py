@@ -513,3 +513,25 @@ def test_a_trial_is_never_pruned_after_its_last_fold(data, storage, monkeypatch)
     two_folds = run_study("t-first", data, tiny_config(n_folds=2), SPACE, settings(2), storage)
     assert [len(t.user_attrs["fold_metrics"]) for t in two_folds.trials] == [1, 1]  # pruned after fold 0
     assert {t.state for t in two_folds.trials} == {optuna.trial.TrialState.PRUNED}
+
+
+def test_trials_csv_scores_a_pruned_trial_over_the_folds_it_ran():
+    from pipelines.search.outputs import trial_table
+
+    study = optuna.create_study(direction="maximize")
+    folds = [{"value": 0.4, "sharpe": 0.4}, {"value": 1.6, "sharpe": 1.6}]
+    # what Optuna keeps as a pruned trial's value: the last block reported to the pruner
+    pruned = optuna.trial.create_trial(
+        state=optuna.trial.TrialState.PRUNED,
+        value=3.5,
+        intermediate_values={10: 0.2, 11: 3.5},
+        user_attrs={"fold_metrics": folds},
+    )
+    complete = optuna.trial.create_trial(
+        value=1.2, user_attrs={"fold_metrics": [{"value": v} for v in (0.3, 2.0, 1.3)]}
+    )
+    study.add_trials([pruned, complete])
+    table = trial_table(study)
+    assert table["value"].tolist() == pytest.approx([1.0, 1.2])
+    assert table["folds_run"].tolist() == [2, 3]
+    assert not any(c.endswith("fold_metrics") for c in table)
