@@ -24,7 +24,9 @@ e.g. ``{"momentum": 0.7, "vol_regime": 0.002, "day_of_week": 0.006}``) sets the 
 structures' strengths: momentum's ``strength``, the volatility regime's drift (calm +d, storm
 -d) and the Friday effect; ``bench/oracle_power.py`` shows which strengths a perfect model could
 get through the gate. ``RETUNE_BENCH_STRUCTURES`` (e.g. ``day_of_week,vol_regime``) runs only
-those of the other structures.
+those of the other structures. ``RETUNE_BENCH_RERUNS`` (1) runs each series that many times in
+its home, a bar appended before each rerun as a daily DAG sees it (the first run starts that
+many bars earlier), and trades the unseen year with what production holds after the last.
 """
 
 from __future__ import annotations
@@ -217,14 +219,17 @@ def summarize(rows: dict[str, dict]) -> dict[str, Any]:
 def run() -> dict:
     started = time.perf_counter()
     n_ar1, n_extra = env_int("RETUNE_BENCH_SERIES", 10), env_int("RETUNE_BENCH_EXTRA_SERIES", 3)
+    runs = env_int("RETUNE_BENCH_RERUNS", 1)
     planted = structures(n_ar1, n_extra)
     specs = [
         SeriesSpec(
             label,
             f"bench_planted_{label}",
-            1,
+            runs,
             bars=series.bars,
-            first_bars=BARS - UNSEEN,  # the CSV never holds the unseen year
+            # one bar appended before each rerun; the last run's CSV ends where the unseen year begins
+            first_bars=BARS - UNSEEN - (runs - 1),
+            append=True,
             truth=series.truth,
         )
         for label, series, _ in planted
