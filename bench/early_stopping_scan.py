@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -75,11 +76,16 @@ def scores(label: str) -> dict[str, list[float]]:
     return out
 
 
-def main(labels: list[str]) -> None:
+DEFAULT_LABELS = ("ar1_0", "day_of_week_100", "vol_regime_100", "momentum_100")
+
+
+def scan(scores: Callable[[str], Any], labels: Sequence[str]) -> None:
+    """Print ``scores(label)`` as a JSON line per label (``DEFAULT_LABELS`` if none), torch on
+    one thread as in the chain's search workers."""
     torch.set_num_threads(1)
-    for label in labels:
+    for label in labels or DEFAULT_LABELS:
         print(label, json.dumps(scores(label)), flush=True)
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:] or ["ar1_0", "day_of_week_100", "vol_regime_100", "momentum_100"])
+    scan(scores, sys.argv[1:])

@@ -14,11 +14,9 @@ Usage: ``.venv/bin/python bench/learning_rate_scan.py LABEL ...`` (labels as in
 
 from __future__ import annotations
 
-import json
 import sys
 
-import torch
-from early_stopping_scan import prepared, trial_score
+from early_stopping_scan import prepared, scan, trial_score
 
 LEARNING_RATES = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2)
 POINTS = {
@@ -38,12 +36,6 @@ def scores(label: str) -> dict[str, list[float]]:
     }
 
 
-def main(labels: list[str]) -> None:
-    torch.set_num_threads(1)
-    print("learning rates:", LEARNING_RATES, flush=True)
-    for label in labels:
-        print(label, json.dumps(scores(label)), flush=True)
-
-
 if __name__ == "__main__":
-    main(sys.argv[1:] or ["ar1_0", "day_of_week_100", "vol_regime_100", "momentum_100"])
+    print("learning rates:", LEARNING_RATES, flush=True)
+    scan(scores, sys.argv[1:])

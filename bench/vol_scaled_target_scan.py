@@ -15,11 +15,9 @@ Usage: ``.venv/bin/python bench/vol_scaled_target_scan.py LABEL ...`` (labels as
 
 from __future__ import annotations
 
-import json
 import sys
 
-import torch
-from early_stopping_scan import prepared, trial_score
+from early_stopping_scan import prepared, scan, trial_score
 
 from pipelines.windowing import PreparedData
 
@@ -44,11 +42,5 @@ def scores(label: str) -> dict[str, tuple[float, float]]:
     return out
 
 
-def main(labels: list[str]) -> None:
-    torch.set_num_threads(1)
-    for label in labels:
-        print(label, json.dumps(scores(label)), flush=True)
-
-
 if __name__ == "__main__":
-    main(sys.argv[1:] or ["vol_regime_100", "vol_regime_101", "vol_regime_103", "ar1_0"])
+    scan(scores, sys.argv[1:] or ["vol_regime_100", "vol_regime_101", "vol_regime_103", "ar1_0"])
