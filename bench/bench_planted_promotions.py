@@ -148,7 +148,8 @@ def score_series(result: SeriesResult, series: synthetic.SyntheticSeries, oracle
         "oracle_psr_walk_forward": round(psr(walk_forward, 0.0), 4),
         "oracle_dsr_at_run_sr0": round(psr(walk_forward, record.get("sr0") or 0.0), 4),
         "oracle_holdout_p": round(holdout_p(close, held, oracle[holdout:split], fees, slippage), 4),
-        "promoted": bool(record.get("promoted")),
+        # with reruns: promoted by any run (a later run that keeps the champion leaves it deployed)
+        "promoted": result.ever_promoted,
         "oracle_sharpe": round(backtest_sharpe(unseen, oracle[split:], fees, slippage), 3),
         "oracle_sharpe_no_costs": round(backtest_sharpe(unseen, oracle[split:], 0.0, 0.0), 3),
     }

@@ -44,14 +44,16 @@ VARIANTS: dict[str, tuple[dict[str, Any], int]] = {
 }
 
 
-def prepared(label: str) -> tuple[PipelineConfig, PreparedData, list[Fold], StrategyGrid]:
-    """A planted series as the chain's daily search sees it: default config, the bars before the
-    holdout, its walk-forward folds and strategy grid."""
+def prepared(
+    label: str, schedule: str = "daily"
+) -> tuple[PipelineConfig, PreparedData, list[Fold], StrategyGrid]:
+    """A planted series as the chain's search sees it: the schedule's default config, the bars
+    before the holdout, its walk-forward folds and strategy grid."""
     structure, seed = label.rsplit("_", 1)
     if structure not in MATCHED_STRENGTHS:
         raise SystemExit(f"unknown structure {structure!r}; known: {sorted(MATCHED_STRENGTHS)}")
     series, _ = planted(structure, int(seed), MATCHED_STRENGTHS[structure])
-    base = default_config("daily")
+    base = default_config(schedule)
     searched = series.bars.iloc[: holdout_start(base.holdout_bars)].reset_index(drop=True)  # as the chain
     data = PreparedData.from_bars(searched, base.window_bars)
     grid = StrategyGrid.from_space(base.search_space, base.hyperparams, base.strategy_grid_points)
