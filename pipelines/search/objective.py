@@ -229,6 +229,14 @@ def _record(
         trial.set_user_attr(HALF_VALUES, _best_variant_means([o.half_values for o in outcomes]))
 
 
+def folds_value(trial: optuna.trial.FrozenTrial) -> float | None:
+    """A trial's objective over the folds it ran: its value when complete; for a pruned trial,
+    what Optuna does not keep (its stored value is the last one reported to the pruner, for the
+    paired pruner one time block's). None before any fold is in."""
+    folds = trial.user_attrs.get(TrialAttr.FOLD_METRICS) or []
+    return float(np.mean([f["value"] for f in folds])) if folds else None
+
+
 def _best_variant_means(per_fold: list) -> list[float]:
     """(sets x variants) per fold -> each set's best variant's mean over folds."""
     means = np.mean(np.stack(per_fold), axis=0)  # sets x variants

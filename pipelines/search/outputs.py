@@ -17,7 +17,7 @@ import pandas as pd
 
 from pipelines.artifacts import dump_json
 from pipelines.config import PipelineConfig
-from pipelines.search.objective import evaluate_fold, fold_benchmark_returns
+from pipelines.search.objective import evaluate_fold, fold_benchmark_returns, folds_value
 from pipelines.search.racing import race
 from pipelines.search.reliability import rank_reliability
 from pipelines.search.selection import degenerate_audit, selection_statistics
@@ -115,17 +115,15 @@ def write_search_outputs(
 
 def trial_table(study: optuna.Study) -> pd.DataFrame:
     """``trials.csv``: a row per trial, its per-bar returns left out. A pruned trial's ``value``
-    is its objective over the folds it ran (``folds_run``), not what Optuna stores for it (the
-    last value reported to the pruner: one time block of one fold, which read as a score above
-    every complete trial's)."""
+    is its objective over the ``folds_run`` it ran (``folds_value``): the value Optuna keeps for
+    it read as a score above every complete trial's."""
     trials = study.trials_dataframe(attrs=("number", "value", "state", "params", "duration", "user_attrs"))
     if trials.empty:
         return trials
-    folds = [t.user_attrs.get(TrialAttr.FOLD_METRICS, []) for t in study.trials]
-    trials["folds_run"] = [len(f) for f in folds]
-    pruned = (trials["state"] == optuna.trial.TrialState.PRUNED.name).to_numpy()
-    partial = [sum(m["value"] for m in f) / len(f) if f else float("nan") for f in folds]
-    trials.loc[pruned, "value"] = [v for v, p in zip(partial, pruned, strict=True) if p]
+    trials["folds_run"] = [len(t.user_attrs.get(TrialAttr.FOLD_METRICS, [])) for t in study.trials]
+    for row, trial in enumerate(study.trials):
+        if trial.state == optuna.trial.TrialState.PRUNED:
+            trials.loc[row, "value"] = folds_value(trial)
     return trials.drop(columns=[c for c in trials if c.endswith(("fold_returns", "fold_metrics"))])
 
 

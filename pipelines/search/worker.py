@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import logging
 import math
-import statistics
 import time
 import warnings
 from collections.abc import Callable
@@ -27,7 +26,7 @@ from optuna.trial import TrialState
 from pipelines.config import ConfigError, PipelineConfig
 from pipelines.param_specs import Categorical, FloatRange, IntRange, ParamSpec
 from pipelines.search.heartbeats import make_storage
-from pipelines.search.objective import make_objective
+from pipelines.search.objective import folds_value, make_objective
 from pipelines.search.samplers import make_pruner, make_sampler
 from pipelines.search.seeding import PREPARED, prepare_study
 from pipelines.search.space import grid, grid_size
@@ -302,9 +301,8 @@ def _progress(started: float):
 
 
 def _shown_value(trial: optuna.trial.FrozenTrial) -> str:
-    """A pruned trial's mean over the folds it ran: Optuna keeps its last reported value, which
-    for the paired pruner is one time block's."""
-    folds = trial.user_attrs.get("fold_metrics") or []
-    if trial.state == TrialState.PRUNED and folds:
-        return f"after {len(folds)} fold(s) value={statistics.fmean(f['value'] for f in folds):.4f}"
+    """A pruned trial's value over the folds it ran (``folds_value``), not Optuna's."""
+    partial = folds_value(trial)
+    if trial.state == TrialState.PRUNED and partial is not None:
+        return f"after {len(trial.user_attrs[TrialAttr.FOLD_METRICS])} fold(s) value={partial:.4f}"
     return f"value={None if trial.value is None else round(trial.value, 4)}"
