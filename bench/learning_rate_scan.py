@@ -45,7 +45,7 @@ def scores(label: str, schedule: str = "daily") -> dict[str, list[float]]:
 
 
 if __name__ == "__main__":
-    args = sys.argv[1:]
-    schedule = "weekly" if args[:1] == ["--weekly"] else "daily"
+    weekly = sys.argv[1:2] == ["--weekly"]
+    schedule = "weekly" if weekly else "daily"
     print(f"{schedule} config, learning rates:", LEARNING_RATES[schedule], flush=True)
-    scan(functools.partial(scores, schedule=schedule), args[1:] if schedule == "weekly" else args)
+    scan(functools.partial(scores, schedule=schedule), sys.argv[1 + weekly :])
