@@ -58,6 +58,12 @@ class AuditAction(StrEnum):
     REJECT = "reject"
     TIMEOUT = "timeout"
     ROLLBACK = "rollback"
+    # the review in Airflow: an answer as Airflow accepted it (recorded by the api-server), then
+    # what the review task made of it (one approval of several, or refused: four-eyes)
+    ANSWERED_APPROVE = "answered_approve"
+    ANSWERED_REJECT = "answered_reject"
+    APPROVE_PARTIAL = "approve_partial"
+    REFUSED = "refused"
 
 
 class Decision(StrEnum):

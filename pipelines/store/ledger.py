@@ -166,15 +166,22 @@ class ConfigLedger:
             return target
 
     def record_attempt(
-        self, model_key: str, source_run: str, *, action: str, actor: str, reason: str
+        self,
+        model_key: str,
+        source_run: str,
+        *,
+        action: str,
+        actor: str,
+        reason: str,
+        at: datetime | None = None,
     ) -> None:
-        """An audit row for a review step that changes no version: a refused approval (who tried,
-        why not) or the first of two required approvals."""
+        """An audit row for a review step that changes no version: an answer as Airflow accepted
+        it (``at``: when it did), a refused approval (who tried, why not) or the first of two
+        required approvals."""
         with self.session() as s:
             version = self._for_run(s, model_key, source_run)
-            self._audit(
-                s, model_key, action, actor, reason, None, version.version if version else None, source_run
-            )
+            to_version = version.version if version else None
+            self._audit(s, model_key, action, actor, reason, None, to_version, source_run, at=at)
 
     # -- inside one transaction ----------------------------------------------------------
     @staticmethod
@@ -286,6 +293,7 @@ class ConfigLedger:
         from_version: int | None,
         to_version: int | None,
         source_run: str | None,
+        at: datetime | None = None,
     ) -> None:
         s.add(
             AuditEntry(
@@ -296,7 +304,7 @@ class ConfigLedger:
                 from_version=from_version,
                 to_version=to_version,
                 source_run=source_run,
-                at=utcnow(),
+                at=at or utcnow(),
             )
         )
 
@@ -308,12 +316,40 @@ class ConfigLedger:
             .where(
                 AuditEntry.model_key == model_key,
                 AuditEntry.source_run == source_run,
-                AuditEntry.action == "approve_partial",
+                AuditEntry.action == AuditAction.APPROVE_PARTIAL,
             )
             .order_by(AuditEntry.id)
         )
         with self.session() as s:
             return list(s.scalars(query))
+
+    def unprocessed_answer(self, model_key: str, source_run: str) -> AuditEntry | None:
+        """The newest answer Airflow accepted for this run's pending proposal that its review task
+        never processed (no later ``approve_partial`` or ``refused`` row by the same person), or
+        None: what a retried review task must act on instead of asking again (review_tail).
+
+        "Later" is by time: an answer's row carries the time Airflow accepted it, and the api-server
+        may write it after the task has already processed the answer."""
+        answers = (AuditAction.ANSWERED_APPROVE, AuditAction.ANSWERED_REJECT)
+        processed = (AuditAction.APPROVE_PARTIAL, AuditAction.REFUSED)
+        with self.session() as s:
+            version = self._for_run(s, model_key, source_run)
+            if version is None or version.state != ConfigState.PENDING:
+                return None  # decided: nothing is waiting for an answer
+            rows = list(
+                s.scalars(
+                    sa.select(AuditEntry)
+                    .where(AuditEntry.model_key == model_key, AuditEntry.source_run == source_run)
+                    .order_by(AuditEntry.at, AuditEntry.id)
+                )
+            )
+        answer = next((r for r in reversed(rows) if r.action in answers), None)
+        if answer is None:
+            return None
+        later = rows[rows.index(answer) + 1 :]
+        if any(r.actor == answer.actor and r.action in processed for r in later):
+            return None
+        return answer
 
     def audit_log(self, model_key: str | None = None, limit: int = 100) -> list[AuditEntry]:
         query = sa.select(AuditEntry).order_by(AuditEntry.at.desc(), AuditEntry.id.desc()).limit(limit)

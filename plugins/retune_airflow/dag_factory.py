@@ -169,11 +169,10 @@ def review_tail(name: str, promote: Any, config: Any = None) -> None:
     when the active config changed."""
     # retries: under load the scheduler has handled the executor's late "success" of a paused
     # execution after a reviewer's answer had re-queued the task, and failed it ("finished with
-    # state success, but the task instance's state attribute is queued"); a retry processes
-    # that answer (answer_lost_to_a_retry) and keeps the approvals already given
-    # (recorded_approvals). Every answer can meet the race once. Known gap (CI, 2026-12-06): a
-    # task's supervisor does not serve the request that reads the answer, so an answer given to
-    # the failed try is lost and asked for again.
+    # state success, but the task instance's state attribute is queued"). A retry is a new task
+    # instance with a new request; it processes the answer the api-server recorded in our audit
+    # (answer_lost_to_a_retry) and keeps the approvals already given (recorded_approvals). Every
+    # answer can meet the race once.
     review = PromotionReviewOperator(
         task_id=REVIEW_TASK, dag_name=name, config=config, retries=3, retry_delay=timedelta(seconds=5)
     )

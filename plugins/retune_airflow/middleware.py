@@ -2,19 +2,25 @@
 
 * A refused trigger (HTTP 400) says, in words, every bad field, its value and the rule — Airflow's
   own message names the first bad Param only, with its JSON schema and regex.
-* Refused review answers go into Retune's audit, with who tried.
+* Every answer to a review task goes into Retune's audit, with who gave it: refused or accepted.
 
 Airflow refuses an answer to a review task from a user who is not among its ``assigned_users``
 (the model key's reviewers, less the user who triggered the run) or whose role may not answer
-at all (a Viewer) with HTTP 403, before any Retune code runs. This api-server middleware sees
-those responses on Retune DAGs' review tasks and records them in our audit (action ``refused``).
+at all (a Viewer) with HTTP 403, before any Retune code runs; those go into our audit as
+``refused``. An answer Airflow accepts (200) goes in as ``answered_approve`` / ``answered_reject``
+with its reason: the review task processes it when it resumes, and when Airflow fails the paused
+try instead (a scheduler race, see review_tail), the retry takes the answer from here — a task
+cannot read the failed try's answer from Airflow.
 """
 
 from __future__ import annotations
 
+import gzip
 import json
 import logging
 import re
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 from urllib.parse import unquote
 
@@ -25,35 +31,77 @@ HITL_PATH = re.compile(
     r"/api/v2/dags/(?P<dag_id>[^/]+)/dagRuns/(?P<run_id>[^/]+)/taskInstances/(?P<task_id>[^/]+)"
     r"/(?P<map_index>-?\d+)/hitlDetails$"
 )
+REFUSED_BY_AIRFLOW = (
+    "Airflow refused the answer: not an assigned reviewer of this run "
+    "(or the user who triggered it), or a role that may not answer"
+)
 
 
-class RefusedReviewAuditMiddleware:
-    """Pure ASGI: watches the status of PATCH …/hitlDetails on ``retune_*`` review tasks."""
+class ReviewAnswerAuditMiddleware:
+    """Pure ASGI: watches PATCH …/hitlDetails on ``retune_*`` review tasks (status and body)."""
 
     def __init__(self, app: Any) -> None:
         self.app = app
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         match = HITL_PATH.search(scope.get("path", "")) if scope.get("type") == "http" else None
-        if match is None or scope.get("method") != "PATCH" or not match["dag_id"].startswith("retune_"):
+        if (
+            match is None
+            or scope.get("method") != "PATCH"
+            or not match["dag_id"].startswith("retune_")
+            or match["task_id"].rpartition(".")[2] != "review"
+        ):
             await self.app(scope, receive, send)
             return
         status: dict[str, int] = {}
+        body: list[bytes] = []
+        gzipped = False
 
         async def watch(message: dict) -> None:
+            nonlocal gzipped
             if message["type"] == "http.response.start":
                 status["code"] = message["status"]
+                gzipped = (b"content-encoding", b"gzip") in [(k.lower(), v) for k, v in message["headers"]]
+            elif message["type"] == "http.response.body" and status.get("code") == 200:
+                body.append(message.get("body", b""))
             await send(message)
 
         await self.app(scope, receive, watch)
-        if status.get("code") == 403 and match["task_id"].rpartition(".")[2] == "review":
-            try:
-                who = await _caller(scope)
-                # on the event loop, briefly: in a worker thread (anyio.to_thread) the store's
-                # write never finished under the api-server (the refusal went unrecorded)
-                _record_refusal(unquote(match["dag_id"]), unquote(match["run_id"]), who)
-            except Exception:  # the audit must never break the API
-                log.exception("could not audit a refused review answer")
+        if status.get("code") not in (200, 403):
+            return
+        task = TaskOfRun(
+            unquote(match["dag_id"]),
+            unquote(match["run_id"]),
+            unquote(match["task_id"]),
+            int(match["map_index"]),
+        )
+        # on the event loop, briefly: in a worker thread (anyio.to_thread) the store's write never
+        # finished under the api-server (the refusal went unrecorded)
+        from retune_airflow.review import ANSWERED
+
+        try:
+            if status["code"] == 403:
+                _record(task, "refused", await _caller(scope), REFUSED_BY_AIRFLOW)
+            else:
+                raw = b"".join(body)  # Airflow's GZipMiddleware is inside this one
+                answer = json.loads(gzip.decompress(raw) if gzipped else raw)
+                who = str(answer["responded_by"]["id"])
+                option = (answer.get("chosen_options") or [""])[0]
+                reason = str((answer.get("params_input") or {}).get("reason") or "")
+                at = datetime.fromisoformat(answer["responded_at"])
+                _record(task, ANSWERED[option], who, reason, at)
+        except Exception:  # the audit must never break the API
+            log.exception("could not audit an answer to a review")
+
+
+@dataclass(frozen=True)
+class TaskOfRun:
+    """The review task an answer went to: an Airflow DAG run's, one map index of it."""
+
+    dag_id: str
+    dag_run_id: str
+    task_id: str
+    map_index: int
 
 
 async def _caller(scope: dict) -> str:
@@ -74,27 +122,58 @@ async def _caller(scope: dict) -> str:
     return str(user.get_name())
 
 
-def _record_refusal(dag_id: str, dag_run_id: str, who: str) -> None:
+def _record(task: TaskOfRun, action: str, who: str, reason: str, at: datetime | None = None) -> None:
+    """One audit row on the proposal the answered task reviews (a fleet run: its map index's key).
+
+    Not only while it is pending: the task may have acted on an answer (and the run decided)
+    before this row is written; ``at`` keeps it in its place in the audit."""
     from pipelines.settings import load_settings
     from pipelines.store.repository import Repository
-    from retune_airflow.links import runs_of
     from retune_airflow.review import AIRFLOW_ACTOR
 
     repo = Repository(load_settings().db_url)
     try:
-        pending = {(v.model_key, v.source_run) for v in repo.list_config_versions() if v.state == "pending"}
-        for run in runs_of(repo, dag_id, dag_run_id):
-            if (run.model_key, run.run_id) in pending:
-                repo.record_attempt(
-                    run.model_key,
-                    run.run_id,
-                    action="refused",
-                    actor=f"{AIRFLOW_ACTOR}{who}",
-                    reason="Airflow refused the answer: not an assigned reviewer of this run "
-                    "(or the user who triggered it), or a role that may not answer",
-                )
+        run = _reviewed_run(repo, task)
+        proposed = run is not None and any(
+            v.source_run == run.run_id for v in repo.list_config_versions(run.model_key)
+        )
+        if proposed:
+            repo.record_attempt(
+                run.model_key, run.run_id, action=action, actor=f"{AIRFLOW_ACTOR}{who}", reason=reason, at=at
+            )
     finally:
         repo.close()
+
+
+def _reviewed_run(repo: Any, task: TaskOfRun) -> Any:
+    """Our run whose proposal the task reviews: the DAG run's own, or in a fleet run the run of
+    the config its task group was mapped over (the task's rendered ``config``)."""
+    from pipelines.context import safe_run_id
+    from retune_airflow.links import retune_dag_name
+
+    name = retune_dag_name(task.dag_id)
+    if name is None:
+        return None
+    config = _rendered_config(task) if task.map_index >= 0 else None
+    raw = f"{task.dag_run_id}__{config}" if config else task.dag_run_id
+    return repo.get_run(safe_run_id(name, raw))
+
+
+def _rendered_config(task: TaskOfRun) -> str | None:
+    import sqlalchemy as sa
+    from airflow.models.renderedtifields import RenderedTaskInstanceFields as Rendered
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        fields = session.scalar(
+            sa.select(Rendered.rendered_fields).where(
+                Rendered.dag_id == task.dag_id,
+                Rendered.run_id == task.dag_run_id,
+                Rendered.task_id == task.task_id,
+                Rendered.map_index == task.map_index,
+            )
+        )
+    return (fields or {}).get("config")
 
 
 class TriggerErrorsMiddleware:

@@ -26,11 +26,14 @@ from airflow.sdk.definitions.param import ParamsDict
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException, TaskAwaitingInput
 from airflow.sdk.execution_time.hitl import HITLUser
 
-from pipelines.terms import ConfigState, Decision
+from pipelines.terms import AuditAction, ConfigState, Decision
 
 log = logging.getLogger(__name__)
 
 APPROVE, REJECT = "Approve", "Reject"
+# an answer as the api-server records it in our audit (middleware), and back
+ANSWERED = {APPROVE: AuditAction.ANSWERED_APPROVE, REJECT: AuditAction.ANSWERED_REJECT}
+ANSWER_OPTION = {action: option for option, action in ANSWERED.items()}
 REVIEW_TASK = "review"
 AIRFLOW_ACTOR = "airflow:"  # the audit log's actor prefix for what an Airflow user did
 
@@ -71,8 +74,8 @@ class PromotionReviewOperator(HITLOperator):
         deadline = datetime.now(UTC) + self.response_timeout
         # a retried task (see review_tail) keeps the approvals its first try received
         approvals = recorded_approvals(ctx)
-        lost = answer_lost_to_a_retry(context)
-        if lost is not None:  # process it as the first try would have; asking would clear it
+        lost = answer_lost_to_a_retry(ctx)
+        if lost is not None:  # process it as the failed try would have; a new request would not hold it
             return self.execute_complete(context, lost, deadline.isoformat(), approvals)
         try:
             return super().execute(context)
@@ -105,10 +108,13 @@ class PromotionReviewOperator(HITLOperator):
             if len(approvals) >= ctx.config.approvals_required:
                 return {**answer, "approvals": approvals}
             audit_attempt(
-                ctx, "approve_partial", who, f"approval {len(approvals)} of {ctx.config.approvals_required}"
+                ctx,
+                AuditAction.APPROVE_PARTIAL,
+                who,
+                f"approval {len(approvals)} of {ctx.config.approvals_required}",
             )
         else:
-            audit_attempt(ctx, "refused", who, refused)
+            audit_attempt(ctx, AuditAction.REFUSED, who, refused)
             log.warning("approval by %s refused: %s", who, refused)
         self._ask_again(context, deadline, approvals)
 
@@ -140,31 +146,27 @@ class PromotionReviewOperator(HITLOperator):
         self.params = ParamsDict({"reason": self.params.get_param("reason")})
 
 
-def answer_lost_to_a_retry(context: Any) -> dict[str, Any] | None:
-    """The answer a paused try received but never processed, as a resume event, or None.
+def answer_lost_to_a_retry(ctx: Any) -> dict[str, Any] | None:
+    """The answer Airflow accepted for this run's review but no try processed, as a resume event,
+    or None.
 
     Under load Airflow's scheduler can read the paused try's late "success" after the answer has
-    re-queued the task, fail that try and retry it (review_tail); the retry's new request would
-    clear the answer, so an approval (or a rejection) given in that gap would be lost.
+    re-queued the task, fail that try and retry it (review_tail). The retry is a new task
+    instance with a new, unanswered request, and a task cannot read the failed try's answer from
+    Airflow (its supervisor does not serve that request), so the api-server records every answer
+    it accepts in our audit (middleware) and the retry takes it from there.
     """
-    if context["ti"].try_number <= 1:
+    with _store(ctx) as repo:
+        row = repo.unprocessed_answer(ctx.model_key, ctx.run_id)
+    if row is None:
         return None
-    from airflow.sdk.execution_time.hitl import get_hitl_detail_content_detail
-
-    try:
-        detail = get_hitl_detail_content_detail(context["task_instance"].id)
-    except Exception as exc:  # noqa: BLE001 - nothing to recover from
-        # seen in CI (Airflow 3.3, LocalExecutor): a task's supervisor does not serve this request
-        # ("Unhandled request"), so an answer given to the failed try is lost; say so
-        log.warning("could not read the answer the previous try received, if any: %s", exc)
-        return None
-    if not detail.response_received or detail.responded_by_user is None:
-        return None
+    who = row.actor.removeprefix(AIRFLOW_ACTOR)
+    log.warning("processing %s's answer, which Airflow accepted for a failed try of this review", who)
     return {
-        "chosen_options": list(detail.chosen_options or []),
-        "params_input": dict(detail.params_input or {}),
-        "responded_at": detail.responded_at,
-        "responded_by_user": detail.responded_by_user.model_dump(),
+        "chosen_options": [ANSWER_OPTION[row.action]],
+        "params_input": {"reason": row.reason or ""},
+        "responded_at": row.at.replace(tzinfo=row.at.tzinfo or UTC),
+        "responded_by_user": {"id": who, "name": who},
     }
 
 

@@ -188,31 +188,38 @@ def test_the_cli_takes_its_identity_from_the_environment(monkeypatch, capsys):
     assert "trusts its caller" in capsys.readouterr().out
 
 
-def test_an_answer_a_failed_review_try_never_processed_is_handed_to_its_retry(monkeypatch):
+def test_an_answer_a_failed_review_try_never_processed_is_handed_to_its_retry(tmp_path):
     """Found in CI under load: bob approved, the scheduler failed the paused try as his answer
-    re-queued it, and the retry's new request cleared his approval (carol's then counted alone)."""
-    from airflow.sdk.api.datamodels._generated import HITLDetailResponse, HITLUser
-    from airflow.sdk.execution_time import hitl
-    from retune_airflow.review import APPROVE, answer_lost_to_a_retry
+    re-queued it, and the retry (a new task instance, a new request) asked again: his approval was
+    lost and carol's counted alone. The api-server records the answers it accepts; the retry
+    processes the one no try did."""
+    from retune_airflow.review import APPROVE, REJECT, answer_lost_to_a_retry
 
-    at = datetime(2026, 12, 6, 5, 42, 20, tzinfo=UTC)
-    answered = HITLDetailResponse(
-        response_received=True,
-        responded_by_user=HITLUser(id="bob", name="Bob"),
-        responded_at=at,
-        chosen_options=[APPROVE],
-        params_input={"reason": "folds and holdout checked"},
-    )
-    monkeypatch.setattr(hitl, "get_hitl_detail_content_detail", lambda ti_id: answered)
-    context = {"ti": SimpleNamespace(try_number=2), "task_instance": SimpleNamespace(id="ti")}
-    assert answer_lost_to_a_retry(context) == {
-        "chosen_options": [APPROVE],
-        "params_input": {"reason": "folds and holdout checked"},
-        "responded_at": at,
-        "responded_by_user": {"id": "bob", "name": "Bob"},
-    }
-    # a first try has nothing to recover; an unanswered (or already processed, cleared) request neither
-    assert answer_lost_to_a_retry({**context, "ti": SimpleNamespace(try_number=1)}) is None
-    cleared = answered.model_copy(update={"response_received": False, "responded_by_user": None})
-    monkeypatch.setattr(hitl, "get_hitl_detail_content_detail", lambda ti_id: cleared)
-    assert answer_lost_to_a_retry(context) is None
+    from pipelines.store.migrate import upgrade
+    from pipelines.store.repository import Repository
+
+    url = f"sqlite:///{tmp_path / 'retune.db'}"
+    upgrade(url)
+    ctx = SimpleNamespace(settings=SimpleNamespace(db_url=url), model_key="spx", run_id="daily__manual_1")
+    repo = Repository(url)
+    try:
+        repo.propose("spx", ctx.run_id, {"lr": 0.01}, model_version=None, metrics={}, report_path=None)
+
+        def audit(action: str, actor: str, reason: str) -> None:
+            repo.record_attempt("spx", ctx.run_id, action=action, actor=actor, reason=reason)
+
+        assert answer_lost_to_a_retry(ctx) is None  # nobody answered: the retry asks
+        audit("answered_approve", "airflow:bob", "checked")
+        event = answer_lost_to_a_retry(ctx)
+        assert event is not None and event["responded_at"].tzinfo is not None
+        assert {k: v for k, v in event.items() if k != "responded_at"} == {
+            "chosen_options": [APPROVE],
+            "params_input": {"reason": "checked"},
+            "responded_by_user": {"id": "bob", "name": "bob"},
+        }
+        audit("approve_partial", "airflow:bob", "1 of 2")
+        assert answer_lost_to_a_retry(ctx) is None  # processed before the try failed
+        audit("answered_reject", "airflow:carol", "no")
+        assert (answer_lost_to_a_retry(ctx) or {})["chosen_options"] == [REJECT]
+    finally:
+        repo.close()

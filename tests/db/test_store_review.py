@@ -74,6 +74,44 @@ def test_partial_approvals_are_read_back_per_run_for_a_retried_review(repo):
     assert repo.partial_approvals(KEY, "run-4") == []
 
 
+def test_an_answer_no_review_try_processed_is_found_for_its_retry(repo):
+    propose(repo, "run-2", lr=0.002)
+    assert repo.unprocessed_answer(KEY, "run-2") is None  # nobody answered yet
+    repo.record_attempt(KEY, "run-2", action="answered_approve", actor="airflow:bob", reason="checked")
+    assert repo.unprocessed_answer(KEY, "run-2").reason == "checked"
+    repo.record_attempt(KEY, "run-2", action="refused", actor="airflow:vic", reason="Airflow refused")
+    assert repo.unprocessed_answer(KEY, "run-2").actor == "airflow:bob"  # another's row processes nothing
+    repo.record_attempt(KEY, "run-2", action="approve_partial", actor="airflow:bob", reason="1 of 2")
+    assert repo.unprocessed_answer(KEY, "run-2") is None  # bob's answer was processed
+    repo.record_attempt(KEY, "run-2", action="answered_approve", actor="airflow:bob", reason="again")
+    repo.record_attempt(KEY, "run-2", action="refused", actor="airflow:bob", reason="already approved")
+    assert repo.unprocessed_answer(KEY, "run-2") is None  # processed: refused
+    repo.record_attempt(KEY, "run-2", action="answered_approve", actor="airflow:carol", reason="ok")
+    assert repo.unprocessed_answer(KEY, "run-3") is None  # another run's
+    assert repo.unprocessed_answer(KEY, "run-2").actor == "airflow:carol"
+    repo.approve(KEY, "run-2", actor="airflow:bob+carol", reason="ok")
+    assert repo.unprocessed_answer(KEY, "run-2") is None  # decided: nothing waits for an answer
+
+
+def test_an_answer_audited_after_the_task_processed_it_counts_as_processed(repo):
+    """The api-server writes an answer's row after Airflow accepted it, at the time it did; the
+    resumed task may have written its own row in between."""
+    from datetime import UTC, datetime
+
+    propose(repo, "run-2")
+    accepted = datetime.now(UTC)
+    repo.record_attempt(KEY, "run-2", action="approve_partial", actor="airflow:bob", reason="1 of 2")
+    repo.record_attempt(
+        KEY, "run-2", action="answered_approve", actor="airflow:bob", reason="ok", at=accepted
+    )
+    assert repo.unprocessed_answer(KEY, "run-2") is None
+    assert [a.action for a in reversed(repo.audit_log(KEY))] == [
+        "propose",
+        "answered_approve",
+        "approve_partial",
+    ]
+
+
 def test_reject_and_timeout_record_why_and_change_nothing(repo):
     promote(repo, "run-1")
     propose(repo, "run-2")

@@ -340,7 +340,8 @@ def test_trigger_review_with_four_eyes_open_the_report_follow_its_links_see_the_
         audit = [
             tuple(r)
             for r in conn.execute(
-                sa.text("SELECT action, actor FROM retune_audit WHERE model_key = :k ORDER BY id"), {"k": KEY}
+                sa.text("SELECT action, actor FROM retune_audit WHERE model_key = :k ORDER BY at, id"),
+                {"k": KEY},
             )
         ]
     engine.dispose()
@@ -348,7 +349,9 @@ def test_trigger_review_with_four_eyes_open_the_report_follow_its_links_see_the_
         ("propose", "retune"),
         ("refused", "airflow:alice"),
         ("refused", "airflow:vic"),
-        ("approve_partial", "airflow:bob"),
+        ("answered_approve", "airflow:bob"),  # recorded by the api-server as Airflow accepts it
+        ("approve_partial", "airflow:bob"),  # what the review task made of it
+        ("answered_approve", "airflow:carol"),
         ("approve", "airflow:bob+carol"),
     ]
 

@@ -118,8 +118,8 @@ def review_env(request, e2e_env, tmp_path_factory):
         [str(BIN / "airflow"), "api-server", "--port", str(port), "--host", "127.0.0.1"],
         env=env,
         cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stdout=(base / "api-server.log").open("w"),
+        stderr=subprocess.STDOUT,
     )
     api = Api(f"http://127.0.0.1:{port}")
     try:
@@ -189,7 +189,7 @@ def store(env: dict) -> tuple[list, list, bytes | None]:
             audit = conn.execute(
                 sa.text(
                     "SELECT action, actor, reason, from_version, to_version FROM retune_audit "
-                    "WHERE model_key = :key ORDER BY id"
+                    "WHERE model_key = :key ORDER BY at, id"
                 ),
                 {"key": KEY},
             ).all()
@@ -201,6 +201,16 @@ def store(env: dict) -> tuple[list, list, bytes | None]:
         [tuple(a) for a in audit],
         (production.read_bytes() if production.exists() else None),
     )
+
+
+def store_with_answer(env: dict, reason: str, timeout: float = 30) -> tuple[list, list, bytes | None]:
+    """``store`` once the api-server has audited the answer given with ``reason``: it writes that
+    row after Airflow accepted the answer, and `airflow dags test` may act on the answer first."""
+    deadline = time.monotonic() + timeout
+    while not any(a[0].startswith("answered_") and a[2] == reason for a in store(env)[1]):
+        assert time.monotonic() < deadline, f"the answer {reason!r} was not audited: {store(env)[1]}"
+        time.sleep(0.5)
+    return store(env)
 
 
 def config_asset_events(env: dict) -> int:
@@ -267,9 +277,11 @@ def test_approve_then_reject_then_timeout(review_env, tmp_path):
     run_1 = DagRun(env, tmp_path / "approve.log")
     answer(api, api.pending_review(run_1), "Approve", "gate and report look right")
     log = run_1.finish()
-    versions, audit, production = store(env)
+    versions, audit, production = store_with_answer(env, "gate and report look right")
     assert [(v, s) for v, s, _ in versions] == [(1, "active")]
     assert audit[-1] == ("approve", "airflow:ops_bob", "gate and report look right", None, 1)
+    # the answer as Airflow accepted it, recorded by the api-server (what a retried try would act on)
+    assert audit[-2][:3] == ("answered_approve", "airflow:ops_bob", "gate and report look right")
     assert production is not None and yaml.safe_load(production)["models"][KEY]["config_version"] == 1
     assert "publish" in log and config_asset_events(env) == 1
 
@@ -322,9 +334,10 @@ def test_a_fleet_run_asks_only_for_its_reviewed_key(review_env, tmp_path):
     assert "__reviewed" in request["body"]
     answer(api, request, "Approve", "fleet proposal checked")
     fleet.finish()
-    versions, audit, production = store(env)
+    versions, audit, production = store_with_answer(env, "fleet proposal checked")
     assert len(versions) == len(before) + 1
     version, state, source_run = versions[-1]
     assert state == "active" and source_run.endswith("__reviewed")
     assert audit[-1][:3] == ("approve", "airflow:ops_bob", "fleet proposal checked")
+    assert audit[-2][:3] == ("answered_approve", "airflow:ops_bob", "fleet proposal checked")  # this key's
     assert yaml.safe_load(production or b"")["models"][KEY]["config_version"] == version
