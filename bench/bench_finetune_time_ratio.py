@@ -46,7 +46,8 @@ def holdout_loss(trained, data: PreparedData, start: int) -> float:
     x, ends = windows_ending_in(scaled, PARAMS.seq_len, start, len(scaled))
     target = data.target.to_numpy()[ends]
     known = ~np.isnan(target)
-    predicted = trained.scaler.expected_return(predict(trained.result.network, x[known]))
+    volatility = data.features["vol_20"].to_numpy()[ends][known]
+    predicted = trained.scaler.expected_return(predict(trained.result.network, x[known]), volatility)
     return float(np.mean((predicted - target[known]) ** 2))
 
 

@@ -167,6 +167,9 @@ class PipelineConfig(FrozenModel):
     pruner: PrunerName = "wilcoxon"  # paired: prunes only a trial significantly worse than the best
     two_stage: bool = False  # coarse search, then a fine one around the coarse best
     strategy_grid_points: int = Field(6, ge=1, le=50)  # entry thresholds tried per prediction set
+    # what the models learn: the next bar's return, or that return over the bar's trailing 20-bar
+    # volatility (``vol_20``), so that a calm bar's drift weighs as much as a storm bar's noise
+    target: Literal["return", "volatility_scaled"] = "return"
     # a trial's score measures the configuration, not one seed: it trains seeds_per_trial
     # networks from the same seeds in every trial and trades their mean (the deployed model too)
     seeds_per_trial: int = Field(1, ge=1, le=32)

@@ -161,7 +161,7 @@ class LivePredictor:
             "model_key": self.model_key,
             "bar": str(timestamp),
             "prediction": prediction,
-            "expected_return": self.scaler.expected_return(prediction),
+            "expected_return": self.scaler.expected_return(prediction, features[FEATURES.index("vol_20")]),
             "horizon_predictions": horizons,
             "position": int(position[0, 0]),
             "features": dict(zip(FEATURES, features.tolist(), strict=True)),

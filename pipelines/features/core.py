@@ -13,6 +13,7 @@ import hashlib
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -127,19 +128,22 @@ class FeatureScaler:
     target_std: float
     features: tuple[str, ...] = FEATURES
     target_mean: float = 0.0  # 0 for models saved before the target was centred
+    # the config's ``target: volatility_scaled``: each return over its bar's trailing volatility
+    target_per_volatility: bool = False
 
     @classmethod
-    def fit(cls, features: pd.DataFrame, target: pd.Series) -> FeatureScaler:
+    def fit(cls, features: pd.DataFrame, target: pd.Series, per_volatility: bool = False) -> FeatureScaler:
         valid = features.dropna()
         valid = valid[list(model_features(valid))]
         std = valid.std().replace(0.0, 1.0)
-        known = target.dropna()
+        known = pd.Series(_per_volatility(target, features) if per_volatility else target).dropna()
         return cls(
             mean=tuple(float(x) for x in valid.mean()),
             std=tuple(float(x) for x in std),
             target_std=float(known.std() or 1.0),
             features=tuple(valid.columns),
             target_mean=float(known.mean()) if len(known) else 0.0,
+            target_per_volatility=per_volatility,
         )
 
     def transform(self, features: pd.DataFrame) -> np.ndarray:
@@ -150,13 +154,17 @@ class FeatureScaler:
         order = [FEATURES.index(name) for name in self.features]
         return (rows[:, order] - np.asarray(self.mean)) / np.asarray(self.std)
 
-    def scale_target(self, returns: pd.Series | np.ndarray) -> np.ndarray:
-        """Next-bar returns as the model learns them: centred and scaled (NaN stays NaN)."""
-        return (np.asarray(returns, dtype=np.float64) - self.target_mean) / self.target_std
+    def scale_target(self, returns: pd.Series | np.ndarray, features: pd.DataFrame) -> np.ndarray:
+        """Next-bar returns as the model learns them, ``features`` being their bars' rows: centred
+        and scaled, over each bar's volatility first if the model learns that (NaN stays NaN)."""
+        values = _per_volatility(returns, features) if self.target_per_volatility else returns
+        return (np.asarray(values, dtype=np.float64) - self.target_mean) / self.target_std
 
-    def expected_return(self, prediction: float) -> float:
-        """A model output back in return units."""
-        return prediction * self.target_std + self.target_mean
+    def expected_return(self, prediction: Any, volatility: Any) -> Any:
+        """Model outputs back in return units (``volatility``: their bars' ``vol_20``); a number
+        or an array of them."""
+        value = prediction * self.target_std + self.target_mean
+        return value * volatility if self.target_per_volatility else value
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -169,7 +177,17 @@ class FeatureScaler:
             target_std=float(data["target_std"]),
             features=tuple(data["features"]),
             target_mean=float(data.get("target_mean", 0.0)),
+            target_per_volatility=bool(data.get("target_per_volatility", False)),
         )
+
+
+def _per_volatility(returns: pd.Series | np.ndarray, features: pd.DataFrame) -> np.ndarray:
+    """Each next-bar return over its bar's trailing 20-bar volatility (known at the bar); NaN
+    where that is unknown or zero. Squared errors then weigh a calm bar's drift as much as a
+    storm's: on raw returns a storm's noise drowns it (bench/vol_scaled_target_scan.py)."""
+    volatility = features["vol_20"].to_numpy(dtype=np.float64)
+    volatility = np.where(volatility > 0, volatility, np.nan)
+    return np.asarray(returns, dtype=np.float64) / volatility
 
 
 def feature_fingerprint() -> str:

@@ -169,7 +169,9 @@ def train_from_scratch(
     start = max(n - window_bars, 0)
     split = n if cfg.inner_val_fraction == 0 else n - cfg.val_bars
     train_part = slice(start, split - cfg.label_horizon)
-    scaler = FeatureScaler.fit(data.features.iloc[train_part], data.target.iloc[train_part])
+    scaler = FeatureScaler.fit(
+        data.features.iloc[train_part], data.target.iloc[train_part], cfg.target == "volatility_scaled"
+    )
     x, y, x_val, y_val = _train_val_windows(data, scaler, params.seq_len, start, split, cfg.label_horizon)
     log.info("train from scratch on %d bars", n - start)
     result = train_new(
@@ -192,7 +194,7 @@ def _train_val_windows(
 ):
     """Train on windows ending in [start, split - purge), validate on those ending at or after split."""
     scaled = scaler.transform(data.features)
-    y = scaler.scale_target(data.target)
+    y = scaler.scale_target(data.target, data.features)
     x_train, y_train = labelled_windows(scaled, y, seq_len, start, split - horizons, horizons)
     x_val, y_val = labelled_windows(scaled, y, seq_len, split, len(scaled), horizons)
     return x_train, y_train, x_val, y_val
@@ -206,7 +208,7 @@ def _with_replay(data: PreparedData, scaler: FeatureScaler, seq_len: int, start:
     if wanted == 0 or start - cfg.label_horizon <= older_start:
         return x, y, 0
     scaled = scaler.transform(data.features)
-    target = scaler.scale_target(data.target)
+    target = scaler.scale_target(data.target, data.features)
     x_old, y_old = labelled_windows(
         scaled, target, seq_len, older_start, start - cfg.label_horizon, cfg.label_horizon
     )

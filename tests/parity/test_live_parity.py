@@ -101,7 +101,8 @@ def test_warm_up_then_one_signal_per_bar(make_bars):
     last = signals[-1]
     assert last["bar"] == str(bars["timestamp"].iloc[-1])
     assert last["position"] in (-1, 0, 1)
-    assert np.isclose(last["expected_return"], predictor.scaler.expected_return(last["prediction"]))
+    vol = last["features"]["vol_20"]
+    assert np.isclose(last["expected_return"], predictor.scaler.expected_return(last["prediction"], vol))
 
 
 def test_predict_bars_uses_only_the_trailing_bars(make_bars):

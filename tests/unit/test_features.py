@@ -97,6 +97,31 @@ def test_scaler_round_trip_through_json(make_bars):
     np.testing.assert_allclose(scaled.std(axis=0, ddof=1), 1.0, atol=1e-9)
 
 
+def test_a_volatility_scaled_target_is_each_return_over_its_bars_volatility(make_bars):
+    bars = make_bars(300, seed=9)
+    feats, returns = compute_features(bars), next_return(bars)
+    scaler = FeatureScaler.fit(feats, returns, per_volatility=True)
+    learned = scaler.scale_target(returns, feats)
+    known = ~np.isnan(learned)
+    assert known.sum() == len(bars) - WARMUP  # the warm-up bars and the last (no next bar) are unknown
+    np.testing.assert_allclose(learned[known].mean(), 0.0, atol=1e-9)
+    np.testing.assert_allclose(learned[known].std(ddof=1), 1.0, atol=1e-9)
+    per_vol = (returns / feats["vol_20"]).to_numpy()
+    np.testing.assert_allclose(learned[known], ((per_vol - scaler.target_mean) / scaler.target_std)[known])
+    # the live output back in return units: the bar's volatility times the unscaled forecast
+    vol = float(feats["vol_20"].iloc[-1])
+    assert np.isclose(scaler.expected_return(0.5, vol), (0.5 * scaler.target_std + scaler.target_mean) * vol)
+    assert FeatureScaler.from_dict(json.loads(json.dumps(scaler.to_dict()))) == scaler
+    plain = FeatureScaler.fit(feats, returns)
+    assert (
+        not plain.target_per_volatility
+        and plain.expected_return(0.5, vol) == 0.5 * plain.target_std + plain.target_mean
+    )
+    # a model saved before the option learns returns
+    old = {k: v for k, v in plain.to_dict().items() if k != "target_per_volatility"}
+    assert FeatureScaler.from_dict(old) == plain
+
+
 def test_scaler_uses_its_own_column_order(make_bars):
     bars = make_bars(120, seed=8)
     feats = compute_features(bars)

@@ -29,7 +29,9 @@ def test_without_an_inner_split_every_bar_is_fitted_for_every_epoch():
     assert all(row["val_loss"] is None for row in trained.result.history)
     # the same network as one trained on every labelled window, the newest included
     scaled = trained.scaler.transform(data.features)
-    x, y = labelled_windows(scaled, trained.scaler.scale_target(data.target), PARAMS.seq_len, 0, BARS)
+    x, y = labelled_windows(
+        scaled, trained.scaler.scale_target(data.target, data.features), PARAMS.seq_len, 0, BARS
+    )
     assert len(x) == BARS - 1 - (data.features.isna().any(axis=1).sum() + PARAMS.seq_len - 1)
     direct = train_new(PARAMS, x, y, seed=config.seed, members=2)
     np.testing.assert_array_equal(predict(trained.result.network, x[-50:]), predict(direct.network, x[-50:]))
