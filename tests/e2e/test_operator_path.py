@@ -280,8 +280,21 @@ def test_trigger_review_with_four_eyes_open_the_report_follow_its_links_see_the_
         assert "May approve: bob, carol" in request["body"] and "four-eyes" in request["body"]
         assert answer(alice_api, run_id, "Approve", "my own run looks fine") == 403
         assert answer(stack.client("vic"), run_id, "Approve", "a viewer") == 403
+        # bob's answer meets a failed try: under load Airflow's scheduler has failed the paused
+        # try as an answer re-queued it (CI). Made certain here: with the DAG paused his answer
+        # re-queues nothing, and the cleared task starts a new try (a new task instance, a new
+        # request) once it is unpaused. The new try acts on his recorded answer.
+        dag = "/api/v2/dags/retune_daily"
+        alice_api.call("PATCH", dag, {"is_paused": True})
         assert answer(stack.client("bob"), run_id, "Approve", "folds and holdout checked") == 200
-        pending_review(alice_api, run_id, timeout=120)  # asked again: one approval of two
+        clear = {"dry_run": False, "task_ids": ["review"], "dag_run_id": run_id, "only_failed": False}
+        alice_api.call("POST", f"{dag}/clearTaskInstances", {**clear, "reset_dag_runs": False})
+        alice_api.call("PATCH", dag, {"is_paused": False})
+        pending_review(alice_api, run_id, timeout=120)  # asked again: one approval of two (bob's)
+        review_ti = alice_api.call("GET", f"{dag}/dagRuns/{run_id}/taskInstances/review")
+        assert review_ti["try_number"] == 2
+        second_try = alice_api.call("GET", f"{dag}/dagRuns/{run_id}/taskInstances/review/logs/2")
+        assert "processing bob's answer" in json.dumps(second_try)
         carol = login(browser, "carol", stack.base)
         carol.goto(f"{stack.base}/dags/retune_daily/runs/{run_id}/tasks/review/required_actions")
         carol.locator("[name=element_reason]").fill("second pair of eyes")
