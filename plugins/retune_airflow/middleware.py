@@ -75,13 +75,14 @@ class ReviewAnswerAuditMiddleware:
             unquote(match["task_id"]),
             int(match["map_index"]),
         )
-        # on the event loop, briefly: in a worker thread (anyio.to_thread) the store's write never
-        # finished under the api-server (the refusal went unrecorded)
+        from pipelines.terms import AuditAction
         from retune_airflow.review import ANSWERED
 
+        # on the event loop, briefly: in a worker thread (anyio.to_thread) the store's write never
+        # finished under the api-server (the refusal went unrecorded)
         try:
             if status["code"] == 403:
-                _record(task, "refused", await _caller(scope), REFUSED_BY_AIRFLOW)
+                _record(task, AuditAction.REFUSED, await _caller(scope), REFUSED_BY_AIRFLOW)
             else:
                 raw = b"".join(body)  # Airflow's GZipMiddleware is inside this one
                 answer = json.loads(gzip.decompress(raw) if gzipped else raw)
