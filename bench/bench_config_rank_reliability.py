@@ -37,8 +37,11 @@ from search_fixtures import random_points
 from pipelines.config_files import default_config
 from pipelines.data import synthetic
 from pipelines.search.objective import HALF_VALUES, SEED_VALUES, make_objective
+from pipelines.search.racing import fresh_seed_score
 from pipelines.search.reliability import intraclass_correlation
+from pipelines.search.space import resolve
 from pipelines.search.strategy import StrategyGrid, split_space
+from pipelines.terms import TrialAttr
 from pipelines.windowing import PreparedData
 
 NAME = "config_rank_reliability"
@@ -51,7 +54,8 @@ PHI = float(os.environ.get("RETUNE_BENCH_PHI", "0.25"))
 
 def scores(bars: pd.DataFrame) -> dict[str, np.ndarray]:
     """For each seed set: ensemble scores (configs), half scores (configs x 2), member scores
-    (configs x K), each as the trial objective computes them."""
+    (configs x K), each as the trial objective computes them; and the selection race run on that
+    set's top configurations (``race``)."""
     base = default_config("daily").model_copy(update=config_overrides())  # RETUNE_BENCH_CONFIG
     data = PreparedData.from_bars(bars.iloc[:-HOLDOUT].reset_index(drop=True), base.window_bars)
     model_space, _ = split_space(base.search_space)
@@ -61,18 +65,62 @@ def scores(bars: pd.DataFrame) -> dict[str, np.ndarray]:
         config = base.model_copy(update={"seed": seed, "seeds_per_trial": MEMBERS})
         grid = StrategyGrid.from_space(config.search_space, config.hyperparams, config.strategy_grid_points)
         objective = make_objective(data, config, model_space, "sharpe", grid)
-        ensemble, halves, members, epochs = [], [], [], []
+        ensemble, halves, members, epochs, strategies = [], [], [], [], []
         for point in points:
             trial = optuna.trial.FixedTrial(point)
             ensemble.append(objective(trial))
             halves.append(trial.user_attrs[HALF_VALUES])
             members.append(trial.user_attrs[SEED_VALUES])
             epochs += trial.user_attrs["epochs_trained"]
+            strategies.append(trial.user_attrs[TrialAttr.STRATEGY])
         out[f"ensemble_{seed}"] = np.array(ensemble)
         out[f"halves_{seed}"] = np.array(halves)
         out[f"members_{seed}"] = np.array(members)
         out[f"epochs_{seed}"] = np.array(epochs)
+        out[f"race_top_{seed}"], out[f"race_scores_{seed}"] = race(
+            data,
+            config,
+            [{**p, **s} for p, s in zip(points, strategies, strict=True)],
+            out[f"ensemble_{seed}"],
+        )
     return out
+
+
+def race(
+    data: PreparedData, config: Any, points: list[dict[str, Any]], ensemble: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """The search's selection race on one seed set's scores: its ``race_top_k`` configurations
+    (best first), each re-scored as ``pipelines.search.racing`` does on ``race_seeds`` fresh seed
+    sets, disjoint from both measured sets (so the other set still judges the pick afresh)."""
+    top = np.argsort(-ensemble)[: config.race_top_k]
+    fresh = [config.seed + 2000 * (i + 1) for i in range(config.race_seeds)]  # 2000, 4000 / 3000, 5000
+    raced = [
+        [
+            fresh_seed_score(data, config, resolve(config.hyperparams, points[i]), seed, "sharpe")
+            for seed in fresh
+        ]
+        for i in top
+    ]
+    return top, np.array(raced)
+
+
+def selection(s: dict[str, np.ndarray], chooser: int, judge: int) -> dict[str, Any]:
+    """What the search would deploy from seed set ``chooser``'s scores, the raw best and the
+    race's pick (best mean over its own score and the race's), scored by the other seed set: the
+    likely best should beat that set's median configuration."""
+    top, raced = s[f"race_top_{chooser}"], s[f"race_scores_{chooser}"]
+    means = (s[f"ensemble_{chooser}"][top] + raced.sum(axis=1)) / (1 + raced.shape[1])
+    raw, picked = int(top[0]), int(top[int(np.argmax(means))])
+    judged = s[f"ensemble_{judge}"]
+    return {
+        "raw_best": raw,
+        "selected": picked,
+        "race_means": np.round(means, 3).tolist(),
+        "raw_best_fresh": round(float(judged[raw]), 3),
+        "selected_fresh": round(float(judged[picked]), 3),
+        "fresh_median": round(float(np.median(judged)), 3),
+        "selected_percentile": round(float(np.mean(judged[picked] >= np.delete(judged, picked))), 3),
+    }
 
 
 def spearman(a: np.ndarray, b: np.ndarray) -> float:
@@ -103,6 +151,8 @@ def reliability(s: dict[str, np.ndarray]) -> dict[str, Any]:
         "icc_1_seed": round(intraclass_correlation(members), 3),
         f"icc_{MEMBERS}_seed_ensemble": round(intraclass_correlation(ensembles), 3),
         "score_median": round(float(np.median(ensembles)), 3),
+        # the proposed criterion: the configuration selection deploys, judged on fresh seeds
+        "selection": [selection(s, a, b), selection(s, b, a)],
         "epochs_trained_median": float(np.median(np.concatenate([s[f"epochs_{a}"], s[f"epochs_{b}"]]))),
         # the ensembles' scores themselves (configs x seed sets): whether the configurations that
         # differ are a few failures or the whole field is what the two statistics above disagree on

@@ -18,7 +18,7 @@ import numpy as np
 import optuna
 
 from models.families import get_family
-from pipelines.config import PipelineConfig
+from pipelines.config import HyperParams, PipelineConfig
 from pipelines.search.objective import evaluate_fold
 from pipelines.search.space import resolve
 from pipelines.search.strategy import StrategyGrid
@@ -105,11 +105,17 @@ def _race_one(
         return RaceEntry(trial.number, family, [config.seed, *seeds], [own] * (len(seeds) + 1))
     strategy = trial.user_attrs.get(TrialAttr.STRATEGY) or {}
     params = resolve(config.hyperparams, {**trial.params, **strategy, "model_family": family})
-    grid = StrategyGrid((params.entry_threshold,), (params.long_short,))
-    folds = config_folds(len(data.bars), config)
-    values = [own]
-    for seed in seeds:
-        reseeded = config.model_copy(update={"seed": seed})
-        scores = [evaluate_fold(data, fold, params, reseeded, objective, grid).values[0] for fold in folds]
-        values.append(float(np.mean(scores)))
+    values = [own, *(fresh_seed_score(data, config, params, seed, objective) for seed in seeds)]
     return RaceEntry(trial.number, family, [config.seed, *seeds], values)
+
+
+def fresh_seed_score(
+    data: PreparedData, config: PipelineConfig, params: HyperParams, seed: int, objective: str
+) -> float:
+    """A configuration's score retrained from ``seed`` (its members seed, seed+1, ...): the mean
+    over the walk-forward folds of its own strategy variant's objective (no best-of-variants)."""
+    grid = StrategyGrid((params.entry_threshold,), (params.long_short,))
+    reseeded = config.model_copy(update={"seed": seed})
+    folds = config_folds(len(data.bars), config)
+    scores = [evaluate_fold(data, fold, params, reseeded, objective, grid).values[0] for fold in folds]
+    return float(np.mean(scores))
