@@ -331,6 +331,11 @@ class PipelineConfig(FrozenModel):
         return self.calendar(timestamps).bars_per_year
 
     @property
+    def target_per_volatility(self) -> bool:
+        """Whether new models learn each return over its bar's volatility (``target``)."""
+        return self.target == "volatility_scaled"
+
+    @property
     def label_horizon(self) -> int:
         """Bars a training label looks ahead: the purge gap between training and validation."""
         return len(self.horizon_loss_weights)

@@ -68,7 +68,7 @@ def evaluate_fold(
     block, backtest every strategy variant of the ensemble's and of each seed's predictions."""
     train_feats = data.features.iloc[fold.train_start : fold.train_end]
     train_target = data.target.iloc[fold.train_start : fold.train_end]
-    scaler = FeatureScaler.fit(train_feats, train_target, config.target == "volatility_scaled")
+    scaler = FeatureScaler.fit(train_feats, train_target, config.target_per_volatility)
     scaled = scaler.transform(data.features)
     y_all = scaler.scale_target(data.target, data.features)
     x, y = labelled_windows(

@@ -170,7 +170,7 @@ def train_from_scratch(
     split = n if cfg.inner_val_fraction == 0 else n - cfg.val_bars
     train_part = slice(start, split - cfg.label_horizon)
     scaler = FeatureScaler.fit(
-        data.features.iloc[train_part], data.target.iloc[train_part], cfg.target == "volatility_scaled"
+        data.features.iloc[train_part], data.target.iloc[train_part], cfg.target_per_volatility
     )
     x, y, x_val, y_val = _train_val_windows(data, scaler, params.seq_len, start, split, cfg.label_horizon)
     log.info("train from scratch on %d bars", n - start)

@@ -41,3 +41,21 @@ def test_with_an_inner_split_the_newest_bars_validate():
     config = PipelineConfig(inner_val_fraction=0.2, val_bars=100, seeds_per_trial=2)
     trained = train_from_scratch(_data(), PARAMS, config, BARS)
     assert all(row["val_loss"] is not None for row in trained.result.history)
+
+
+def test_a_volatility_scaled_target_is_what_the_deployed_model_learns():
+    """``target: volatility_scaled``: the scaler the model is saved with says so, and its labels
+    are each return over its bar's vol_20 (fine-tune and the live predictor read it from there)."""
+    config = PipelineConfig(inner_val_fraction=0, val_bars=100, target="volatility_scaled")
+    data = _data()
+    trained = train_from_scratch(data, PARAMS, config, BARS)
+    assert (
+        trained.scaler.target_per_volatility
+        and not train_from_scratch(data, PARAMS, PipelineConfig(), BARS).scaler.target_per_volatility
+    )
+    labels = trained.scaler.scale_target(data.target, data.features)
+    per_vol = (data.target / data.features["vol_20"]).to_numpy()
+    known = ~np.isnan(per_vol)
+    np.testing.assert_allclose(
+        labels[known], (per_vol[known] - trained.scaler.target_mean) / trained.scaler.target_std
+    )
