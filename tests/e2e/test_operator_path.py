@@ -297,7 +297,9 @@ def test_trigger_review_with_four_eyes_open_the_report_follow_its_links_see_the_
         assert "processing bob's answer" in json.dumps(second_try)
         carol = login(browser, "carol", stack.base)
         carol.goto(f"{stack.base}/dags/retune_daily/runs/{run_id}/tasks/review/required_actions")
-        carol.locator("[name=element_reason]").fill("second pair of eyes")
+        # long enough that Airflow gzips the answer's response to the browser: the audit reads it
+        carol_reason = "second pair of eyes: " + "folds, holdout and report checked; " * 27
+        carol.locator("[name=element_reason]").fill(carol_reason)
         carol.screenshot(path=str(shots / "2-required-action.png"), full_page=True)
         carol.get_by_role("button", name="Approve").click()
         deadline = time.monotonic() + 180
@@ -350,14 +352,13 @@ def test_trigger_review_with_four_eyes_open_the_report_follow_its_links_see_the_
 
     engine = sa.create_engine(f"sqlite:///{stack.retune_home / 'retune.db'}")
     with engine.connect() as conn:
-        audit = [
-            tuple(r)
-            for r in conn.execute(
-                sa.text("SELECT action, actor FROM retune_audit WHERE model_key = :k ORDER BY at, id"),
-                {"k": KEY},
-            )
-        ]
+        rows = conn.execute(
+            sa.text("SELECT action, actor, reason FROM retune_audit WHERE model_key = :k ORDER BY at, id"),
+            {"k": KEY},
+        ).all()
     engine.dispose()
+    assert ("answered_approve", "airflow:carol", carol_reason) in [tuple(r) for r in rows]
+    audit = [(action, actor) for action, actor, _ in rows]
     assert audit == [
         ("propose", "retune"),
         ("refused", "airflow:alice"),
