@@ -114,11 +114,12 @@ def review_env(request, e2e_env, tmp_path_factory):
     for init in (["airflow", "db", "migrate"], ["retune", "db", "upgrade"]):  # as a deployment does
         out = run([str(BIN / init[0]), *init[1:]], env)
         assert out.returncode == 0, out.stderr[-3000:]
+    server_log = (base / "api-server.log").open("w")  # kept for a failure's post-mortem
     server = subprocess.Popen(
         [str(BIN / "airflow"), "api-server", "--port", str(port), "--host", "127.0.0.1"],
         env=env,
         cwd=ROOT,
-        stdout=(base / "api-server.log").open("w"),
+        stdout=server_log,
         stderr=subprocess.STDOUT,
     )
     api = Api(f"http://127.0.0.1:{port}")
@@ -136,6 +137,7 @@ def review_env(request, e2e_env, tmp_path_factory):
     finally:
         server.terminate()
         server.wait(timeout=30)
+        server_log.close()
 
 
 class DagRun:
