@@ -15,17 +15,29 @@ in details. Interleaved, ``REPEATS`` repeats, medians; the first (cold) call of 
 1) / time(k = 8), what batching saves over eight one-seed trainings; ``details.by_hidden``: the
 same ratio at other widths of the daily and weekly spaces. On this CPU the k members' arithmetic
 is k times one member's, so batching saves the per-step overhead, not the FLOPs.
+
+``details.fused_floor``: what any batching of k members could reach here. One training step
+(forward, MSE, backward, Adam) of the one-seed network (PyTorch's fused ``nn.LSTM``) at the
+trial's batch, and of the same network at k times that batch: the same arithmetic as k members,
+in PyTorch's own fused kernel, with one step's overhead. Their ratio is the floor of the
+trial's ratio; the grouped ensemble's step (``models.ensemble``, op by op) and k fused networks
+in a loop are timed beside it.
 """
 
 from __future__ import annotations
 
 import statistics
 import time
+from dataclasses import replace
 from typing import Any
 
 import optuna
 import pandas as pd
 
+import torch
+
+from models.ensemble import GroupedLSTMEnsemble, ModuleListEnsemble
+from models.networks import ArchitectureSpec, build_single
 from pipelines.config_files import default_config
 from pipelines.data.sources import load_bars
 from pipelines.search.objective import make_objective
@@ -68,12 +80,58 @@ def arms(data: PreparedData, early_stopping: bool, point: dict[str, Any], repeat
     }
 
 
+def step_ms(outputs: Any, params: Any, x: torch.Tensor, y: torch.Tensor, steps: int = 40) -> float:
+    """Median milliseconds of one training step (forward, MSE, backward, Adam), after 3 warm-up."""
+    optimizer = torch.optim.Adam(list(params), lr=1e-3)
+    times = []
+    for step in range(steps + 3):
+        started = time.perf_counter()
+        optimizer.zero_grad()
+        loss = (outputs(x) - y).square().mean()
+        loss.backward()
+        optimizer.step()
+        if step >= 3:
+            times.append(time.perf_counter() - started)
+    return 1000 * statistics.median(times)
+
+
+def fused_floor(n_features: int, batch: int, point: dict[str, Any]) -> dict[str, Any]:
+    """One training step of one network at the trial's batch, at K times it (K members'
+    arithmetic in one fused kernel), and of K members grouped and looped."""
+    torch.manual_seed(0)
+    spec = ArchitectureSpec(
+        family="lstm",
+        n_features=n_features,
+        hidden_size=point["hidden_size"],
+        num_layers=point["num_layers"],
+        dropout=point["dropout"],
+        seq_len=point["seq_len"],
+    )
+    x = torch.randn(batch, spec.seq_len, n_features)
+    wide_x = torch.randn(K * batch, spec.seq_len, n_features)
+    members_y = torch.randn(K, batch)
+    single = build_single(spec)
+    one = step_ms(single, single.parameters(), x, torch.randn(batch))
+    wide = step_ms(single, single.parameters(), wide_x, torch.randn(K * batch))
+    grouped = GroupedLSTMEnsemble(replace(spec, members=K))
+    looped = ModuleListEnsemble(replace(spec, members=K))
+    return {
+        "one_network_ms": round(one, 3),
+        f"one_network_{K}x_batch_ms": round(wide, 3),
+        "floor_ratio": round(wide / one, 3),
+        f"grouped_k{K}_ms": round(step_ms(grouped.member_outputs, grouped.parameters(), x, members_y), 3),
+        f"loop_k{K}_ms": round(step_ms(looped.member_outputs, looped.parameters(), x, members_y), 3),
+        "batch": batch,
+    }
+
+
 def run() -> dict:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     weekly = default_config("weekly")
     bars = load_bars("sample:sp500", pd.Timestamp("2018-12-31"))
     history = bars.iloc[: -weekly.holdout_bars].reset_index(drop=True)
     data = PreparedData.from_bars(history, weekly.window_bars)
+    floor = fused_floor(data.features.shape[1], weekly.hyperparams.batch_size, POINT)
     headline = arms(data, early_stopping=False, point=POINT, repeats=REPEATS)
     early = arms(data, early_stopping=True, point=POINT, repeats=1)
     by_hidden = {
@@ -86,6 +144,7 @@ def run() -> dict:
         "goal": "<= 2.0",
         "details": {
             **headline,
+            "fused_floor": floor,
             "with_early_stopping": early,
             "ratio_by_hidden_size": by_hidden,
             "point": POINT,

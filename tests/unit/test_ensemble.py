@@ -10,6 +10,7 @@ from torch import nn
 
 from models.checkpoint import load_checkpoint, save_checkpoint
 from models.ensemble import (
+    FUSED_FROM_HIDDEN,
     GroupedLSTMEnsemble,
     ModuleListEnsemble,
     SeedEnsemble,
@@ -39,8 +40,10 @@ SEQ, FEATS = 6, 3
 pytestmark = pytest.mark.usefixtures("single_thread_torch")
 
 
-def _spec(members: int, layers: int = 2, outputs: int = 1, family: str = "lstm") -> ArchitectureSpec:
-    return ArchitectureSpec(family, FEATS, 8, layers, 0.0, SEQ, n_outputs=outputs, members=members)
+def _spec(
+    members: int, layers: int = 2, outputs: int = 1, family: str = "lstm", hidden: int = 8
+) -> ArchitectureSpec:
+    return ArchitectureSpec(family, FEATS, hidden, layers, 0.0, SEQ, n_outputs=outputs, members=members)
 
 
 def _data(n: int, seed: int):
@@ -49,9 +52,12 @@ def _data(n: int, seed: int):
     return x, (x[:, -1, 0] - 0.5 * x[:, -2, 1]).astype(np.float64)
 
 
-def test_a_grouped_member_computes_what_nn_lstm_computes():
-    """Same weights, same outputs: the grouped recurrence is the LSTM's (gates i, f, g, o)."""
+@pytest.mark.parametrize("fused_kernel", [False, True], ids=["grouped-recurrence", "torch-lstm-per-member"])
+def test_a_grouped_member_computes_what_nn_lstm_computes(fused_kernel):
+    """Same weights, same outputs: the grouped recurrence is the LSTM's (gates i, f, g, o), and
+    so is the per-member path through ``torch.lstm`` that wider members take."""
     grouped = GroupedLSTMEnsemble(_spec(1), seeds=[3])
+    grouped.fused_kernel = fused_kernel
     reference = LSTMRegressor(_spec(1))
     hidden = 8
     to_torch = torch.cat([torch.arange(2 * hidden), torch.arange(3, 4) * hidden + torch.arange(hidden)])
@@ -66,6 +72,28 @@ def test_a_grouped_member_computes_what_nn_lstm_computes():
         reference.head.bias.copy_(grouped.head_b[0, 0])
     x = torch.randn(5, SEQ, FEATS)
     torch.testing.assert_close(grouped.member_outputs(x)[0], reference(x), rtol=1e-5, atol=1e-6)
+
+
+def test_wide_lstm_members_take_the_fused_kernel_and_both_paths_agree_in_value_and_gradient():
+    """From ``FUSED_FROM_HIDDEN`` up the members run through ``torch.lstm`` one by one; the two
+    paths are one computation: outputs and every parameter's gradient agree in float64, with
+    dropout between layers off (it draws different masks)."""
+    narrow = GroupedLSTMEnsemble(
+        ArchitectureSpec("lstm", FEATS, FUSED_FROM_HIDDEN // 2, 2, 0.0, SEQ, members=3)
+    )
+    wide = GroupedLSTMEnsemble(ArchitectureSpec("lstm", FEATS, FUSED_FROM_HIDDEN, 2, 0.0, SEQ, members=3))
+    assert (narrow.fused_kernel, wide.fused_kernel) == (False, True)
+    wide = wide.double()
+    x = torch.randn(7, SEQ, FEATS, dtype=torch.float64)
+    results = []
+    for fused in (False, True):
+        wide.fused_kernel = fused
+        out = wide.member_outputs(x)
+        results.append((out, torch.autograd.grad(out.square().sum(), list(wide.parameters()))))
+    (grouped_out, grouped_grads), (fused_out, fused_grads) = results
+    torch.testing.assert_close(fused_out, grouped_out, rtol=0, atol=1e-12)
+    for fused_grad, grouped_grad in zip(fused_grads, grouped_grads, strict=True):
+        torch.testing.assert_close(fused_grad, grouped_grad, rtol=0, atol=1e-12)
 
 
 def test_members_start_from_their_own_seeds_and_the_ensemble_trades_their_mean():
@@ -83,8 +111,10 @@ def test_members_start_from_their_own_seeds_and_the_ensemble_trades_their_mean()
     assert members.std(axis=0).min() > 0  # the members disagree: they are not copies
 
 
-@pytest.mark.parametrize("family", ENSEMBLE_FAMILIES)
-def test_batched_members_train_exactly_as_separate_trainings(family):
+@pytest.mark.parametrize(
+    "family, hidden", [(family, 8) for family in ENSEMBLE_FAMILIES] + [("lstm", FUSED_FROM_HIDDEN)]
+)
+def test_batched_members_train_exactly_as_separate_trainings(family, hidden):
     """Members share nothing but the batched computation: member m of an ensemble trained with
     seed s equals a one-member ensemble of seed s + m trained alone (clipping per member too).
     Without a validation set: with one, the ensemble keeps the epoch where the ensemble was best,
@@ -96,12 +126,12 @@ def test_batched_members_train_exactly_as_separate_trainings(family):
     # (measured; 1e-6 at 0.02); float64 training is compared exactly below
     lr = 0.02 if family in ("transformer", "moe_transformer") else 0.05
     kwargs = dict(lr=lr, epochs=3, batch_size=32)
-    both = GROUPED.get(family, ModuleListEnsemble)(_spec(2, family=family), seeds=[5, 6])
+    both = GROUPED.get(family, ModuleListEnsemble)(_spec(2, family=family, hidden=hidden), seeds=[5, 6])
     fit(both, x, y, seed=5, **kwargs)
     # alone: the family's own network (the grouped LSTM initializes its members its own way)
     alone_cls = GroupedLSTMEnsemble if family == "lstm" else ModuleListEnsemble
     for m, seed in enumerate((5, 6)):
-        alone = alone_cls(_spec(1, family=family), seeds=[seed])
+        alone = alone_cls(_spec(1, family=family, hidden=hidden), seeds=[seed])
         fit(alone, x, y, seed=seed, **kwargs)
         np.testing.assert_allclose(
             member_next_bar(both, x_val)[m], member_next_bar(alone, x_val)[0], rtol=1e-4, atol=1e-5
