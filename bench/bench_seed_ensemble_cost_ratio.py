@@ -20,22 +20,27 @@ is k times one member's, so batching saves the per-step overhead, not the FLOPs.
 (forward, MSE, backward, Adam) of the one-seed network (PyTorch's fused ``nn.LSTM``) at the
 trial's batch, and of the same network at k times that batch: the same arithmetic as k members,
 in PyTorch's own fused kernel, with one step's overhead. Their ratio is the floor of the
-trial's ratio; the grouped ensemble's step (``models.ensemble``, op by op) and k fused networks
-in a loop are timed beside it.
+trial's ratio. Beside it the ensemble's step both ways it can run (``models.ensemble``: each
+member through the fused kernel, the default from width 16; the grouped recurrence op by op)
+and k separate networks (``ModuleListEnsemble``). ``k8_op_by_op`` / ``ratio_op_by_op``: the
+headline trial with every member op by op, as before the fused kernel was used.
 """
 
 from __future__ import annotations
 
 import statistics
+import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from dataclasses import replace
 from typing import Any
 
 import optuna
 import pandas as pd
-
 import torch
 
+from models import ensemble
 from models.ensemble import GroupedLSTMEnsemble, ModuleListEnsemble
 from models.networks import ArchitectureSpec, build_single
 from pipelines.config_files import default_config
@@ -50,34 +55,57 @@ REPEATS = 2
 POINT = {"hidden_size": 32, "num_layers": 1, "seq_len": 20, "lr": 1e-3, "dropout": 0.0}
 
 
-def trial_seconds(data: PreparedData, members: int, early_stopping: bool, point: dict[str, Any]) -> float:
+def trial_seconds(
+    data: PreparedData, members: int, early_stopping: bool, point: dict[str, Any], kernel: Any = nullcontext
+) -> float:
     base = default_config("weekly")
     inner = base.inner_val_fraction if early_stopping else 0.0
     config = base.model_copy(update={"seeds_per_trial": members, "inner_val_fraction": inner})
     space, _ = split_space(config.search_space)
     grid = StrategyGrid.from_space(config.search_space, config.hyperparams, config.strategy_grid_points)
     objective = make_objective(data, config, space, "sharpe", grid)
-    started = time.perf_counter()
-    objective(optuna.trial.FixedTrial(point))
-    return time.perf_counter() - started
+    with kernel():
+        started = time.perf_counter()
+        objective(optuna.trial.FixedTrial(point))
+        return time.perf_counter() - started
 
 
-def arms(data: PreparedData, early_stopping: bool, point: dict[str, Any], repeats: int) -> dict[str, Any]:
-    cold = {k: trial_seconds(data, k, early_stopping, point) for k in (1, K)}
-    warm: dict[int, list[float]] = {1: [], K: []}
+@contextmanager
+def op_by_op_lstm() -> Iterator[None]:
+    """Every LSTM ensemble built inside runs the grouped recurrence op by op, as all did before
+    members from ``FUSED_FROM_HIDDEN`` up took the fused kernel (the before arm)."""
+    width = ensemble.FUSED_FROM_HIDDEN
+    ensemble.FUSED_FROM_HIDDEN = sys.maxsize
+    try:
+        yield
+    finally:
+        ensemble.FUSED_FROM_HIDDEN = width
+
+
+def arms(
+    data: PreparedData, early_stopping: bool, point: dict[str, Any], repeats: int, before: bool = False
+) -> dict[str, Any]:
+    """k = 1 and k = K (and with ``before``, k = K op by op), cold once, then interleaved."""
+    runs: dict[str, tuple[int, Any]] = {"k1": (1, nullcontext), f"k{K}": (K, nullcontext)}
+    if before:
+        runs[f"k{K}_op_by_op"] = (K, op_by_op_lstm)
+    cold = {name: trial_seconds(data, k, early_stopping, point, kernel) for name, (k, kernel) in runs.items()}
+    warm: dict[str, list[float]] = {name: [] for name in runs}
     for _ in range(repeats):
-        for k in (1, K):  # interleaved: load on the machine hits both arms alike
-            warm[k].append(trial_seconds(data, k, early_stopping, point))
-    one, many = statistics.median(warm[1]), statistics.median(warm[K])
-    return {
+        for name, (k, kernel) in runs.items():  # interleaved: load on the machine hits all arms alike
+            warm[name].append(trial_seconds(data, k, early_stopping, point, kernel))
+    median = {name: statistics.median(times) for name, times in warm.items()}
+    one, many = median["k1"], median[f"k{K}"]
+    out = {
         "ratio": round(many / one, 3),
         "batching_efficiency": round(K * one / many, 3),
-        "k1_warm_median_s": round(one, 3),
-        f"k{K}_warm_median_s": round(many, 3),
-        "k1_warm_s": [round(t, 3) for t in warm[1]],
-        f"k{K}_warm_s": [round(t, 3) for t in warm[K]],
-        "cold_s": {f"k{k}": round(t, 3) for k, t in cold.items()},
+        **{f"{name}_warm_median_s": round(t, 3) for name, t in median.items()},
+        **{f"{name}_warm_s": [round(t, 3) for t in times] for name, times in warm.items()},
+        "cold_s": {name: round(t, 3) for name, t in cold.items()},
     }
+    if before:
+        out["ratio_op_by_op"] = round(median[f"k{K}_op_by_op"] / one, 3)
+    return out
 
 
 def step_ms(outputs: Any, params: Any, x: torch.Tensor, y: torch.Tensor, steps: int = 40) -> float:
@@ -115,12 +143,16 @@ def fused_floor(n_features: int, batch: int, point: dict[str, Any]) -> dict[str,
     wide = step_ms(single, single.parameters(), wide_x, torch.randn(K * batch))
     grouped = GroupedLSTMEnsemble(replace(spec, members=K))
     looped = ModuleListEnsemble(replace(spec, members=K))
+    members = {}
+    for name, fused in ((f"fused_kernel_k{K}_ms", True), (f"op_by_op_k{K}_ms", False)):
+        grouped.fused_kernel = fused
+        members[name] = round(step_ms(grouped.member_outputs, grouped.parameters(), x, members_y), 3)
     return {
         "one_network_ms": round(one, 3),
         f"one_network_{K}x_batch_ms": round(wide, 3),
         "floor_ratio": round(wide / one, 3),
-        f"grouped_k{K}_ms": round(step_ms(grouped.member_outputs, grouped.parameters(), x, members_y), 3),
-        f"loop_k{K}_ms": round(step_ms(looped.member_outputs, looped.parameters(), x, members_y), 3),
+        **members,
+        f"module_list_k{K}_ms": round(step_ms(looped.member_outputs, looped.parameters(), x, members_y), 3),
         "batch": batch,
     }
 
@@ -132,7 +164,7 @@ def run() -> dict:
     history = bars.iloc[: -weekly.holdout_bars].reset_index(drop=True)
     data = PreparedData.from_bars(history, weekly.window_bars)
     floor = fused_floor(data.features.shape[1], weekly.hyperparams.batch_size, POINT)
-    headline = arms(data, early_stopping=False, point=POINT, repeats=REPEATS)
+    headline = arms(data, early_stopping=False, point=POINT, repeats=REPEATS, before=True)
     early = arms(data, early_stopping=True, point=POINT, repeats=1)
     by_hidden = {
         hidden: arms(data, early_stopping=False, point={**POINT, "hidden_size": hidden}, repeats=1)["ratio"]
