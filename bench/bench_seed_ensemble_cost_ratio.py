@@ -145,7 +145,7 @@ def fused_floor(n_features: int, batch: int, point: dict[str, Any]) -> dict[str,
     looped = ModuleListEnsemble(replace(spec, members=K))
     members = {}
     for name, fused in ((f"fused_kernel_k{K}_ms", True), (f"op_by_op_k{K}_ms", False)):
-        grouped.fused_kernel = fused
+        grouped.trains_fused = fused
         members[name] = round(step_ms(grouped.member_outputs, grouped.parameters(), x, members_y), 3)
     return {
         "one_network_ms": round(one, 3),

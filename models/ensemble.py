@@ -53,10 +53,11 @@ class SeedEnsemble(nn.Module):
 
 
 # From this hidden width up, members train faster through PyTorch's fused LSTM kernel one by one
-# than through the grouped recurrence op by op, whose per-step ops then cost more than the
-# kernel calls they save (one training step of 8 members, batch 64, 20 steps, one thread:
-# width 8, 3.8 ms grouped vs 6.3 fused; 16, 5.9 vs 4.1; 32, 11.2 vs 7.2; bench
-# seed_ensemble_cost_ratio, details.fused_floor). Both compute the same LSTM.
+# than through the grouped recurrence op by op, whose per-step ops and their backward then cost
+# more than the kernel calls they save (one training step of 8 members, batch 64, 20 steps, one
+# thread: width 8, 3.8 ms grouped vs 6.3 fused; 16, 5.9 vs 4.1; 32, 11.2 vs 7.2; bench
+# seed_ensemble_cost_ratio, details.fused_floor). Both compute the same LSTM. Inference stays
+# grouped: one window through 8 kernel calls took twice the live p99 (4.7 ms against 2.2).
 FUSED_FROM_HIDDEN = 16
 
 
@@ -64,16 +65,16 @@ class GroupedLSTMEnsemble(SeedEnsemble):
     """k LSTM regressors (``nn.LSTM`` semantics, with the gates laid out i, f, o, g and one bias
     per gate, the sum of PyTorch's two), their weights stacked over a leading member dimension.
 
-    Narrow members run as batched matrix products over all members, step by step; from
-    ``FUSED_FROM_HIDDEN`` up each member's slice of the weights goes through ``torch.lstm``
-    (``fused_kernel``), the same computation."""
+    Members run as batched matrix products over all members, step by step; in training from
+    ``FUSED_FROM_HIDDEN`` up (``trains_fused``) each member's slice of the weights goes through
+    ``torch.lstm`` instead, the same computation."""
 
     def __init__(self, spec: ArchitectureSpec, seeds: list[int] | None = None):
         super().__init__()
         k, hidden = spec.members, spec.hidden_size
         self.members = k
         self.hidden = hidden
-        self.fused_kernel = hidden >= FUSED_FROM_HIDDEN
+        self.trains_fused = hidden >= FUSED_FROM_HIDDEN
         self.dropout = spec.dropout if spec.num_layers > 1 else 0.0
         sizes = [spec.n_features] + [hidden] * (spec.num_layers - 1)
         self.w_ih = nn.ParameterList([nn.Parameter(torch.empty(k, n, 4 * hidden)) for n in sizes])
@@ -106,7 +107,8 @@ class GroupedLSTMEnsemble(SeedEnsemble):
 
     def member_outputs(self, x: torch.Tensor) -> torch.Tensor:
         members_x = x.unsqueeze(0).expand(self.members, *x.shape) if x.dim() == 3 else x  # (k, B, T, F)
-        last_hidden = self._last_hidden_fused if self.fused_kernel else self._last_hidden_grouped
+        fused = self.trains_fused and self.training
+        last_hidden = self._last_hidden_fused if fused else self._last_hidden_grouped
         last = last_hidden(members_x)
         out = torch.baddbmm(self.head_b, last, self.head_w)  # (k, B, n_outputs)
         return out.squeeze(-1) if out.shape[-1] == 1 else out

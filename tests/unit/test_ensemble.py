@@ -52,12 +52,12 @@ def _data(n: int, seed: int):
     return x, (x[:, -1, 0] - 0.5 * x[:, -2, 1]).astype(np.float64)
 
 
-@pytest.mark.parametrize("fused_kernel", [False, True], ids=["grouped-recurrence", "torch-lstm-per-member"])
-def test_a_grouped_member_computes_what_nn_lstm_computes(fused_kernel):
+@pytest.mark.parametrize("trains_fused", [False, True], ids=["grouped-recurrence", "torch-lstm-per-member"])
+def test_a_grouped_member_computes_what_nn_lstm_computes(trains_fused):
     """Same weights, same outputs: the grouped recurrence is the LSTM's (gates i, f, g, o), and
     so is the per-member path through ``torch.lstm`` that wider members take."""
     grouped = GroupedLSTMEnsemble(_spec(1), seeds=[3])
-    grouped.fused_kernel = fused_kernel
+    grouped.trains_fused = trains_fused  # a fresh module is in training mode
     reference = LSTMRegressor(_spec(1))
     hidden = 8
     to_torch = torch.cat([torch.arange(2 * hidden), torch.arange(3, 4) * hidden + torch.arange(hidden)])
@@ -74,26 +74,36 @@ def test_a_grouped_member_computes_what_nn_lstm_computes(fused_kernel):
     torch.testing.assert_close(grouped.member_outputs(x)[0], reference(x), rtol=1e-5, atol=1e-6)
 
 
-def test_wide_lstm_members_take_the_fused_kernel_and_both_paths_agree_in_value_and_gradient():
-    """From ``FUSED_FROM_HIDDEN`` up the members run through ``torch.lstm`` one by one; the two
-    paths are one computation: outputs and every parameter's gradient agree in float64, with
-    dropout between layers off (it draws different masks)."""
+def test_wide_lstm_members_train_through_the_fused_kernel_and_infer_grouped(monkeypatch):
+    """From ``FUSED_FROM_HIDDEN`` up the members train through ``torch.lstm`` one by one; the two
+    paths are one computation: outputs and every parameter's gradient agree in float64 (dropout
+    between layers off: it draws different masks). Inference (eval mode) stays grouped, the
+    faster for one live window."""
     narrow = GroupedLSTMEnsemble(
         ArchitectureSpec("lstm", FEATS, FUSED_FROM_HIDDEN // 2, 2, 0.0, SEQ, members=3)
     )
     wide = GroupedLSTMEnsemble(ArchitectureSpec("lstm", FEATS, FUSED_FROM_HIDDEN, 2, 0.0, SEQ, members=3))
-    assert (narrow.fused_kernel, wide.fused_kernel) == (False, True)
+    assert (narrow.trains_fused, wide.trains_fused) == (False, True)
     wide = wide.double()
     x = torch.randn(7, SEQ, FEATS, dtype=torch.float64)
     results = []
     for fused in (False, True):
-        wide.fused_kernel = fused
+        wide.trains_fused = fused
         out = wide.member_outputs(x)
         results.append((out, torch.autograd.grad(out.square().sum(), list(wide.parameters()))))
     (grouped_out, grouped_grads), (fused_out, fused_grads) = results
     torch.testing.assert_close(fused_out, grouped_out, rtol=0, atol=1e-12)
     for fused_grad, grouped_grad in zip(fused_grads, grouped_grads, strict=True):
         torch.testing.assert_close(fused_grad, grouped_grad, rtol=0, atol=1e-12)
+
+    def no_kernel(*args, **kwargs):
+        raise AssertionError("inference went through torch.lstm")
+
+    monkeypatch.setattr(torch, "lstm", no_kernel)
+    with torch.no_grad():
+        torch.testing.assert_close(wide.eval().member_outputs(x), fused_out, rtol=0, atol=1e-12)
+    with pytest.raises(AssertionError, match="torch.lstm"):
+        wide.train().member_outputs(x)
 
 
 def test_members_start_from_their_own_seeds_and_the_ensemble_trades_their_mean():
