@@ -72,14 +72,14 @@ def trial_seconds(
 
 @contextmanager
 def op_by_op_lstm() -> Iterator[None]:
-    """Every LSTM ensemble built inside runs the grouped recurrence op by op, as all did before
-    members from ``FUSED_FROM_HIDDEN`` up took the fused kernel (the before arm)."""
-    width = ensemble.FUSED_FROM_HIDDEN
-    ensemble.FUSED_FROM_HIDDEN = sys.maxsize
+    """Every LSTM ensemble built inside runs the grouped recurrence op by op, training and
+    predicting, as all did before members took the fused kernel (the before arm)."""
+    width, batch = ensemble.FUSED_FROM_HIDDEN, ensemble.FUSED_FROM_BATCH
+    ensemble.FUSED_FROM_HIDDEN = ensemble.FUSED_FROM_BATCH = sys.maxsize
     try:
         yield
     finally:
-        ensemble.FUSED_FROM_HIDDEN = width
+        ensemble.FUSED_FROM_HIDDEN, ensemble.FUSED_FROM_BATCH = width, batch
 
 
 def arms(

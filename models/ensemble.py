@@ -52,22 +52,25 @@ class SeedEnsemble(nn.Module):
         raise NotImplementedError
 
 
-# From this hidden width up, members train faster through PyTorch's fused LSTM kernel one by one
-# than through the grouped recurrence op by op, whose per-step ops and their backward then cost
-# more than the kernel calls they save (one training step of 8 members, batch 64, 20 steps, one
-# thread: width 8, 3.8 ms grouped vs 6.3 fused; 16, 5.9 vs 4.1; 32, 11.2 vs 7.2; bench
-# seed_ensemble_cost_ratio, details.fused_floor). Both compute the same LSTM. Inference stays
-# grouped: one window through 8 kernel calls took twice the live p99 (4.7 ms against 2.2).
-FUSED_FROM_HIDDEN = 16
+# Each LSTM member's slice of the grouped weights can also run through PyTorch's own LSTM kernel,
+# one call per member: the same computation, faster where the grouped recurrence's per-step ops
+# (and their backward) cost more than the calls they save. Measured, one thread, 8 members, 20
+# steps: a training step at batch 64 from width 16 up (width 8: 3.8 ms op by op vs 6.3 through
+# the kernel; 16: 5.9 vs 4.1; 32: 9.6 vs 5.4, bench seed_ensemble_cost_ratio
+# details.fused_floor); a float64 prediction from a few hundred windows up (width 32: 756
+# windows 302 ms vs 144; one live window 0.37 ms vs 1.26, so live inference stays grouped).
+FUSED_FROM_HIDDEN = 16  # training steps
+FUSED_FROM_BATCH = 256  # predictions
 
 
 class GroupedLSTMEnsemble(SeedEnsemble):
     """k LSTM regressors (``nn.LSTM`` semantics, with the gates laid out i, f, o, g and one bias
     per gate, the sum of PyTorch's two), their weights stacked over a leading member dimension.
 
-    Members run as batched matrix products over all members, step by step; in training from
-    ``FUSED_FROM_HIDDEN`` up (``trains_fused``) each member's slice of the weights goes through
-    ``torch.lstm`` instead, the same computation."""
+    Members run as batched matrix products over all members, step by step, or each member's
+    slice of the weights through ``torch.lstm``, the same computation, where that is faster:
+    training steps from ``FUSED_FROM_HIDDEN`` up (``trains_fused``), predictions of
+    ``FUSED_FROM_BATCH`` windows or more."""
 
     def __init__(self, spec: ArchitectureSpec, seeds: list[int] | None = None):
         super().__init__()
@@ -107,7 +110,8 @@ class GroupedLSTMEnsemble(SeedEnsemble):
 
     def member_outputs(self, x: torch.Tensor) -> torch.Tensor:
         members_x = x.unsqueeze(0).expand(self.members, *x.shape) if x.dim() == 3 else x  # (k, B, T, F)
-        fused = self.trains_fused and self.training
+        training_step = self.training and torch.is_grad_enabled()
+        fused = self.trains_fused if training_step else members_x.shape[1] >= FUSED_FROM_BATCH
         last_hidden = self._last_hidden_fused if fused else self._last_hidden_grouped
         last = last_hidden(members_x)
         out = torch.baddbmm(self.head_b, last, self.head_w)  # (k, B, n_outputs)

@@ -10,6 +10,7 @@ from torch import nn
 
 from models.checkpoint import load_checkpoint, save_checkpoint
 from models.ensemble import (
+    FUSED_FROM_BATCH,
     FUSED_FROM_HIDDEN,
     GroupedLSTMEnsemble,
     ModuleListEnsemble,
@@ -77,8 +78,8 @@ def test_a_grouped_member_computes_what_nn_lstm_computes(trains_fused):
 def test_wide_lstm_members_train_through_the_fused_kernel_and_infer_grouped(monkeypatch):
     """From ``FUSED_FROM_HIDDEN`` up the members train through ``torch.lstm`` one by one; the two
     paths are one computation: outputs and every parameter's gradient agree in float64 (dropout
-    between layers off: it draws different masks). Inference (eval mode) stays grouped, the
-    faster for one live window."""
+    between layers off: it draws different masks). Predictions stay grouped for a few windows
+    (one live window is faster so) and take the kernel from ``FUSED_FROM_BATCH`` windows."""
     narrow = GroupedLSTMEnsemble(
         ArchitectureSpec("lstm", FEATS, FUSED_FROM_HIDDEN // 2, 2, 0.0, SEQ, members=3)
     )
@@ -104,6 +105,9 @@ def test_wide_lstm_members_train_through_the_fused_kernel_and_infer_grouped(monk
         torch.testing.assert_close(wide.eval().member_outputs(x), fused_out, rtol=0, atol=1e-12)
     with pytest.raises(AssertionError, match="torch.lstm"):
         wide.train().member_outputs(x)
+    many = torch.randn(FUSED_FROM_BATCH, SEQ, FEATS, dtype=torch.float64)
+    with torch.no_grad(), pytest.raises(AssertionError, match="torch.lstm"):
+        narrow.double().eval().member_outputs(many)
 
 
 def test_members_start_from_their_own_seeds_and_the_ensemble_trades_their_mean():
