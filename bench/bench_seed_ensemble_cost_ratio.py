@@ -21,7 +21,7 @@ is k times one member's, so batching saves the per-step overhead, not the FLOPs.
 trial's batch, and of the same network at k times that batch: the same arithmetic as k members,
 in PyTorch's own fused kernel, with one step's overhead. Their ratio is the floor of the
 trial's ratio. Beside it the ensemble's step both ways it can run (``models.ensemble``: each
-member through the fused kernel, the default from width 16; the grouped recurrence op by op)
+member through the fused kernel, what training does from width 16; the grouped recurrence op by op)
 and k separate networks (``ModuleListEnsemble``). ``k8_op_by_op`` / ``ratio_op_by_op``: the
 headline trial with every member op by op, as before the fused kernel was used.
 """
