@@ -79,7 +79,8 @@ def test_first_model_then_a_fine_tuned_challenger_on_an_unseen_holdout(world, mo
     model = repo.get_model_version("lifecycle", 2)
     assert model is not None and model.trained_how == "finetune" and model.parent_version == 1
     assert model.metrics["frozen_layers"] == 1 and model.metrics["replayed_windows"] > 0
-    assert model.metrics["feature_kinds"]["known_in_advance"] == ["dow_sin", "dow_cos"]
+    weekdays = ["dow_mon", "dow_tue", "dow_wed", "dow_thu", "dow_fri"]  # no weekend bar: no weekend column
+    assert model.metrics["feature_kinds"]["known_in_advance"] == ["dow_sin", "dow_cos", *weekdays]
     holdout_start = pd.Timestamp(evaluation["holdout"]["start"])
     assert pd.Timestamp(model.data_end).tz_localize(None) < holdout_start  # the fine-tune never saw it
     champion, challenger = evaluation["champion"], evaluation["challenger"]

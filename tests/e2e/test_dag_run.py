@@ -257,4 +257,11 @@ def test_the_hourly_dag_runs_intraday_bars_and_reports_hourly_sharpe(airflow_env
             Path(airflow_env["RETUNE_HOME"]) / "models" / "eurusd_1h" / ours[0]["run_id"] / "meta.json"
         ).read_text()
     )
-    assert meta["feature_kinds"]["known_in_advance"] == ["dow_sin", "dow_cos", "tod_sin", "tod_cos"]
+    weekdays = ["dow_mon", "dow_tue", "dow_wed", "dow_thu", "dow_fri"]  # Monday to Friday bars
+    assert meta["feature_kinds"]["known_in_advance"] == [
+        "dow_sin",
+        "dow_cos",
+        "tod_sin",
+        "tod_cos",
+        *weekdays,
+    ]

@@ -10,7 +10,14 @@ import torch
 from models.networks import ArchitectureSpec, build_network
 from pipelines.config import ConfigError, HyperParams
 from pipelines.config_files import parse_config
-from pipelines.features.core import FEATURE_KINDS, FEATURES, KNOWN_IN_ADVANCE, compute_features
+from pipelines.features.core import (
+    FEATURE_KINDS,
+    FEATURES,
+    KNOWN_IN_ADVANCE,
+    WEEKDAYS,
+    compute_features,
+    model_features,
+)
 from pipelines.training.trainer import evaluate_loss, next_bar, predict, train_new, weighted_mse
 from pipelines.windowing import config_folds, labelled_windows
 
@@ -89,3 +96,13 @@ def test_calendar_features_are_known_in_advance_and_encode_the_weekday(make_bars
     valid = features["dow_sin"].notna().to_numpy()
     np.testing.assert_allclose(features["dow_sin"].to_numpy()[valid], np.sin(angle)[valid], atol=1e-12)
     np.testing.assert_allclose(features["dow_cos"].to_numpy()[valid], np.cos(angle)[valid], atol=1e-12)
+    # one-hot too, so a linear model can single out one day; columns of days absent from the
+    # bars (the weekend of business-day bars) are constant and left out of the model
+    one_hot = features[[f"dow_{day}" for day in WEEKDAYS]].to_numpy()[valid]
+    np.testing.assert_array_equal(one_hot, np.eye(7)[weekday[valid]])
+    used = model_features(features)
+    assert [c for c in used if c.startswith("dow_")] == [
+        "dow_sin",
+        "dow_cos",
+        *(f"dow_{d}" for d in WEEKDAYS[:5]),
+    ]
