@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -55,9 +56,12 @@ def save_checkpoint(directory: Path, network: nn.Module, spec: ArchitectureSpec,
 
 
 def load_checkpoint(
-    directory: Path, expected_sha256: str | None = None, expected_fingerprint: str | None = None
+    directory: Path,
+    expected_sha256: str | None = None,
+    expected_fingerprint: str | Collection[str] | None = None,
 ) -> Checkpoint:
-    """Load a checkpoint after checking its hash and feature fingerprint."""
+    """Load a checkpoint after checking its hash and feature fingerprint (one, or any of several
+    this code can still serve)."""
     weights, meta_path = directory / WEIGHTS, directory / META
     if not weights.is_file() or not meta_path.is_file():
         raise CheckpointError(f"checkpoint {directory} is incomplete (need {WEIGHTS} and {META})")
@@ -70,10 +74,11 @@ def load_checkpoint(
                 f"({str(expected)[:12]}…): refusing to load a modified file"
             )
     fingerprint = meta.get("feature_fingerprint")
-    if expected_fingerprint is not None and fingerprint != expected_fingerprint:
+    readable = {expected_fingerprint} if isinstance(expected_fingerprint, str) else expected_fingerprint
+    if readable is not None and fingerprint not in readable:
         raise CheckpointError(
             f"checkpoint {directory} was trained on features {fingerprint}, "
-            f"but this code builds {expected_fingerprint}: retrain instead of loading it"
+            f"but this code reads {' or '.join(sorted(readable))}: retrain instead of loading it"
         )
     spec = ArchitectureSpec(**meta["architecture"])
     network = build_network(spec)

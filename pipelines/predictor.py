@@ -28,8 +28,8 @@ from pipelines.features.core import (
     WARMUP,
     WINDOW_COLUMNS,
     FeatureScaler,
-    feature_fingerprint,
     newest_feature_row,
+    readable_fingerprints,
 )
 from pipelines.settings import Settings
 from pipelines.store.production_file import read_production_file
@@ -71,7 +71,7 @@ class LivePredictor:
         cls, directory: Path, sha256: str, params: HyperParams, model_key: str, **versions: int | None
     ) -> LivePredictor:
         """A predictor for a registered checkpoint (hash and feature fingerprint checked)."""
-        checkpoint = load_checkpoint(directory, sha256, feature_fingerprint())
+        checkpoint = load_checkpoint(directory, sha256, readable_fingerprints())
         return cls(
             model_key=model_key,
             params=params,

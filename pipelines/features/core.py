@@ -197,7 +197,21 @@ def _per_volatility(returns: pd.Series | np.ndarray, features: pd.DataFrame) -> 
 
 def feature_fingerprint() -> str:
     """Identifies the feature definition; a checkpoint trained on other features is refused."""
-    spec = {"features": FEATURES, "kinds": FEATURE_KINDS, "roll": ROLL, "warmup": WARMUP, "version": 4}
+    return _fingerprint(FEATURES, FEATURE_KINDS, version=4)
+
+
+def readable_fingerprints() -> frozenset[str]:
+    """The feature definitions a deployed checkpoint may carry and still be served: this one,
+    and version 3, which lacked only the weekday one-hot (every column it has is computed here
+    as it was then, and a model reads only its own columns), so an upgrade does not strand the
+    deployed model. Fine-tuning still wants this definition (a new model learns the new columns)."""
+    before_one_hot = KNOWN_IN_ADVANCE[:4]
+    kinds = {"observed": list(OBSERVED), "known_in_advance": list(before_one_hot)}
+    return frozenset({feature_fingerprint(), _fingerprint(OBSERVED + before_one_hot, kinds, version=3)})
+
+
+def _fingerprint(features: tuple[str, ...], kinds: dict[str, list[str]], version: int) -> str:
+    spec = {"features": features, "kinds": kinds, "roll": ROLL, "warmup": WARMUP, "version": version}
     return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
 
 

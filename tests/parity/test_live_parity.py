@@ -193,3 +193,37 @@ def test_time_zone_aware_bars_are_read_as_utc(make_bars):
     aware = bars.assign(timestamp=bars["timestamp"].dt.tz_localize("UTC").dt.tz_convert("America/New_York"))
     naive_signal = _predictor(bars, "lstm").predict_bars(bars)
     assert _predictor(bars, "lstm").predict_bars(aware) == naive_signal
+
+
+# what every checkpoint written before the weekday one-hot carries (feature definition 3)
+FINGERPRINT_BEFORE_ONE_HOT = "409a39c524ff96a0"
+
+
+def test_a_model_saved_before_the_weekday_one_hot_is_still_served_with_parity(make_bars, tmp_path):
+    """An upgrade does not strand the deployed model: a checkpoint of feature definition 3 (no
+    ``dow_mon`` .. columns) loads, reads only its own columns, and keeps parity; a checkpoint of
+    a definition this code cannot serve is refused."""
+    from models.checkpoint import CheckpointError, save_checkpoint
+
+    bars = make_bars(400, seed=11)
+    features = compute_features(bars)
+    before = features.drop(columns=[c for c in features.columns if c.startswith("dow_")][2:])
+    assert list(before.columns)[-4:] == ["dow_sin", "dow_cos", "tod_sin", "tod_cos"]
+    scaler = FeatureScaler.fit(before, next_return(bars))
+    params = HyperParams(hidden_size=16, num_layers=1, seq_len=10, entry_threshold=0.05, long_short=True)
+    spec = architecture(params, len(scaler.features), 1, 1)
+    torch.manual_seed(3)
+    for fingerprint, served in ((FINGERPRINT_BEFORE_ONE_HOT, True), ("fedcba9876543210", False)):
+        meta = {"feature_fingerprint": fingerprint, "scaler": scaler.to_dict()}
+        directory = tmp_path / fingerprint
+        sha = save_checkpoint(directory, build_network(spec), spec, meta)
+        if not served:
+            with pytest.raises(CheckpointError, match="trained on features fedcba9876543210"):
+                LivePredictor.from_checkpoint(directory, sha, params, "k")
+            continue
+        predictor = LivePredictor.from_checkpoint(directory, sha, params, "k")
+        assert not any(
+            name.startswith("dow_") and name[4:] in ("mon", "fri") for name in predictor.scaler.features
+        )
+        result = check_parity(predictor, bars, features, 250)
+        assert result.passed and result.n_bars == 150, result
