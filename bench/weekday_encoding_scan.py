@@ -24,6 +24,7 @@ import numpy as np
 from bench_planted_promotions import MATCHED_STRENGTHS, backtest_sharpe, planted
 from early_stopping_scan import prepared, scan, trial_score
 
+from pipelines.config import PipelineConfig
 from pipelines.features.core import WEEKDAYS
 from pipelines.windowing import Fold, PreparedData
 
@@ -40,13 +41,12 @@ def angle_only(data: PreparedData) -> PreparedData:
     return PreparedData(bars=data.bars, features=features, target=data.target)
 
 
-def oracle_sharpe(label: str, data: PreparedData, folds: list[Fold]) -> float:
+def oracle_sharpe(label: str, config: PipelineConfig, data: PreparedData, folds: list[Fold]) -> float:
     """The oracle rule traded on the folds' validation blocks, stitched, with the chain's costs."""
     structure, seed = label.rsplit("_", 1)
     series, oracle = planted(structure, int(seed), MATCHED_STRENGTHS[structure])
     offset = int(np.flatnonzero(series.bars["timestamp"].to_numpy() == data.bars["timestamp"].iloc[0])[0])
     rows = np.concatenate([np.arange(f.val_start, f.val_end) for f in folds])
-    config, *_ = prepared(label)
     return round(
         backtest_sharpe(data.bars.iloc[rows], oracle[offset + rows], config.fees, config.slippage), 3
     )
@@ -62,7 +62,7 @@ def scores(label: str) -> dict[str, object]:
             trial_score(blind, folds, params, config, grid),
             trial_score(data, folds, params, config, grid),
         )
-    out["oracle"] = oracle_sharpe(label, data, folds)
+    out["oracle"] = oracle_sharpe(label, config, data, folds)
     return out
 
 
