@@ -160,6 +160,47 @@ def complete_values(study: optuna.Study) -> list[float]:
     ]
 
 
+def searched_trials(study: optuna.Study) -> list[tuple[dict[str, Any], float]]:
+    """Each complete searched trial's params (with its chosen strategy variant, as the narrow step
+    reads them) and value; the baseline family's reference trial is left out."""
+    return [
+        ({**t.params, **(t.user_attrs.get(TrialAttr.STRATEGY) or {})}, float(t.value))  # type: ignore[arg-type]
+        for t in study.trials
+        if t.state == optuna.trial.TrialState.COMPLETE and not t.user_attrs.get(TrialAttr.BASELINE)
+    ]
+
+
+def contains(spec: ParamSpec, value: Any) -> bool:
+    if isinstance(spec, Categorical):
+        return value in spec.choices
+    return spec.low <= value <= spec.high
+
+
+def cut_scores(firings: list, trials: list[tuple[dict[str, Any], float]]) -> dict[str, dict[str, Any]]:
+    """Did each narrowing cut away trials that scored worse? Per firing that narrowed a range, the
+    unnarrowed studies' trials outside the new range (those the rule cut) against those inside.
+
+    A rule that cuts better-scoring trials than it keeps misleads the search. Widening firings are
+    left out: the unnarrowed studies never tried the widened region.
+    """
+    out: dict[str, dict[str, Any]] = {}
+    for firing in firings:
+        after = parse_config({"search_space": {firing.param: firing.after}}).search_space[firing.param]
+        kept = [value for params, value in trials if contains(after, params[firing.param])]
+        cut = [value for params, value in trials if not contains(after, params[firing.param])]
+        if not cut:  # a widening, or a cut nobody had tried
+            continue
+        out[f"{firing.rule}:{firing.param}"] = {
+            "kept_trials": len(kept),
+            "cut_trials": len(cut),
+            "kept_mean": round(float(np.mean(kept)), 4) if kept else None,
+            "cut_mean": round(float(np.mean(cut)), 4),
+            "kept_best": round(max(kept), 4) if kept else None,
+            "cut_best": round(max(cut), 4),
+        }
+    return out
+
+
 def baseline_value(study: optuna.Study) -> float | None:
     return next((t.value for t in study.trials if t.user_attrs.get(TrialAttr.BASELINE)), None)
 
@@ -179,13 +220,26 @@ def ratio(values: list[float], target: float) -> float:
 def compare(full: list[float], narrowed: list[float], twin: list[float]) -> dict[str, Any]:
     """The narrowed study's ratio, and the twin's: an unnarrowed study with another seed."""
     target = float(np.max(full))
+    finite = np.asarray([v for v in full if math.isfinite(v)])
+    decile = float(np.quantile(finite, 0.9))  # a target one lucky draw cannot set alone
     return {
         "unnarrowed_best": round(target, 5),
         "narrowed_best": round(float(np.max(narrowed)), 5),
         "trials_needed": trials_to_reach(narrowed, target),
         "ratio": ratio(narrowed, target),
         "twin_ratio": ratio(twin, target),
+        "ratio_to_top_decile": ratio(narrowed, decile),
+        "twin_ratio_to_top_decile": ratio(twin, decile),
+        "mean_trial": {
+            "full": _finite_mean(full),
+            "narrowed": _finite_mean(narrowed),
+            "twin": _finite_mean(twin),
+        },
     }
+
+
+def _finite_mean(values: list[float]) -> float:
+    return round(float(np.mean([v for v in values if math.isfinite(v)])), 5)
 
 
 def search_arms(
@@ -198,7 +252,7 @@ def search_arms(
     n: int,
 ) -> dict[str, Any]:
     """The full, narrowed and twin studies through the production search, compared."""
-    arms, baseline = {}, None
+    arms, baseline, unnarrowed_trials = {}, None, []
     for arm, arm_config, arm_space in (
         ("full", config, full),
         ("narrowed", config, narrowed),
@@ -209,10 +263,13 @@ def search_arms(
         )
         assert best_fresh_trial(study) is not None
         arms[arm] = complete_values(study)
+        if arm != "narrowed":
+            unnarrowed_trials += searched_trials(study)
         if arm == "full":
             baseline = baseline_value(study)
     result = compare(arms["full"], arms["narrowed"], arms["twin"])
     result["baseline"] = None if baseline is None else round(baseline, 5)  # what no arm is credited
+    result["unnarrowed_trials"] = unnarrowed_trials  # consumed by the caller (cut_scores)
     return result
 
 
@@ -280,6 +337,7 @@ def sp500_seed(seed: int, bars: pd.DataFrame) -> dict[str, Any]:
     data = PreparedData.from_bars(bars, config.window_bars)
     twin_config = small_config(seed=seed + TWIN_SEED)
     result = search_arms(f"sp-{seed}", data, config, space, narrowed.after, twin_config, TRIALS)
+    result["cuts"] = cut_scores(narrowed.firings, result.pop("unnarrowed_trials"))
     result["width_share_kept"] = width_share(space, narrowed.after)
     result["rules_fired"] = sorted({f.rule for f in narrowed.firings})
     return result
@@ -312,6 +370,7 @@ def planted_seed(seed: int) -> dict[str, Any]:
     data = PreparedData.from_bars(bars, config.window_bars)
     twin_config = config.model_copy(update={"seed": seed + TWIN_SEED})
     result = search_arms(f"ar-{seed}", data, config, space, narrowed.after, twin_config, PLANTED_TRIALS)
+    result["cuts"] = cut_scores(narrowed.firings, result.pop("unnarrowed_trials"))
     result["width_share_kept"] = width_share(space, narrowed.after)
     result["rules_fired"] = sorted({f.rule for f in narrowed.firings})
     return result
@@ -358,9 +417,10 @@ def run() -> dict:
     if n_planted < 1:
         raise ValueError("RETUNE_BENCH_SEEDS must be at least 1: the planted series are half of the value")
     planted_rows = {}
-    for seed in range(n_planted):
+    first = env_int("RETUNE_BENCH_FIRST_SEED", 0)  # to split the planted series over processes
+    for seed in range(first, first + n_planted):
         row = planted_rows[seed] = planted_seed(seed)
-        print(f"   planted seed {seed}: {row['ratio']} (twin {row['twin_ratio']})", flush=True)
+        print(f"   planted seed {seed}: {row['ratio']} (twin {row['twin_ratio']})", row["cuts"], flush=True)
     sp500_seeds = range(env_int("RETUNE_BENCH_SP500_SEEDS", len(SEEDS)))
     sp500: dict[int, dict] = {}
     structure: dict[str, Any] = {}
