@@ -289,10 +289,24 @@ def test_prior_top_trials_silent_without_evidence(trials):
 )
 def test_best_on_edge_widens_range(param, best, expected):
     space = dict(SPACE, dropout=FloatRange(type="uniform", low=0.0, high=0.5))
-    result = narrow(space, neutral(prior_best_params={param: best}), BestOnEdgeWidensRange())
+    evidence = neutral(prior_best_params={param: best}, prior_top_trials=[{param: best}] * 3)
+    result = narrow(space, evidence, BestOnEdgeWidensRange())
     after = result.after[param]
     assert (after.low, after.high) == pytest.approx(expected)
     assert [f.param for f in result.firings] == [param]
+
+
+@pytest.mark.parametrize(
+    "top",
+    [
+        [{"dropout": 0.5}] * 2,  # too few top trials to back one best
+        [{"dropout": 0.5}, {"dropout": 0.1}, {"dropout": 0.3}],  # their median sits mid-range
+    ],
+)
+def test_a_lone_best_on_the_edge_widens_nothing(top):
+    space = dict(SPACE, dropout=FloatRange(type="uniform", low=0.0, high=0.5))
+    evidence = neutral(prior_best_params={"dropout": 0.5}, prior_top_trials=top)
+    assert narrow(space, evidence, BestOnEdgeWidensRange()).firings == []
 
 
 def test_best_in_the_middle_changes_nothing():

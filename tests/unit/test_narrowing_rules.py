@@ -12,7 +12,7 @@ import pytest
 from pipelines.narrowing.base import Evidence, at_most
 from pipelines.narrowing.diagnostics import TrainingDiagnostics
 from pipelines.narrowing.optimizer import DataDrivenOptimizer, data_evidence
-from pipelines.narrowing.rules import DEFAULT_RULES, RULES, rules_by_name
+from pipelines.narrowing.rules import DEFAULT_RULES, OPTIONAL_RULES, RULES, rules_by_name
 from pipelines.narrowing.rules.autocorrelation import AutocorrelationShortensSequenceLength
 from pipelines.narrowing.rules.deployed_architecture import DeployedArchitectureStaysFixed
 from pipelines.narrowing.rules.edge_widening import BestOnEdgeWidensRange
@@ -257,14 +257,16 @@ def test_a_pin_keeps_the_incumbent_too():
 
 def test_widening_never_undoes_a_narrowing_target_even_from_a_later_rule():
     cap = Propose({"dropout": FloatRange(type="uniform", low=0.0, high=0.3)}, name="cap")
-    evidence = neutral(prior_best_params={"dropout": 0.29})
+    evidence = neutral(prior_best_params={"dropout": 0.29}, prior_top_trials=[{"dropout": 0.29}] * 3)
+    assert narrow(evidence, BestOnEdgeWidensRange()).after["dropout"].high > 0.3  # it would widen
     result = narrow(evidence, BestOnEdgeWidensRange(), cap)
     assert bounds(result.after["dropout"]) == pytest.approx((0.0, 0.3))
     assert [f.rule for f in result.firings] == ["cap"]
 
 
 def test_edge_widening_is_idempotent():
-    evidence = neutral(prior_best_params={"dropout": 0.5, "lr": 1e-2, "seq_len": 70})
+    best = {"dropout": 0.5, "lr": 1e-2, "seq_len": 70}
+    evidence = neutral(prior_best_params=best, prior_top_trials=[best] * 3)
     once = narrow(evidence, BestOnEdgeWidensRange())
     twice = narrow(evidence, BestOnEdgeWidensRange(), space=once.after)
     assert bounds(once.after["dropout"]) == pytest.approx((0.0, 0.75))
@@ -322,9 +324,16 @@ def test_evidence_to_dict_is_json_ready():
 # --- registry ---------------------------------------------------------------------------------
 
 
-def test_registry_names_every_default_rule_in_order():
-    assert list(RULES) == [rule.name for rule in DEFAULT_RULES]
-    assert len(set(RULES)) == len(DEFAULT_RULES)
+def test_registry_names_every_default_rule_in_order_then_the_optional_ones():
+    assert list(RULES) == [rule.name for rule in (*DEFAULT_RULES, *OPTIONAL_RULES)]
+    assert len(set(RULES)) == len(DEFAULT_RULES) + len(OPTIONAL_RULES)
+
+
+def test_the_autocorrelation_rule_runs_only_when_named():
+    evidence = neutral(autocorrelation=0.35)
+    assert "seq_len" not in {f.param for f in DataDrivenOptimizer().narrow(SPACE, evidence).firings}
+    named = DataDrivenOptimizer(rules_by_name(["autocorrelation_shortens_sequence_length"]))
+    assert bounds(named.narrow(SPACE, evidence).after["seq_len"]) == (10, 20)
 
 
 def test_rules_by_name_keeps_the_given_order():

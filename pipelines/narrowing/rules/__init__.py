@@ -2,6 +2,11 @@
 
 Pins come first (nothing later can move a pinned value), then the data regime, then the deployed
 model's training diagnostics, then past studies; widening comes last and never undoes a narrowing.
+
+``OPTIONAL_RULES`` run only when a config names them in ``narrowing_rules``. The autocorrelation
+rule is one: on the planted AR(1) series of ``bench/bench_narrowing_trials_ratio.py``, where it
+fired (2 of 6), the trials it would cut (seq_len above 20) scored higher on average than those it
+kept (+0.25, +0.27) and held the search's best.
 """
 
 from __future__ import annotations
@@ -26,7 +31,6 @@ DEFAULT_RULES: tuple[NarrowingRule, ...] = (
     DeployedArchitectureStaysFixed(),
     ShortHistoryCapsModelSize(),
     VolatilityRegimeShiftsSequenceLength(),
-    AutocorrelationShortensSequenceLength(),
     StrongTrendPicksTradeSide(),
     WeakSignalRaisesEntryThreshold(),
     OverfittingGapAddsRegularization(),
@@ -37,7 +41,9 @@ DEFAULT_RULES: tuple[NarrowingRule, ...] = (
     BestOnEdgeWidensRange(),
 )
 
-RULES: dict[str, NarrowingRule] = {rule.name: rule for rule in DEFAULT_RULES}
+OPTIONAL_RULES: tuple[NarrowingRule, ...] = (AutocorrelationShortensSequenceLength(),)
+
+RULES: dict[str, NarrowingRule] = {rule.name: rule for rule in (*DEFAULT_RULES, *OPTIONAL_RULES)}
 
 
 def rules_by_name(names: Sequence[str]) -> list[NarrowingRule]:
@@ -55,4 +61,4 @@ def rules_by_name(names: Sequence[str]) -> list[NarrowingRule]:
     return [RULES[name] for name in names]
 
 
-__all__ = ["DEFAULT_RULES", "RULES", "rules_by_name"]
+__all__ = ["DEFAULT_RULES", "OPTIONAL_RULES", "RULES", "rules_by_name"]
