@@ -47,13 +47,13 @@ class BestOnEdgeWidensRange:
             to, back = (math.log, math.exp) if log else (float, float)
             low, high, at = to(spec.low), to(spec.high), to(value)
             span = high - low
-            top = _top_median(evidence, param, to)
-            if top is None or len(top[1]) < self.min_top_trials:
+            top_median, n_top = _top_median(evidence, param, to)
+            if n_top < self.min_top_trials:
                 continue
-            if at >= high - self.edge_fraction * span and top[0] >= high - self.agree_fraction * span:
+            if at >= high - self.edge_fraction * span and top_median >= high - self.agree_fraction * span:
                 edge, reach = "upper", at + self.widen_fraction * (at - low)
                 new = (spec.low, back(reach))
-            elif at <= low + self.edge_fraction * span and top[0] <= low + self.agree_fraction * span:
+            elif at <= low + self.edge_fraction * span and top_median <= low + self.agree_fraction * span:
                 edge, reach = "lower", at - self.widen_fraction * (high - at)
                 new = (back(reach), spec.high)
             else:
@@ -66,27 +66,25 @@ class BestOnEdgeWidensRange:
                     param,
                     widen_to(*new),
                     f"last best {param}={value:.4g} sits at or past the {edge} edge of "
-                    f"[{spec.low:.4g}, {spec.high:.4g}], and the median of the {len(top[1])} top "
-                    f"prior trials ({back(top[0]):.4g}) in its outer {self.agree_fraction:.0%}: widen it",
+                    f"[{spec.low:.4g}, {spec.high:.4g}], and the median of the {n_top} top prior "
+                    f"trials ({back(top_median):.4g}) in its outer {self.agree_fraction:.0%}: widen it",
                     {
                         "best": value,
                         "low": spec.low,
                         "high": spec.high,
-                        "n_top_trials": len(top[1]),
-                        "top_median": back(top[0]),
+                        "n_top_trials": n_top,
+                        "top_median": back(top_median),
                     },
                 )
             )
         return out
 
 
-def _top_median(
-    evidence: Evidence, param: str, to: Callable[[float], float]
-) -> tuple[float, list[float]] | None:
-    """The prior top trials' values of ``param`` (on the rule's scale) and their median."""
+def _top_median(evidence: Evidence, param: str, to: Callable[[float], float]) -> tuple[float, int]:
+    """The median of the prior top trials' values of ``param`` (on the rule's scale), and how many."""
     values = [
         to(float(v))
         for v in (t.get(param) for t in evidence.prior_top_trials)
         if is_number(v) and math.isfinite(v) and (to is float or v > 0)
     ]
-    return (statistics.median(values), values) if values else None
+    return (statistics.median(values) if values else math.nan), len(values)
