@@ -22,7 +22,10 @@ objectives:
   is between configurations rather than between training seeds of one configuration. There is
   little to narrow towards (that share is about 0.04), so it stays a record, not the goal.
 
-``RETUNE_BENCH_SEEDS`` (3) planted series, ``RETUNE_BENCH_SP500_SEEDS`` (8; 0 skips the S&P 500).
+``RETUNE_BENCH_SEEDS`` (6) planted series from ``RETUNE_BENCH_FIRST_SEED`` (0),
+``RETUNE_BENCH_SYNTHETIC_SEEDS`` (40), ``RETUNE_BENCH_SP500_SEEDS`` (8; 0 skips the S&P 500).
+Each narrowing that cut a range is scored by the unnarrowed studies' trials (``cuts``): the mean
+and best of those it would cut against those it keeps, to tell which rule misleads.
 """
 
 from __future__ import annotations
@@ -250,9 +253,10 @@ def search_arms(
     narrowed: dict,
     twin_config: PipelineConfig,
     n: int,
-) -> dict[str, Any]:
-    """The full, narrowed and twin studies through the production search, compared."""
-    arms, baseline, unnarrowed_trials = {}, None, []
+) -> tuple[dict[str, Any], list[tuple[dict[str, Any], float]]]:
+    """The full, narrowed and twin studies through the production search, compared; and the
+    unnarrowed (full and twin) studies' trials, which score what each narrowing cut."""
+    arms, baseline, unnarrowed_trials = {}, None, []  # the trials of the full and twin arms
     for arm, arm_config, arm_space in (
         ("full", config, full),
         ("narrowed", config, narrowed),
@@ -269,8 +273,7 @@ def search_arms(
             baseline = baseline_value(study)
     result = compare(arms["full"], arms["narrowed"], arms["twin"])
     result["baseline"] = None if baseline is None else round(baseline, 5)  # what no arm is credited
-    result["unnarrowed_trials"] = unnarrowed_trials  # consumed by the caller (cut_scores)
-    return result
+    return result, unnarrowed_trials
 
 
 def width_share(before: dict[str, ParamSpec], after: dict[str, ParamSpec]) -> float:
@@ -336,8 +339,8 @@ def sp500_seed(seed: int, bars: pd.DataFrame) -> dict[str, Any]:
     narrowed = DataDrivenOptimizer().narrow(space, evidence)
     data = PreparedData.from_bars(bars, config.window_bars)
     twin_config = small_config(seed=seed + TWIN_SEED)
-    result = search_arms(f"sp-{seed}", data, config, space, narrowed.after, twin_config, TRIALS)
-    result["cuts"] = cut_scores(narrowed.firings, result.pop("unnarrowed_trials"))
+    result, trials = search_arms(f"sp-{seed}", data, config, space, narrowed.after, twin_config, TRIALS)
+    result["cuts"] = cut_scores(narrowed.firings, trials)
     result["width_share_kept"] = width_share(space, narrowed.after)
     result["rules_fired"] = sorted({f.rule for f in narrowed.firings})
     return result
@@ -369,8 +372,10 @@ def planted_seed(seed: int) -> dict[str, Any]:
     narrowed = DataDrivenOptimizer().narrow(space, evidence)
     data = PreparedData.from_bars(bars, config.window_bars)
     twin_config = config.model_copy(update={"seed": seed + TWIN_SEED})
-    result = search_arms(f"ar-{seed}", data, config, space, narrowed.after, twin_config, PLANTED_TRIALS)
-    result["cuts"] = cut_scores(narrowed.firings, result.pop("unnarrowed_trials"))
+    result, trials = search_arms(
+        f"ar-{seed}", data, config, space, narrowed.after, twin_config, PLANTED_TRIALS
+    )
+    result["cuts"] = cut_scores(narrowed.firings, trials)
     result["width_share_kept"] = width_share(space, narrowed.after)
     result["rules_fired"] = sorted({f.rule for f in narrowed.firings})
     return result
@@ -406,6 +411,24 @@ def parameter_share(bars: pd.DataFrame) -> dict[str, Any]:
     }
 
 
+def planted_summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Beyond the best-of-budget ratio: the top-decile ratios' medians, and per series (in seed
+    order) the narrowed and twin arms' mean trial and the narrowed best against the full arm's."""
+    return {
+        "planted_ratio_to_top_decile": median([r["ratio_to_top_decile"] for r in rows]),
+        "planted_twin_ratio_to_top_decile": median([r["twin_ratio_to_top_decile"] for r in rows]),
+        "planted_mean_trial_narrowed_minus_full": [
+            round(r["mean_trial"]["narrowed"] - r["mean_trial"]["full"], 3) for r in rows
+        ],
+        "planted_mean_trial_twin_minus_full": [
+            round(r["mean_trial"]["twin"] - r["mean_trial"]["full"], 3) for r in rows
+        ],
+        "planted_best_narrowed_minus_unnarrowed": [
+            round(r["narrowed_best"] - r["unnarrowed_best"], 3) for r in rows
+        ],
+    }
+
+
 def run() -> dict:
     from pipelines.data.sources import load_bars
 
@@ -414,7 +437,7 @@ def run() -> dict:
     synthetic_seeds = SYNTHETIC_SEEDS[: env_int("RETUNE_BENCH_SYNTHETIC_SEEDS", len(SYNTHETIC_SEEDS))]
     synthetic_rows = {seed: synthetic_seed(seed) for seed in synthetic_seeds}  # 0: another process has them
     print(f"   synthetic ratios {[r['ratio'] for r in synthetic_rows.values()]}", flush=True)
-    n_planted = env_int("RETUNE_BENCH_SEEDS", 3)
+    n_planted = env_int("RETUNE_BENCH_SEEDS", 6)
     if n_planted < 1:
         raise ValueError("RETUNE_BENCH_SEEDS must be at least 1: the planted series are half of the value")
     planted_rows = {}
@@ -440,6 +463,7 @@ def run() -> dict:
         "planted_ratio": planted_ratio,
         "synthetic_twin_ratio": median([r["twin_ratio"] for r in synthetic_rows.values()]),
         "planted_twin_ratio": median([r["twin_ratio"] for r in planted_rows.values()]),
+        **planted_summary([planted_rows[seed] for seed in sorted(planted_rows)]),
         "synthetic_optimum_inside_narrowed_box_share": inside_share,
         "synthetic_optimum_inside_goal": ">= 0.95",
         "prior_trials": {"synthetic": PRIOR_TRIALS, "planted": PLANTED_PRIOR_TRIALS},
