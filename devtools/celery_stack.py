@@ -140,7 +140,8 @@ class CeleryStack(AirflowStack):
         self.stop_workers()
         super().__exit__(*exc)
 
-    def hostnames(self, dag_id: str, run_id: str, task_id: str) -> list[str]:
-        """Where each (mapped) instance of ``task_id`` ran, by its Celery worker's name."""
+    def hostnames(self, dag_id: str, run_id: str, task_id: str | None = None) -> list[str]:
+        """Where each (mapped) instance of ``task_id`` (of every task: None) ran, by its Celery
+        worker's name."""
         items = self.call("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances")["task_instances"]
-        return [t["hostname"] for t in items if t["task_id"] == task_id]
+        return [t["hostname"] for t in items if task_id is None or t["task_id"] == task_id]

@@ -226,8 +226,12 @@ def test_a_fleet_of_three_model_keys_on_the_two_workers(celery):
     keys = ["fleet_a", "fleet_b", "fleet_c"]
     run_id = celery.trigger("retune_daily_fleet", conf("fleet_a", configs=keys, n_trials=2), "celery-fleet")
     finished_run(celery, "retune_daily_fleet", run_id)
-    hosts = set(celery.hostnames("retune_daily_fleet", run_id, "model.search"))
-    assert hosts == set(WORKERS), hosts  # the keys' searches shared both workers
+    searched_on = set(celery.hostnames("retune_daily_fleet", run_id, "model.search"))
+    assert searched_on and searched_on <= set(WORKERS), searched_on
+    # the fleet's steps shared both workers; which worker took the three searches is a race (a
+    # CI run saw one worker take all three while the other ran the keys' other steps)
+    ran_on = {host for host in celery.hostnames("retune_daily_fleet", run_id) if host}  # "": skipped
+    assert ran_on == set(WORKERS), ran_on
 
     engine = sa.create_engine(celery.store_url)
     with engine.connect() as conn:
