@@ -46,7 +46,7 @@ from pipelines.config_files import default_config, parse_config
 from pipelines.narrowing.base import Evidence
 from pipelines.narrowing.history import top_quantile
 from pipelines.narrowing.optimizer import DataDrivenOptimizer, data_evidence
-from pipelines.param_specs import Categorical, FloatRange, IntRange, ParamSpec
+from pipelines.param_specs import Categorical, FloatRange, IntRange, ParamSpec, contains
 from pipelines.search.objective import make_objective
 from pipelines.search.reliability import intraclass_correlation
 from pipelines.search.space import suggest
@@ -171,12 +171,6 @@ def searched_trials(study: optuna.Study) -> list[tuple[dict[str, Any], float]]:
         for t in study.trials
         if t.state == optuna.trial.TrialState.COMPLETE and not t.user_attrs.get(TrialAttr.BASELINE)
     ]
-
-
-def contains(spec: ParamSpec, value: Any) -> bool:
-    if isinstance(spec, Categorical):
-        return value in spec.choices
-    return spec.low <= value <= spec.high
 
 
 def cut_scores(firings: list, trials: list[tuple[dict[str, Any], float]]) -> dict[str, dict[str, Any]]:
