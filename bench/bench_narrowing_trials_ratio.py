@@ -232,7 +232,7 @@ def compare(full: list[float], narrowed: list[float], twin: list[float]) -> dict
         "ratio_to_top_decile": ratio(narrowed, decile),
         "twin_ratio_to_top_decile": ratio(twin, decile),
         "mean_trial": {arm: _finite(np.mean, values) for arm, values in arms.items()},
-        # one degenerate trial (the objective's penalty, -10 Sharpe for a backtest without trades)
+        # one degenerate trial (the objective's penalty, -10 Sharpe for a degenerate backtest)
         # moves a mean over 22 complete trials by 0.6, more than the arms differ: the median compares
         "median_trial": {arm: _finite(np.median, values) for arm, values in arms.items()},
     }
