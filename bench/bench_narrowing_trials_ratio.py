@@ -24,8 +24,8 @@ objectives:
 
 ``RETUNE_BENCH_SEEDS`` (6) planted series from ``RETUNE_BENCH_FIRST_SEED`` (0),
 ``RETUNE_BENCH_SYNTHETIC_SEEDS`` (40), ``RETUNE_BENCH_SP500_SEEDS`` (8; 0 skips the S&P 500).
-Each narrowing that cut a range is scored by the unnarrowed studies' trials (``cuts``): the mean
-and best of those it would cut against those it keeps, to tell which rule misleads.
+Each narrowing that cut a range is scored by the unnarrowed studies' trials (``cuts``): the mean,
+median and best of those it would cut against those it keeps, to tell which rule misleads.
 """
 
 from __future__ import annotations
@@ -413,21 +413,17 @@ def planted_summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
     """Beyond the best-of-budget ratio: the top-decile ratios' medians, and per series (in seed
     order) the narrowed and twin arms' median and mean trial and the narrowed best against the
     full arm's."""
+
+    def minus_full(statistic: str, arm: str) -> list[float]:
+        return [round(r[statistic][arm] - r[statistic]["full"], 3) for r in rows]
+
     return {
         "planted_ratio_to_top_decile": median([r["ratio_to_top_decile"] for r in rows]),
         "planted_twin_ratio_to_top_decile": median([r["twin_ratio_to_top_decile"] for r in rows]),
-        "planted_median_trial_narrowed_minus_full": [
-            round(r["median_trial"]["narrowed"] - r["median_trial"]["full"], 3) for r in rows
-        ],
-        "planted_median_trial_twin_minus_full": [
-            round(r["median_trial"]["twin"] - r["median_trial"]["full"], 3) for r in rows
-        ],
-        "planted_mean_trial_narrowed_minus_full": [
-            round(r["mean_trial"]["narrowed"] - r["mean_trial"]["full"], 3) for r in rows
-        ],
-        "planted_mean_trial_twin_minus_full": [
-            round(r["mean_trial"]["twin"] - r["mean_trial"]["full"], 3) for r in rows
-        ],
+        "planted_median_trial_narrowed_minus_full": minus_full("median_trial", "narrowed"),
+        "planted_median_trial_twin_minus_full": minus_full("median_trial", "twin"),
+        "planted_mean_trial_narrowed_minus_full": minus_full("mean_trial", "narrowed"),
+        "planted_mean_trial_twin_minus_full": minus_full("mean_trial", "twin"),
         "planted_best_narrowed_minus_unnarrowed": [
             round(r["narrowed_best"] - r["unnarrowed_best"], 3) for r in rows
         ],
