@@ -24,9 +24,10 @@ e.g. ``{"momentum": 0.7, "vol_regime": 0.002, "day_of_week": 0.006}``) sets the 
 structures' strengths: momentum's ``strength``, the volatility regime's drift (calm +d, storm
 -d) and the Friday effect; ``bench/oracle_power.py`` shows which strengths a perfect model could
 get through the gate. ``RETUNE_BENCH_STRUCTURES`` (e.g. ``day_of_week,vol_regime``) runs only
-those of the other structures. ``RETUNE_BENCH_RERUNS`` (1) runs each series that many times in
-its home, a bar appended before each rerun as a daily DAG sees it (the first run starts that
-many bars earlier), and trades the unseen year with what production holds after the last.
+those of the other structures, on seeds from ``RETUNE_BENCH_FIRST_EXTRA_SEED`` (100) on.
+``RETUNE_BENCH_RERUNS`` (1) runs each series that many times in its home, a bar appended before
+each rerun as a daily DAG sees it (the first run starts that many bars earlier), and trades the
+unseen year with what production holds after the last.
 """
 
 from __future__ import annotations
@@ -87,7 +88,8 @@ def planted(structure: str, seed: int, strength: float) -> tuple[synthetic.Synth
 def structures(n_ar1: int, n_extra: int) -> list[tuple[str, synthetic.SyntheticSeries, np.ndarray]]:
     """(label, series, oracle positions for the chain's backtest)."""
     out = [(f"ar1_{seed}", *planted("ar1", seed, PHI)) for seed in range(n_ar1)]
-    for seed in range(100, 100 + n_extra):
+    first = env_int("RETUNE_BENCH_FIRST_EXTRA_SEED", 100)
+    for seed in range(first, first + n_extra):
         for structure in EXTRA_STRUCTURES:
             strength = EXTRA_STRENGTHS[structure]
             out.append((f"{structure}_{seed}", *planted(structure, seed, strength)))
