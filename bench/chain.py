@@ -286,6 +286,7 @@ def series_summary(result: SeriesResult) -> dict[str, Any]:
         "pbo": [_round(r.get("pbo"), 3) for r in result.runs],
         "n_backtests": [r.get("n_backtests") for r in result.runs],
         "n_effective": [_round(r.get("n_effective"), 1) for r in result.runs],
+        "sr0": [_round(r.get("sr0"), 6) for r in result.runs],  # per bar: what the winner had to beat
         "failed_checks": [r.get("failed_checks") for r in result.runs],
         "wall_s": [r.get("wall_s") for r in result.runs],
     }

@@ -9,12 +9,13 @@ was drawn with, long below it (and short above, or flat for the long-only varian
 traded through the chain's backtest with the daily config's fees and slippage, on the run's
 walk-forward bars (what the gate's DSR judges) and on the unseen year. Prints one line per series.
 
-``--gate`` asks instead what the gate would make of the causal rule had it won a search: the
-variant a search would pick (the better of the two on the walk-forward), its DSR as the chain
-computes it (active returns over buy-and-hold held per fold, SR0 of ``N_EFFECTIVE`` skill-less
-bets over the null variance 1/T), and its unseen-year Sharpe; then, per drift, on how many
-series it would be promoted and earn on the unseen year. That count is the most a model of the
-regime can be expected to reach at that drift.
+``--gate`` asks instead what the gate would make of the causal rule had it won a search
+(``bench_planted_promotions.causal_reader``, which ``planted_promotions`` also runs on each
+volatility-regime series against the run's own SR0): the side a search would pick (the better
+Sharpe of the walk-forward's active returns), its DSR as the chain computes it (active returns
+over buy-and-hold held per fold, SR0 of ``N_EFFECTIVE`` skill-less bets over the null variance
+1/T), and its unseen-year Sharpe; then, per drift, on how many series it would be promoted and
+earn on the unseen year. That count is the most a model of the regime can be expected to reach.
 
 Usage: ``.venv/bin/python bench/vol_regime_causal_rule.py [SEED ...]`` (default 100-103, the
 bench's series at the matched strength); ``... --gate [DRIFT ...]`` (default the matched drift;
@@ -26,14 +27,20 @@ from __future__ import annotations
 import sys
 
 import numpy as np
-import pandas as pd
-from bench_planted_promotions import BARS, MATCHED_STRENGTHS, UNSEEN, backtest_sharpe, holdout_start, planted
+from bench_planted_promotions import (
+    BARS,
+    MATCHED_STRENGTHS,
+    UNSEEN,
+    backtest_sharpe,
+    causal_reader,
+    holdout_start,
+    planted,
+    vol_regime_causal_positions,
+    walk_forward_folds,
+)
 
 from pipelines.config_files import default_config
-from pipelines.features.core import compute_features
-from pipelines.search.benchmark import active_returns, traded_benchmark_returns
-from pipelines.search.stats import deflated_sharpe_ratio, null_sharpe_variance
-from pipelines.trading.backtest import Costs, backtest_with_returns
+from pipelines.search.stats import expected_max_sharpe, null_sharpe_variance
 
 N_EFFECTIVE = (10, 20)  # the effective trial counts of the ten matched-strength runs: ~ quartiles (6-55)
 GATE_SEEDS = range(100, 120)
@@ -42,13 +49,8 @@ GATE_SEEDS = range(100, 120)
 def positions(seed: int, drift: float) -> dict[str, np.ndarray]:
     """The oracle's and the two causal rules' positions over the whole series."""
     series, oracle = planted("vol_regime", seed, drift)
-    calm, storm = series.truth["calm"]["vol"], series.truth["storm"]["vol"]
-    calm_now = compute_features(series.bars)["vol_20"].to_numpy() < np.sqrt(calm * storm)
-    return {
-        "oracle (true regime)": oracle,
-        "vol_20 rule, long/short": np.where(calm_now, 1, -1),
-        "vol_20 rule, long-only": calm_now.astype(int),
-    }
+    causal = vol_regime_causal_positions(series)
+    return {"oracle (true regime)": oracle, **{f"vol_20 rule, {side}": pos for side, pos in causal.items()}}
 
 
 def rules(seed: int, drift: float = MATCHED_STRENGTHS["vol_regime"]) -> dict[str, dict[str, float]]:
@@ -68,38 +70,19 @@ def rules(seed: int, drift: float = MATCHED_STRENGTHS["vol_regime"]) -> dict[str
     }
 
 
-def walk_forward_active(bars: pd.DataFrame, pos: np.ndarray) -> np.ndarray:
-    """Per-bar active returns over the run's walk-forward folds, each fold traded (and its
-    buy-and-hold benchmark held) from its own first close, as the search scores a trial."""
-    config = default_config("daily")
-    costs = Costs(config.fees, config.slippage)
-    holdout = holdout_start(config.holdout_bars)
-    strategy, bench = [], []
-    for fold in range(config.n_folds):
-        block = slice(
-            holdout - (config.n_folds - fold) * config.val_bars,
-            holdout - (config.n_folds - fold - 1) * config.val_bars,
-        )
-        close = pd.Series(
-            bars["close"].to_numpy()[block], index=pd.DatetimeIndex(bars["timestamp"].iloc[block])
-        )
-        held = pd.DataFrame({"rule": pos[block].astype(int)}, index=close.index)
-        strategy.append(np.nan_to_num(backtest_with_returns(close, held, costs)[1][:, 0]))
-        bench.append(traded_benchmark_returns(close, "buy_and_hold", costs, 252))
-    return active_returns(np.concatenate(strategy), np.concatenate(bench))
-
-
 def gate_row(seed: int, drift: float) -> dict[str, float | str | bool]:
-    """The causal variant a search would pick, its DSR at each ``N_EFFECTIVE`` and its unseen Sharpe."""
-    sharpes = rules(seed, drift)
-    causal = [name for name in sharpes if name.startswith("vol_20")]
-    picked = max(causal, key=lambda name: sharpes[name]["walk_forward"])
+    """The causal reader (``bench_planted_promotions.causal_reader``) had it won a search of
+    each ``N_EFFECTIVE`` skill-less bets: the side it picks, its DSR and its unseen Sharpe."""
     series, _ = planted("vol_regime", seed, drift)
-    active = walk_forward_active(series.bars, positions(seed, drift)[picked])
-    variance = null_sharpe_variance(len(active))
-    row: dict[str, float | str | bool] = {"picked": picked.removeprefix("vol_20 rule, "), **sharpes[picked]}
+    config = default_config("daily")
+    holdout = holdout_start(config.holdout_bars)
+    folds = walk_forward_folds(holdout, config.n_folds, config.val_bars)
+    row: dict[str, float | str | bool] = {}
     for n in N_EFFECTIVE:
-        row[f"dsr_n{n}"] = round(deflated_sharpe_ratio(active, n, variance).dsr, 3)
+        sr0 = expected_max_sharpe(n, null_sharpe_variance(config.n_folds * config.val_bars))
+        reader = causal_reader(series, folds, BARS - UNSEEN, config.fees, config.slippage, sr0)
+        row.update(picked=reader["causal_side"], unseen=reader["causal_sharpe"])
+        row[f"dsr_n{n}"] = reader["causal_dsr_at_run_sr0"]
     return row
 
 
