@@ -207,9 +207,9 @@ def causal_reader(
 ) -> dict[str, Any]:
     """The volatility regime's yardstick. Its oracle knows the true regime of every bar, which no
     model can; the causal reader (``vol_regime_causal_positions``) is the best a model could do.
-    The side a search would pick (the better walk-forward Sharpe), its DSR as the run's gate
-    would compute it had it won the run's search (active returns over ``folds``, against the
-    run's SR0) and its unseen-year Sharpe."""
+    The side a search would pick (the better Sharpe of its walk-forward active returns), its DSR
+    as the run's gate would compute it had it won the run's search (active returns over
+    ``folds``, against the run's SR0) and its unseen-year Sharpe."""
     from pipelines.search.stats import sharpe_ratio
 
     sides = vol_regime_causal_positions(series)
@@ -278,7 +278,8 @@ def holdout_p(
 def yardstick_earns(row: dict[str, Any]) -> bool:
     """Would the best a model could do have passed this run's gate and earned on the unseen year?
     The yardstick is the oracle where it is causal (AR(1), momentum, weekday: rules on past bars
-    and the calendar), the causal reader for the volatility regime (``causal_reader``)."""
+    and the calendar; its DSR from raw walk-forward returns, as ``oracle_dsr_at_run_sr0`` always
+    was), the causal reader for the volatility regime (``causal_reader``, from active returns)."""
     if "causal_sharpe" in row:
         return row["causal_dsr_at_run_sr0"] >= 0.95 and row["causal_sharpe"] > 0
     return row["oracle_dsr_at_run_sr0"] >= 0.95 and row["oracle_sharpe"] > 0

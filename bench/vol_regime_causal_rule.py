@@ -70,14 +70,14 @@ def rules(seed: int, drift: float = MATCHED_STRENGTHS["vol_regime"]) -> dict[str
     }
 
 
-def gate_row(seed: int, drift: float) -> dict[str, float | str | bool]:
+def gate_row(seed: int, drift: float) -> dict[str, float | str]:
     """The causal reader (``bench_planted_promotions.causal_reader``) had it won a search of
     each ``N_EFFECTIVE`` skill-less bets: the side it picks, its DSR and its unseen Sharpe."""
     series, _ = planted("vol_regime", seed, drift)
     config = default_config("daily")
     holdout = holdout_start(config.holdout_bars)
     folds = walk_forward_folds(holdout, config.n_folds, config.val_bars)
-    row: dict[str, float | str | bool] = {}
+    row: dict[str, float | str] = {}
     for n in N_EFFECTIVE:
         sr0 = expected_max_sharpe(n, null_sharpe_variance(config.n_folds * config.val_bars))
         reader = causal_reader(series, folds, BARS - UNSEEN, config.fees, config.slippage, sr0)
@@ -86,7 +86,7 @@ def gate_row(seed: int, drift: float) -> dict[str, float | str | bool]:
     return row
 
 
-def gate_summary(drift: float, rows: list[dict[str, float | str | bool]]) -> str:
+def gate_summary(drift: float, rows: list[dict[str, float | str]]) -> str:
     """Per ``N_EFFECTIVE``: on how many series the picked rule passes, and earns on the unseen year."""
     counts = []
     for n in N_EFFECTIVE:
