@@ -40,21 +40,21 @@ from bench_planted_promotions import (
 )
 
 from pipelines.config_files import default_config
+from pipelines.data.synthetic import SyntheticSeries
 from pipelines.search.stats import expected_max_sharpe, null_sharpe_variance
 
 N_EFFECTIVE = (10, 20)  # the effective trial counts of the ten matched-strength runs: ~ quartiles (6-55)
 GATE_SEEDS = range(100, 120)
 
 
-def positions(seed: int, drift: float) -> dict[str, np.ndarray]:
+def positions(series: SyntheticSeries, oracle: np.ndarray) -> dict[str, np.ndarray]:
     """The oracle's and the two causal rules' positions over the whole series."""
-    series, oracle = planted("vol_regime", seed, drift)
     causal = vol_regime_causal_positions(series)
     return {"oracle (true regime)": oracle, **{f"vol_20 rule, {side}": pos for side, pos in causal.items()}}
 
 
 def rules(seed: int, drift: float = MATCHED_STRENGTHS["vol_regime"]) -> dict[str, dict[str, float]]:
-    series, _ = planted("vol_regime", seed, drift)
+    series, oracle = planted("vol_regime", seed, drift)
     config = default_config("daily")
     holdout = holdout_start(config.holdout_bars)
     spans = {
@@ -66,7 +66,7 @@ def rules(seed: int, drift: float = MATCHED_STRENGTHS["vol_regime"]) -> dict[str
             span: round(backtest_sharpe(series.bars.iloc[bars], pos[bars], config.fees, config.slippage), 2)
             for span, bars in spans.items()
         }
-        for name, pos in positions(seed, drift).items()
+        for name, pos in positions(series, oracle).items()
     }
 
 
