@@ -21,7 +21,7 @@ default); ``oracle_psr_walk_forward`` is the oracle's own PSR(0) on the run's wa
 with no search to deflate, the most a DSR could be, so a series the oracle itself cannot get
 through the gate cannot be promoted rightly. The volatility regime's oracle knows the true regime,
 which no model can, so its series are also judged by the causal reader (``causal_reader``: a
-``vol_20`` rule at the truth's threshold), and each structure's summary counts the series where
+``vol_20`` or ``vol_10`` rule at the truth's threshold), and each structure's summary counts the series where
 its yardstick (the causal reader, else the oracle) would pass the run's gate and earn on the
 unseen year, and of those the ones the chain promoted and earned on.
 ``RETUNE_BENCH_EXTRA_STRENGTHS`` (a JSON object, e.g. ``{"momentum": 0.7, "vol_regime": 0.002,
@@ -186,14 +186,18 @@ def oracle_returns(
     return close, backtest_with_returns(close, positions, Costs(fees, slippage))[1][:, 0]
 
 
-def vol_regime_causal_positions(series: synthetic.SyntheticSeries) -> dict[str, np.ndarray]:
-    """The best causal reading of a volatility regime, with the truth's help: the ``vol_20``
-    feature against the geometric middle of the calm and storm volatilities the series was drawn
-    with, long below it and short above it (``long/short``) or flat (``long-only``)."""
-    from pipelines.features.core import compute_features
+# the volatility features a causal reader may read (pipelines.features.core)
+READER_WINDOWS = (20, 10)
 
+
+def vol_regime_causal_positions(series: synthetic.SyntheticSeries, window: int = 20) -> dict[str, np.ndarray]:
+    """A causal reading of a volatility regime, with the truth's help: the trailing ``window``-bar
+    volatility of log returns (``vol_20``, ``vol_10`` are features) against the geometric middle
+    of the calm and storm volatilities the series was drawn with, long below it and short above it
+    (``long/short``) or flat (``long-only``)."""
     calm, storm = series.truth["calm"]["vol"], series.truth["storm"]["vol"]
-    calm_now = compute_features(series.bars)["vol_20"].to_numpy() < np.sqrt(calm * storm)
+    log_returns = np.log(series.bars["close"]).diff()
+    calm_now = log_returns.rolling(window).std().to_numpy() < np.sqrt(calm * storm)
     return {"long/short": np.where(calm_now, 1, -1), "long-only": calm_now.astype(int)}
 
 
@@ -204,24 +208,29 @@ def causal_reader(
     fees: float,
     slippage: float,
     sr0: float,
+    windows: tuple[int, ...] = READER_WINDOWS,
 ) -> dict[str, Any]:
     """The volatility regime's yardstick. Its oracle knows the true regime of every bar, which no
-    model can; the causal reader (``vol_regime_causal_positions``) is the best a model could do.
-    The side a search would pick (the better Sharpe of its walk-forward active returns), its DSR
-    as the run's gate would compute it had it won the run's search (active returns over
-    ``folds``, against the run's SR0) and its unseen-year Sharpe."""
+    model can; the causal reader (``vol_regime_causal_positions`` on each of ``windows``) is the
+    best a model could do. The window and side a search would pick (the better Sharpe of its
+    walk-forward active returns), its DSR as the run's gate would compute it had it won the run's
+    search (active returns over ``folds``, against the run's SR0) and its unseen-year Sharpe."""
     from pipelines.search.stats import sharpe_ratio
 
-    sides = vol_regime_causal_positions(series)
-    active = {
-        side: walk_forward_active(series.bars, pos, folds, fees, slippage) for side, pos in sides.items()
+    rules = {
+        f"vol_{window} {side}": pos
+        for window in windows
+        for side, pos in vol_regime_causal_positions(series, window).items()
     }
-    picked = max(active, key=lambda side: sharpe_ratio(active[side]))
+    active = {
+        name: walk_forward_active(series.bars, pos, folds, fees, slippage) for name, pos in rules.items()
+    }
+    picked = max(active, key=lambda name: sharpe_ratio(active[name]))
     unseen = series.bars.iloc[split:].reset_index(drop=True)
     return {
         "causal_side": picked,
         "causal_dsr_at_run_sr0": round(psr(active[picked], sr0), 4),
-        "causal_sharpe": round(backtest_sharpe(unseen, sides[picked][split:], fees, slippage), 3),
+        "causal_sharpe": round(backtest_sharpe(unseen, rules[picked][split:], fees, slippage), 3),
     }
 
 

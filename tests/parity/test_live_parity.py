@@ -195,33 +195,43 @@ def test_time_zone_aware_bars_are_read_as_utc(make_bars):
     assert _predictor(bars, "lstm").predict_bars(aware) == naive_signal
 
 
-# what every checkpoint written before the weekday one-hot carries (feature definition 3)
+# what every checkpoint written before the weekday one-hot carries (feature definition 3), and
+# before vol_10 (definition 4)
 FINGERPRINT_BEFORE_ONE_HOT = "409a39c524ff96a0"
+FINGERPRINT_BEFORE_VOL_10 = "3503059488717100"
 
 
-def test_a_model_saved_before_the_weekday_one_hot_is_still_served_with_parity(make_bars, tmp_path):
+@pytest.mark.parametrize(
+    ("fingerprint", "dropped"),
+    [
+        (FINGERPRINT_BEFORE_ONE_HOT, {"vol_10", *(f"dow_{day}" for day in WEEKDAYS)}),
+        (FINGERPRINT_BEFORE_VOL_10, {"vol_10"}),
+        ("fedcba9876543210", None),
+    ],
+)
+def test_a_model_saved_before_a_feature_was_added_is_still_served_with_parity(
+    make_bars, tmp_path, fingerprint, dropped
+):
     """An upgrade does not strand the deployed model: a checkpoint of feature definition 3 (no
-    ``dow_mon`` .. columns) loads, reads only its own columns, and keeps parity; a checkpoint of
-    a definition this code cannot serve is refused."""
+    ``vol_10``, no ``dow_mon`` .. columns) or 4 (no ``vol_10``) loads, reads only its own
+    columns, and keeps parity; a checkpoint of a definition this code cannot serve is refused."""
     from models.checkpoint import CheckpointError, save_checkpoint
 
     bars = make_bars(400, seed=11)
     features = compute_features(bars)
-    before = features.drop(columns=[c for c in features.columns if c.startswith("dow_")][2:])
-    assert list(before.columns)[-4:] == ["dow_sin", "dow_cos", "tod_sin", "tod_cos"]
+    before = features.drop(columns=sorted(dropped or set()))
     scaler = FeatureScaler.fit(before, next_return(bars))
     params = HyperParams(hidden_size=16, num_layers=1, seq_len=10, entry_threshold=0.05, long_short=True)
     spec = architecture(params, len(scaler.features), 1, 1)
     torch.manual_seed(3)
-    for fingerprint, served in ((FINGERPRINT_BEFORE_ONE_HOT, True), ("fedcba9876543210", False)):
-        meta = {"feature_fingerprint": fingerprint, "scaler": scaler.to_dict()}
-        directory = tmp_path / fingerprint
-        sha = save_checkpoint(directory, build_network(spec), spec, meta)
-        if not served:
-            with pytest.raises(CheckpointError, match="trained on features fedcba9876543210"):
-                LivePredictor.from_checkpoint(directory, sha, params, "k")
-            continue
-        predictor = LivePredictor.from_checkpoint(directory, sha, params, "k")
-        assert not {f"dow_{day}" for day in WEEKDAYS} & set(predictor.scaler.features)  # its own columns
-        result = check_parity(predictor, bars, features, 250)
-        assert result.passed and result.n_bars == 150, result
+    meta = {"feature_fingerprint": fingerprint, "scaler": scaler.to_dict()}
+    sha = save_checkpoint(tmp_path / "ckpt", build_network(spec), spec, meta)
+    if dropped is None:
+        with pytest.raises(CheckpointError, match=f"trained on features {fingerprint}"):
+            LivePredictor.from_checkpoint(tmp_path / "ckpt", sha, params, "k")
+        return
+    predictor = LivePredictor.from_checkpoint(tmp_path / "ckpt", sha, params, "k")
+    assert not dropped & set(predictor.scaler.features)  # its own columns
+    assert "vol_20" in predictor.scaler.features
+    result = check_parity(predictor, bars, features, 250)
+    assert result.passed and result.n_bars == 150, result

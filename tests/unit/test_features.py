@@ -37,6 +37,15 @@ def test_layout(make_bars):
     assert feats.iloc[WARMUP - 1 :].notna().all().all()
 
 
+def test_the_two_volatilities_are_trailing_standard_deviations_of_log_returns(make_bars):
+    bars = make_bars(100, seed=4)
+    feats = compute_features(bars)
+    log_returns = np.log(bars["close"]).diff()
+    for name, window in (("vol_20", 20), ("vol_10", 10)):
+        expected = log_returns.rolling(window).std().to_numpy()[WARMUP - 1 :]
+        np.testing.assert_allclose(feats[name].to_numpy()[WARMUP - 1 :], expected, rtol=1e-10)
+
+
 @pytest.mark.parametrize("t", [WARMUP, 80, 150])
 def test_perturbing_later_bars_never_changes_earlier_features(make_bars, t):
     bars = make_bars(200, seed=1)
