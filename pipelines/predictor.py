@@ -155,7 +155,7 @@ class LivePredictor:
         prediction = horizons[0]  # the next bar's: what trades
         # The backtests' own threshold rule, so the position is the one that was scored.
         position = target_positions(
-            np.array([prediction]), [self.params.entry_threshold], self.params.long_short
+            np.array([self.scaler.signal(prediction)]), [self.params.entry_threshold], self.params.long_short
         )
         return {
             "model_key": self.model_key,

@@ -75,7 +75,9 @@ def score_holdout(
         raise ValueError(f"model v{predictor.model_version} cannot predict every holdout bar")
     close = pd.Series(bars["close"].to_numpy()[start:], index=predictions.index)
     params = predictor.params
-    positions = positions_from_predictions(predictions, [params.entry_threshold], params.long_short)
+    positions = positions_from_predictions(
+        predictor.scaler.signal(predictions), [params.entry_threshold], params.long_short
+    )
     costs, bars_per_year = Costs(config.fees, config.slippage), config.annualization(bars["timestamp"])
     scores, metrics_rows, returns, bench = [], [], [], []
     for lo, hi in holdout_blocks(0, len(close), config.holdout_folds):

@@ -68,7 +68,9 @@ def check_parity(
         return ParityResult(min(len(live_predictions), len(expected)), np.inf, np.inf, 0)
     batch_features = features.loc[expected.index, list(FEATURES)].to_numpy()
     params = predictor.params
-    batch_positions = positions_from_predictions(expected, [params.entry_threshold], params.long_short)
+    batch_positions = positions_from_predictions(
+        predictor.scaler.signal(expected), [params.entry_threshold], params.long_short
+    )
     return ParityResult(
         n_bars=len(expected),
         max_feature_diff=float(np.max(np.abs(np.asarray(live_features) - batch_features))),

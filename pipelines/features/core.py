@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -142,6 +142,13 @@ class FeatureScaler:
     target_mean: float = 0.0  # 0 for models saved before the target was centred
     # the config's ``target: volatility_scaled``: each return over its bar's trailing volatility
     target_per_volatility: bool = False
+    # The spread (standard deviation) of the model's own next-bar predictions over its training
+    # windows, measured once it is trained (``with_prediction_spread``). The threshold rule reads
+    # a prediction in units of it (``signal``), so an entry threshold asks the same of a cautious
+    # model (ridge's forecasts of a weak edge span a few hundredths of the target's spread, and a
+    # threshold of 0.1 target spreads left it no trade) as of a bold one. 1.0 for models saved
+    # before: their thresholds read target spreads.
+    prediction_std: float = 1.0
 
     @classmethod
     def fit(cls, features: pd.DataFrame, target: pd.Series, per_volatility: bool = False) -> FeatureScaler:
@@ -178,6 +185,19 @@ class FeatureScaler:
         value = prediction * self.target_std + self.target_mean
         return value * volatility if self.target_per_volatility else value
 
+    def with_prediction_spread(self, predictions: np.ndarray) -> FeatureScaler:
+        """This scaler, carrying the spread of a trained model's ``predictions`` over its training
+        windows (left at 1.0 where they do not vary)."""
+        finite = np.asarray(predictions, dtype=np.float64)
+        finite = finite[np.isfinite(finite)]
+        spread = float(finite.std()) if len(finite) > 1 else 0.0
+        return replace(self, prediction_std=spread if spread > 0 else 1.0)
+
+    def signal(self, prediction: Any) -> Any:
+        """A prediction (or an array of them) in units of the model's own spread: what the
+        threshold rule reads."""
+        return prediction / self.prediction_std
+
     def to_dict(self) -> dict:
         return asdict(self)
 
@@ -190,6 +210,7 @@ class FeatureScaler:
             features=tuple(data["features"]),
             target_mean=float(data.get("target_mean", 0.0)),
             target_per_volatility=bool(data.get("target_per_volatility", False)),
+            prediction_std=float(data.get("prediction_std", 1.0)),
         )
 
 

@@ -65,7 +65,8 @@ def evaluate_fold(
     grid: StrategyGrid,
 ) -> FoldOutcome:
     """Train on the fold's past (early-stopped on its newest part), predict its validation
-    block, backtest every strategy variant of the ensemble's and of each seed's predictions."""
+    block, backtest every strategy variant of the ensemble's and of each seed's predictions
+    (each in units of its spread over the training windows)."""
     train_feats = data.features.iloc[fold.train_start : fold.train_end]
     train_target = data.target.iloc[fold.train_start : fold.train_end]
     scaler = FeatureScaler.fit(train_feats, train_target, config.target_per_volatility)
@@ -95,7 +96,12 @@ def evaluate_fold(
     val_loss = float(np.mean((preds[finite] - y_val[finite]) ** 2))
     close = pd.Series(data.bars["close"].to_numpy()[val_ends], index=index)
     sets = prediction_sets(preds, members)
-    positions = pd.concat([grid.positions(pd.Series(p, index=index)) for p in sets], axis=1)
+    # each set read in units of its own spread over the fold's training windows, as the deployed
+    # model reads its predictions (``FeatureScaler.signal``)
+    fitted = member_next_bar(result.network, x_fit)
+    spreads = [scaler.with_prediction_spread(f) for f in prediction_sets(fitted.mean(axis=0), fitted)]
+    signals = [spread.signal(p) for spread, p in zip(spreads, sets, strict=True)]
+    positions = pd.concat([grid.positions(pd.Series(p, index=index)) for p in signals], axis=1)
     positions.columns = pd.RangeIndex(positions.shape[1], name="variant")
     metrics, returns = backtest_with_returns(
         close, positions, Costs(config.fees, config.slippage), config.annualization(data.bars["timestamp"])

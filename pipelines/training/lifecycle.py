@@ -25,7 +25,7 @@ from pipelines.features.core import FeatureScaler, feature_fingerprint, feature_
 from pipelines.runfolder import FinetuneRecord, SearchRecord
 from pipelines.store.repository import Repository
 from pipelines.store.tables import ModelVersion
-from pipelines.training.trainer import TrainResult, architecture, fit, train_new
+from pipelines.training.trainer import TrainResult, architecture, fit, member_next_bar, train_new
 from pipelines.windowing import PreparedData, labelled_windows, run_data
 
 log = logging.getLogger(__name__)
@@ -156,6 +156,7 @@ def finetune_model(
         family=params.model_family,
         rules=adaptive_rules(cfg.adaptive_rules),
     )
+    scaler = spread_of(result.network, scaler, x)
     return Trained(result, scaler, start, {"lr": lr, "replayed_windows": n_replay, "frozen_layers": frozen})
 
 
@@ -186,7 +187,14 @@ def train_from_scratch(
         horizon_weights=cfg.horizon_loss_weights,
         rules=adaptive_rules(cfg.adaptive_rules),
     )
+    scaler = spread_of(result.network, scaler, x)
     return Trained(result, scaler, start, {"lr": params.lr, "replayed_windows": 0, "frozen_layers": 0})
+
+
+def spread_of(network: nn.Module, scaler: FeatureScaler, x: np.ndarray) -> FeatureScaler:
+    """``scaler`` carrying the spread of the trained ``network``'s next-bar predictions (its
+    members' mean) over its training windows ``x``, the unit its entry threshold is read in."""
+    return scaler.with_prediction_spread(member_next_bar(network, x).mean(axis=0))
 
 
 def _train_val_windows(

@@ -235,3 +235,26 @@ def test_a_model_saved_before_a_feature_was_added_is_still_served_with_parity(
     assert "vol_20" in predictor.scaler.features
     result = check_parity(predictor, bars, features, 250)
     assert result.passed and result.n_bars == 150, result
+
+
+def test_the_live_position_reads_the_prediction_in_units_of_the_models_spread(make_bars):
+    """A model whose predictions span a hundredth of the target's spread still trades at an
+    entry threshold of 0.05: live and batch both read predictions over its ``prediction_std``."""
+    bars = make_bars(400, seed=11)
+    features = compute_features(bars)
+    predictor = _predictor(bars, "lstm")
+    raw = batch_predictions(predictor, features, 250).to_numpy()
+    cautious = copy.deepcopy(predictor.network)
+    with torch.no_grad():  # the same network, its output a hundredth as wide
+        cautious.head.weight.mul_(0.01)
+        cautious.head.bias.mul_(0.01)
+    scaler = predictor.scaler.with_prediction_spread(raw * 0.01)
+    live = LivePredictor("k", predictor.params, scaler, cautious)
+    result = check_parity(live, bars, features, 250)
+    assert result.passed and result.n_bars == 150, result
+    predictions = batch_predictions(live, features, 250).to_numpy()
+    assert np.abs(predictions).max() < 0.05  # read raw, no prediction would cross the threshold
+    signal = live.predict_bars(bars)
+    reading = scaler.signal(signal["prediction"])
+    assert signal["position"] == (1 if reading > 0.05 else -1 if reading < -0.05 else 0)
+    assert (np.abs(scaler.signal(predictions)) > 0.05).mean() > 0.5  # read in its spread, it trades

@@ -106,6 +106,19 @@ def test_scaler_round_trip_through_json(make_bars):
     np.testing.assert_allclose(scaled.std(axis=0, ddof=1), 1.0, atol=1e-9)
 
 
+def test_a_prediction_is_read_in_units_of_the_models_own_spread(make_bars):
+    bars = make_bars(300, seed=7)
+    scaler = FeatureScaler.fit(compute_features(bars), next_return(bars))
+    assert scaler.prediction_std == 1.0 and scaler.signal(0.3) == 0.3  # before it is measured
+    spread = scaler.with_prediction_spread(np.array([0.02, -0.02, 0.02, -0.02, np.nan]))
+    assert spread.prediction_std == pytest.approx(0.02) and spread.signal(0.01) == pytest.approx(0.5)
+    assert FeatureScaler.from_dict(json.loads(json.dumps(spread.to_dict()))) == spread
+    assert scaler.with_prediction_spread(np.zeros(5)).prediction_std == 1.0  # no spread to read
+    # a model saved before the spread reads its threshold in target spreads, as it was tuned
+    old = {k: v for k, v in spread.to_dict().items() if k != "prediction_std"}
+    assert FeatureScaler.from_dict(old).signal(0.3) == 0.3
+
+
 def test_a_volatility_scaled_target_is_each_return_over_its_bars_volatility(make_bars):
     bars = make_bars(300, seed=9)
     feats, returns = compute_features(bars), next_return(bars)

@@ -535,3 +535,19 @@ def test_trials_csv_scores_a_pruned_trial_over_the_folds_it_ran():
     assert table["value"].tolist() == pytest.approx([1.0, 1.2])
     assert table["folds_run"].tolist() == [2, 3]
     assert not any(c.endswith("fold_metrics") for c in table)
+
+
+def test_a_cautious_model_is_read_in_units_of_its_own_spread():
+    """Ridge's forecasts of a weak edge span a few hundredths of the target's spread: read raw,
+    a threshold of 0.1 left it no trade on a planted volatility regime. Read in units of its own
+    spread over the fold's training windows, it trades at every threshold of the grid."""
+    from pipelines.data.synthetic import vol_regime
+
+    data = PreparedData.from_bars(vol_regime(1300, seed=113, calm_drift=0.002, storm_drift=-0.002).bars, 1300)
+    config = tiny_config(window_bars=1300, val_bars=252, n_folds=2, model_family="linear")
+    params = resolve(config.hyperparams, {})
+    grid = StrategyGrid((0.1, 0.3, 0.5), (False, True))
+    for fold in config_folds(1300, config):
+        outcome = evaluate_fold(data, fold, params, config, "sharpe", grid)
+        assert outcome.penalties == [None] * grid.size, outcome.penalties
+        assert (outcome.positions.to_numpy() != 0).mean(axis=0).min() > 0.05

@@ -59,3 +59,18 @@ def test_a_volatility_scaled_target_is_what_the_deployed_model_learns():
     np.testing.assert_allclose(
         labels[known], (per_vol[known] - trained.scaler.target_mean) / trained.scaler.target_std
     )
+
+
+def test_the_deployed_model_carries_the_spread_of_its_own_predictions():
+    """Its entry threshold is read in units of that spread (``FeatureScaler.signal``), measured
+    on the windows it trained on."""
+    config = PipelineConfig(inner_val_fraction=0, val_bars=100, seeds_per_trial=2)
+    data = _data()
+    trained = train_from_scratch(data, PARAMS, config, BARS)
+    scaled = trained.scaler.transform(data.features)
+    x, _ = labelled_windows(
+        scaled, trained.scaler.scale_target(data.target, data.features), PARAMS.seq_len, 0, BARS
+    )
+    spread = float(predict(trained.result.network, x).std())
+    assert spread > 0 and np.isclose(trained.scaler.prediction_std, spread)
+    assert np.isclose(trained.scaler.signal(2 * spread), 2.0)
