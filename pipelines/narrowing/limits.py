@@ -25,7 +25,8 @@ from pipelines.narrowing.base import Target
 from pipelines.param_specs import Categorical, FloatRange, IntRange, ParamSpec, contains, is_number, same
 
 MIN_RATIO = 3.0  # about half a decade: a scale parameter keeps room for the search to move
-MIN_LINEAR_WIDTH = {"dropout": 0.1, "entry_threshold": 0.1}  # entry_threshold is in target-std units
+# entry_threshold is in units of the predictions' own spread (FeatureScaler.signal)
+MIN_LINEAR_WIDTH = {"dropout": 0.1, "entry_threshold": 0.1}
 LINEAR_FRACTION = 0.1  # other linear floats: this share of the hard-bound span
 _TOL = 1e-9
 

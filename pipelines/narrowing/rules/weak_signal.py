@@ -17,7 +17,7 @@ class WeakSignalRaisesEntryThreshold:
     name: str = "weak_signal_raises_entry_threshold"
     max_abs_tstat: float = 1.0  # mean return within one standard error of zero: no trend
     z: float = 1.0  # |rho| within one standard error (1/sqrt(n)) of zero: no autocorrelation
-    min_threshold: float = 0.1  # in target-std units, like entry_threshold itself
+    min_threshold: float = 0.1  # in units of the predictions' spread, like entry_threshold itself
     min_bars: int = 20
 
     def propose(self, space, evidence: Evidence) -> list[Proposal]:
