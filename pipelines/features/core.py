@@ -24,7 +24,7 @@ FAST_ROLL = 10  # the faster volatility: a regime switch shows in half the bars 
 # any future bar too (a multi-horizon model may lean on them). Both kinds are recorded with
 # every model.
 # Volatility twice: a 20-bar one is steady but needs ~10 bars to register a switch of regime,
-# a 10-bar one half that at twice the sampling noise. As the best reading of ten planted
+# a 10-bar one half that at twice the sampling noise. As the best reading of twenty planted
 # volatility regimes (their true threshold), vol_10 passed the gate on 18 of 20, vol_20 on 16,
 # vol_5 on 12 (bench/vol_regime_causal_rule.py --windows).
 OBSERVED = ("ret_1", "ret_5", "vol_20", "vol_10", "range", "body", "ma_gap_20", "volume_z_20")
