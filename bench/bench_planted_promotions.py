@@ -21,9 +21,9 @@ default); ``oracle_psr_walk_forward`` is the oracle's own PSR(0) on the run's wa
 with no search to deflate, the most a DSR could be, so a series the oracle itself cannot get
 through the gate cannot be promoted rightly. The volatility regime's oracle knows the true regime,
 which no model can, so its series are also judged by the causal reader (``causal_reader``: a
-``vol_20`` or ``vol_10`` rule at the truth's threshold), and each structure's summary counts the series where
-its yardstick (the causal reader, else the oracle) would pass the run's gate and earn on the
-unseen year, and of those the ones the chain promoted and earned on.
+``vol_20`` or ``vol_10`` rule at the truth's threshold), and each structure's summary counts the
+series where its yardstick (the causal reader, else the oracle) would pass the run's gate and earn
+on the unseen year, and of those the ones the chain promoted and earned on.
 ``RETUNE_BENCH_EXTRA_STRENGTHS`` (a JSON object, e.g. ``{"momentum": 0.7, "vol_regime": 0.002,
 "day_of_week": 0.006}``) sets the other structures' strengths: momentum's ``strength``, the
 volatility regime's drift (calm +d, storm -d) and the Friday effect; ``bench/oracle_power.py``
