@@ -99,8 +99,8 @@ def evaluate_fold(
     # each set read in units of its own spread over the fold's training windows, as the deployed
     # model reads its predictions (``FeatureScaler.signal``)
     fitted = member_next_bar(result.network, x_fit)
-    spreads = [scaler.with_prediction_spread(f) for f in prediction_sets(fitted.mean(axis=0), fitted)]
-    signals = [spread.signal(p) for spread, p in zip(spreads, sets, strict=True)]
+    fitted_sets = prediction_sets(fitted.mean(axis=0), fitted)
+    signals = [scaler.with_prediction_spread(f).signal(p) for f, p in zip(fitted_sets, sets, strict=True)]
     positions = pd.concat([grid.positions(pd.Series(p, index=index)) for p in signals], axis=1)
     positions.columns = pd.RangeIndex(positions.shape[1], name="variant")
     metrics, returns = backtest_with_returns(
