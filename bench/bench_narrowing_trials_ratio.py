@@ -33,6 +33,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -52,7 +53,7 @@ from pipelines.search.objective import make_objective
 from pipelines.search.reliability import intraclass_correlation
 from pipelines.search.space import suggest
 from pipelines.search.strategy import StrategyGrid, split_space
-from pipelines.search.study import SearchSettings, best_fresh_trial
+from pipelines.search.study import SearchSettings, best_fresh_trial, fresh_trials, study_name
 from pipelines.search.worker import run_study
 from pipelines.terms import TrialAttr
 from pipelines.windowing import PreparedData
@@ -159,7 +160,7 @@ def complete_values(study: optuna.Study) -> list[float]:
     first, so it would credit any arm with reaching a target the baseline set."""
     return [
         t.value if t.state == optuna.trial.TrialState.COMPLETE else -math.inf  # type: ignore[misc]
-        for t in study.trials
+        for t in fresh_trials(study)  # a carried-over trial was scored on the previous run's data
         if not t.user_attrs.get(TrialAttr.BASELINE)
     ]
 
@@ -217,30 +218,48 @@ def ratio(values: list[float], target: float) -> float:
     return 1.0 if needed is None else needed / len(values)
 
 
-def compare(full: list[float], narrowed: list[float], twin: list[float]) -> dict[str, Any]:
-    """The narrowed study's ratio, and the twin's: an unnarrowed study with another seed."""
+def compare(arms: dict[str, list[float]]) -> dict[str, Any]:
+    """Each arm's trials to reach the full arm's best (and top decile) against the full arm: the
+    narrowed study, the twin (an unnarrowed study with another seed) and, where measured, the
+    rerun (the space and seeding production gives a daily rerun)."""
+    full = arms["full"]
     target = float(np.max(full))
     finite = np.asarray([v for v in full if math.isfinite(v)])
     decile = float(np.quantile(finite, 0.9))  # a target one lucky draw cannot set alone
-    arms = {"full": full, "narrowed": narrowed, "twin": twin}
-    return {
+    out: dict[str, Any] = {
         "unnarrowed_best": round(target, 5),
-        "narrowed_best": round(float(np.max(narrowed)), 5),
-        "trials_needed": trials_to_reach(narrowed, target),
-        "ratio": ratio(narrowed, target),
-        "twin_ratio": ratio(twin, target),
-        "ratio_to_top_decile": ratio(narrowed, decile),
-        "twin_ratio_to_top_decile": ratio(twin, decile),
-        "mean_trial": {arm: _finite(np.mean, values) for arm, values in arms.items()},
-        # one degenerate trial (the objective's penalty, -10 Sharpe for a degenerate backtest)
-        # moves a mean over 22 complete trials by 0.6, more than the arms differ: the median compares
-        "median_trial": {arm: _finite(np.median, values) for arm, values in arms.items()},
+        "narrowed_best": round(float(np.max(arms["narrowed"])), 5),
+        "trials_needed": trials_to_reach(arms["narrowed"], target),
     }
+    for arm, values in arms.items():
+        if arm != "full":
+            prefix = "" if arm == "narrowed" else f"{arm}_"
+            out[f"{prefix}ratio"] = ratio(values, target)
+            out[f"{prefix}ratio_to_top_decile"] = ratio(values, decile)
+    if "rerun" in arms:
+        out["rerun_best"] = round(float(np.max(arms["rerun"])), 5)
+    out["mean_trial"] = {arm: _finite(np.mean, values) for arm, values in arms.items()}
+    # one degenerate trial (the objective's penalty, -10 Sharpe for a degenerate backtest)
+    # moves a mean over 22 complete trials by 0.6, more than the arms differ: the median compares
+    out["median_trial"] = {arm: _finite(np.median, values) for arm, values in arms.items()}
+    return out
 
 
 def _finite(statistic: Callable[[np.ndarray], Any], values: list[float]) -> float:
     """``statistic`` of the complete trials' values (a pruned trial's -inf left out)."""
     return round(float(statistic(np.asarray([v for v in values if math.isfinite(v)]))), 5)
+
+
+@dataclass(frozen=True)
+class Rerun:
+    """What production gives a daily rerun: the space narrowed with the deployed model's shape
+    pinned, in the store of the previous run's study, whose trials it carries over, production's
+    params queued first."""
+
+    space: dict[str, ParamSpec]
+    storage_url: str
+    previous_study: str
+    incumbent: dict[str, Any]
 
 
 def search_arms(
@@ -251,9 +270,10 @@ def search_arms(
     narrowed: dict,
     twin_config: PipelineConfig,
     n: int,
+    rerun: Rerun | None = None,
 ) -> tuple[dict[str, Any], list[tuple[dict[str, Any], float]]]:
-    """The full, narrowed and twin studies through the production search, compared; and the
-    unnarrowed (full and twin) studies' trials, which score what each narrowing cut."""
+    """The full, narrowed, twin (and rerun) studies through the production search, compared; and
+    the unnarrowed (full and twin) studies' trials, which score what each narrowing cut."""
     arms, baseline, unnarrowed_trials = {}, None, []  # the trials of the full and twin arms
     for arm, arm_config, arm_space in (
         ("full", config, full),
@@ -269,7 +289,19 @@ def search_arms(
             unnarrowed_trials += searched_trials(study)
         if arm == "full":
             baseline = baseline_value(study)
-    result = compare(arms["full"], arms["narrowed"], arms["twin"])
+    if rerun is not None:
+        study = run_study(
+            f"{tag}-rerun",
+            data,
+            config,
+            rerun.space,
+            SearchSettings(n, 600),
+            rerun.storage_url,
+            incumbent=rerun.incumbent,
+            previous_study=rerun.previous_study,
+        )
+        arms["rerun"] = complete_values(study)
+    result = compare(arms)
     result["baseline"] = None if baseline is None else round(baseline, 5)  # what no arm is credited
     return result, unnarrowed_trials
 
@@ -316,7 +348,7 @@ def synthetic_seed(seed: int) -> dict[str, Any]:
             ("twin", SYNTHETIC_SPACE, seed + TWIN_SEED),
         )
     }
-    result = compare(arms["full"], arms["narrowed"], arms["twin"])
+    result = compare(arms)
     result["optimum_inside_narrowed_box"] = inside(narrowed.after, attainable(optimum))
     result["width_share_kept"] = width_share(SYNTHETIC_SPACE, narrowed.after)
     result["rules_fired"] = sorted({f.rule for f in narrowed.firings})
@@ -355,27 +387,39 @@ def planted_seed(seed: int) -> dict[str, Any]:
     bars = planted("ar1", seed, MATCHED_STRENGTHS["ar1"])[0].bars.iloc[:-UNSEEN]
     earlier = bars.iloc[:-PLANTED_PRIOR_LAG]
     prior_data = PreparedData.from_bars(earlier, config.window_bars)
+    prior_url = sqlite_url("prior")
     prior = run_study(
         f"ar-prior-{seed}",
         prior_data,
         config,
         space,
         SearchSettings(PLANTED_PRIOR_TRIALS, 600),
-        sqlite_url("prior"),
+        prior_url,
     )
     top, best = top_trials(prior)
-    evidence = Evidence(
-        **data_evidence(bars.tail(config.window_bars)), prior_top_trials=top, prior_best_params=best
-    )
+    data_now = data_evidence(bars.tail(config.window_bars))
+    evidence = Evidence(**data_now, prior_top_trials=top, prior_best_params=best)
     narrowed = DataDrivenOptimizer().narrow(space, evidence)
+    # the previous run's best in production (the bench skips its race), fine-tuned by this run
+    deployed = Evidence(
+        **data_now,
+        prior_top_trials=top,
+        prior_best_params=best,
+        incumbent=best,
+        deployed_params=best,
+        pin_architecture=True,
+    )
+    rerun_space = DataDrivenOptimizer().narrow(space, deployed).after
+    rerun = Rerun(rerun_space, prior_url, study_name(f"ar-prior-{seed}"), best)
     data = PreparedData.from_bars(bars, config.window_bars)
     twin_config = config.model_copy(update={"seed": seed + TWIN_SEED})
     result, trials = search_arms(
-        f"ar-{seed}", data, config, space, narrowed.after, twin_config, PLANTED_TRIALS
+        f"ar-{seed}", data, config, space, narrowed.after, twin_config, PLANTED_TRIALS, rerun
     )
     result["cuts"] = cut_scores(narrowed.firings, trials)
     result["width_share_kept"] = width_share(space, narrowed.after)
     result["rules_fired"] = sorted({f.rule for f in narrowed.firings})
+    result["rerun_pinned"] = {name: best[name] for name in ("hidden_size", "num_layers", "seq_len")}
     return result
 
 
@@ -427,6 +471,13 @@ def planted_summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
         "planted_best_narrowed_minus_unnarrowed": [
             round(r["narrowed_best"] - r["unnarrowed_best"], 3) for r in rows
         ],
+        # production's daily rerun: the deployed shape pinned, the previous trials carried over
+        "planted_rerun_ratio": median([r["rerun_ratio"] for r in rows]),
+        "planted_rerun_ratio_to_top_decile": median([r["rerun_ratio_to_top_decile"] for r in rows]),
+        "planted_median_trial_rerun_minus_full": minus_full("median_trial", "rerun"),
+        "planted_best_rerun_minus_unnarrowed": [
+            round(r["rerun_best"] - r["unnarrowed_best"], 3) for r in rows
+        ],
     }
 
 
@@ -445,7 +496,11 @@ def run() -> dict:
     first = env_int("RETUNE_BENCH_FIRST_SEED", 0)  # to split the planted series over processes
     for seed in range(first, first + n_planted):
         row = planted_rows[seed] = planted_seed(seed)
-        print(f"   planted seed {seed}: {row['ratio']} (twin {row['twin_ratio']})", row["cuts"], flush=True)
+        print(
+            f"   planted seed {seed}: {row['ratio']} (twin {row['twin_ratio']}, rerun {row['rerun_ratio']})",
+            row["cuts"],
+            flush=True,
+        )
     sp500_seeds = range(env_int("RETUNE_BENCH_SP500_SEEDS", len(SEEDS)))
     sp500: dict[int, dict] = {}
     structure: dict[str, Any] = {}
