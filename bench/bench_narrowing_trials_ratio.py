@@ -242,6 +242,9 @@ def compare(arms: dict[str, list[float]]) -> dict[str, Any]:
     # one degenerate trial (the objective's penalty, -10 Sharpe for a degenerate backtest)
     # moves a mean over 22 complete trials by 0.6, more than the arms differ: the median compares
     out["median_trial"] = {arm: _finite(np.median, values) for arm, values in arms.items()}
+    out["values"] = {
+        arm: [round(v, 4) if math.isfinite(v) else None for v in values] for arm, values in arms.items()
+    }
     return out
 
 
