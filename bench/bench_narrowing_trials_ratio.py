@@ -35,7 +35,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -50,6 +50,7 @@ from pipelines.config_files import default_config, parse_config
 from pipelines.narrowing.base import Evidence
 from pipelines.narrowing.history import top_quantile
 from pipelines.narrowing.optimizer import DataDrivenOptimizer, data_evidence
+from pipelines.narrowing.rules.deployed_architecture import shape_params
 from pipelines.param_specs import Categorical, FloatRange, IntRange, ParamSpec, contains
 from pipelines.search.objective import make_objective
 from pipelines.search.reliability import intraclass_correlation
@@ -403,18 +404,12 @@ def planted_seed(seed: int) -> dict[str, Any]:
         prior_url,
     )
     top, best = top_trials(prior)
-    data_now = data_evidence(bars.tail(config.window_bars))
-    evidence = Evidence(**data_now, prior_top_trials=top, prior_best_params=best)
-    narrowed = DataDrivenOptimizer().narrow(space, evidence)
-    # the previous run's best in production (the bench skips its race), fine-tuned by this run
-    deployed = Evidence(
-        **data_now,
-        prior_top_trials=top,
-        prior_best_params=best,
-        incumbent=best,
-        deployed_params=best,
-        pin_architecture=True,
+    evidence = Evidence(
+        **data_evidence(bars.tail(config.window_bars)), prior_top_trials=top, prior_best_params=best
     )
+    narrowed = DataDrivenOptimizer().narrow(space, evidence)
+    # production holds the previous run's best (the bench skips its race); a daily rerun fine-tunes it
+    deployed = replace(evidence, incumbent=best, deployed_params=best, pin_architecture=True)
     rerun_space = DataDrivenOptimizer().narrow(space, deployed).after
     rerun = Rerun(rerun_space, prior_url, study_name(f"ar-prior-{seed}"), best)
     data = PreparedData.from_bars(bars, config.window_bars)
@@ -425,7 +420,7 @@ def planted_seed(seed: int) -> dict[str, Any]:
     result["cuts"] = cut_scores(narrowed.firings, trials)
     result["width_share_kept"] = width_share(space, narrowed.after)
     result["rules_fired"] = sorted({f.rule for f in narrowed.firings})
-    result["rerun_pinned"] = {name: best[name] for name in ("hidden_size", "num_layers", "seq_len")}
+    result["rerun_pinned"] = {name: best[name] for name in shape_params(best) if name in best}
     return result
 
 
