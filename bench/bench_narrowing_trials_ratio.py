@@ -245,9 +245,6 @@ def compare(arms: dict[str, list[float]]) -> dict[str, Any]:
     # one degenerate trial (the objective's penalty, -10 Sharpe for a degenerate backtest)
     # moves a mean over 22 complete trials by 0.6, more than the arms differ: the median compares
     out["median_trial"] = {arm: _finite(np.median, values) for arm, values in arms.items()}
-    out["values"] = {
-        arm: [round(v, 4) if math.isfinite(v) else None for v in values] for arm, values in arms.items()
-    }
     return out
 
 
@@ -309,6 +306,9 @@ def search_arms(
         arms["rerun"] = complete_values(study)
     result = compare(arms)
     result["baseline"] = None if baseline is None else round(baseline, 5)  # what no arm is credited
+    result["values"] = {  # each trial in order, to see which configurations the arms share
+        arm: [round(v, 4) if math.isfinite(v) else None for v in values] for arm, values in arms.items()
+    }
     return result, unnarrowed_trials
 
 
@@ -355,7 +355,6 @@ def synthetic_seed(seed: int) -> dict[str, Any]:
         )
     }
     result = compare(arms)
-    del result["values"]  # 300 per seed, and a noiseless bowl's values say nothing the ratios do not
     result["optimum_inside_narrowed_box"] = inside(narrowed.after, attainable(optimum))
     result["width_share_kept"] = width_share(SYNTHETIC_SPACE, narrowed.after)
     result["rules_fired"] = sorted({f.rule for f in narrowed.firings})
